@@ -1,0 +1,1 @@
+"""The cadence engine: pure code from (deal, rules, calendar, now) to planned tasks. No I/O."""

@@ -1,0 +1,273 @@
+"""Deal x rules x calendar x now -> planned tasks. Pure: no I/O, no clock, no global state.
+
+Pinned semantics (see docs/configuration.md and the plan vectors in tests):
+- day 0 is the close date in the owner's time zone;
+- an occurrence falls on base + (from + k x every) as ONE calendar offset (months first,
+  clamped to the month's end, then days); `spread: N` puts touch k on
+  DA + floor((DB - DA) x k / (N + 1)) days; `until` and `horizon` are inclusive and compare
+  the date before the working-day shift;
+- a date on a weekend or public holiday moves to the next working day;
+- a step already late on the owner's local today: late by <= grace -> due the first working
+  day on or after today, else skipped;
+- create_on = max(due - lead_time, today); remind_at = due at reminder_time, owner's zone, UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+
+from connectors.models import Channel, Contact, Deal, Priority
+from worker.cadence import templates
+from worker.cadence.calendar import WorkCalendar, work_calendar, zone
+from worker.cadence.keys import task_key
+from worker.cadence.match import compile_when, first_match
+from worker.settings.durations import Duration
+from worker.settings.models import Cadence, Config, Step, supported_countries
+
+MAX_OCCURRENCES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTask:
+    key: str
+    connection: str
+    deal_id: str
+    cadence: str
+    step: str
+    occurrence: int
+    contact_id: str | None
+    due_date: date
+    remind_at: datetime
+    create_on: date
+    owner_id: str
+    channel: Channel
+    priority: Priority
+    moved_from: date | None = None  # the date before a weekend/holiday/late shift
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    step: str
+    occurrence: int
+    due_date: date | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DealPlan:
+    deal_id: str
+    cadence: str | None
+    day0: date | None
+    owner_id: str | None
+    tasks: tuple[PlannedTask, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    reason: str | None = None  # why nothing was planned
+    owner_fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerContext:
+    owner_id: str
+    zone_name: str
+    calendar: WorkCalendar
+    fallback: bool
+
+
+@dataclass(frozen=True, eq=False)
+class StepRule:
+    """A step compiled for scheduling; hashed by identity so the occurrence cache is cheap."""
+
+    step: Step
+    cadence_id: str
+
+    def occurrences(self, base: date, horizon_date: date) -> tuple[tuple[int, date], ...]:
+        return _occurrences(self, base, horizon_date)
+
+
+@lru_cache(maxsize=200_000)
+def _occurrences(rule: StepRule, base: date, horizon_date: date) -> tuple[tuple[int, date], ...]:
+    step = rule.step
+    out: list[tuple[int, date]] = []
+    if step.at is not None:
+        out.append((0, step.at.add_to(base)))
+    elif step.every is not None and step.until is not None:
+        last = step.until.add_to(base)
+        for k in range(MAX_OCCURRENCES):
+            day = (step.start + step.every.times(k)).add_to(base)
+            if day > last or day > horizon_date:
+                break
+            out.append((k, day))
+    elif step.spread is not None and step.until is not None:
+        first, last = step.start.add_to(base), step.until.add_to(base)
+        span = (last - first).days
+        out.extend((k, date.fromordinal(first.toordinal() + span * k // (step.spread + 1)))
+                   for k in range(1, step.spread + 1))
+    return tuple((k, day) for k, day in out if day <= horizon_date)
+
+
+def default_subject(step: Step) -> str:
+    return step.id.replace("-", " ").replace("_", " ").capitalize() + ": {{ deal.name }}"
+
+
+class Planner:
+    """Plans deals for one connection of a configuration."""
+
+    def __init__(self, config: Config, connection: str | None = None) -> None:
+        self.config = config
+        conn = config.connection(connection)
+        if connection is not None and conn is None:
+            raise KeyError(f"no connection named {connection!r} in the configuration")
+        self.connection = conn.name if conn else "default"
+        self.fallback_owner = conn.fallback_owner if conn else None
+        self.overrides = dict(conn.owners) if conn else {}
+        self._when = [compile_when(c) for c in config.cadences]
+        self._rules = {c.id: tuple(StepRule(s, c.id) for s in c.steps) for c in config.cadences}
+        self._cadences = {c.id: c for c in config.cadences}
+        d = config.defaults
+        self._horizon = d.horizon
+        self._lead, self._grace, self._reminder = d.lead_time, d.grace, d.reminder_time
+        self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
+
+    def cadence(self, cadence_id: str) -> Cadence | None:
+        return self._cadences.get(cadence_id)
+
+    def match(self, deal: Deal) -> Cadence | None:
+        return first_match(self._when, deal)
+
+    # -- owners ---------------------------------------------------------------------------
+    def owner_context(self, deal: Deal) -> OwnerContext | None:
+        owner = deal.owner
+        fallback = owner is None or not owner.active
+        if fallback and self.fallback_owner:
+            owner_id, zone_hint, country, subdivision = self.fallback_owner, None, None, None
+        elif owner is None:
+            return None
+        else:
+            fallback = False
+            owner_id, zone_hint = owner.id, owner.timezone
+            country, subdivision = owner.country, owner.subdivision
+        cache_key = (owner_id, zone_hint, country, subdivision, fallback)
+        found = self._owner_cache.get(cache_key)
+        if found is None:
+            found = self._resolve_owner(owner_id, zone_hint, country, subdivision, fallback)
+            self._owner_cache[cache_key] = found
+        return found
+
+    def _resolve_owner(self, owner_id: str, zone_hint: str | None, country: str | None,
+                       subdivision: str | None, fallback: bool) -> OwnerContext:
+        defaults = self.config.defaults
+        override = self.overrides.get(owner_id)
+        zone_name = (override.timezone if override and override.timezone else None) \
+            or _valid_zone(zone_hint) or defaults.timezone
+        if override and override.country:
+            country, subdivision = override.country, override.subdivision
+        country = (country or "").upper() or defaults.calendar.country
+        subdivisions = supported_countries().get(country)
+        if subdivisions is None:
+            country, subdivision = defaults.calendar.country, defaults.calendar.subdivision
+        elif country == defaults.calendar.country and subdivision is None:
+            subdivision = defaults.calendar.subdivision
+        elif subdivision is not None and subdivision.upper() not in subdivisions:
+            subdivision = None
+        calendar = work_calendar(country, subdivision, defaults.calendar.weekend,
+                                 defaults.calendar.extra_holidays)
+        return OwnerContext(owner_id, zone_name, calendar, fallback)
+
+    # -- planning -------------------------------------------------------------------------
+    def plan(self, deal: Deal, now: datetime) -> DealPlan:
+        if now.tzinfo is None:
+            raise ValueError("now must be time-zone aware")
+        if not deal.is_lost:
+            return DealPlan(deal.id, None, None, None, reason="not closed-lost")
+        cadence = self.match(deal)
+        if cadence is None:
+            return DealPlan(deal.id, None, None, None, reason="no cadence matches")
+        owner = self.owner_context(deal)
+        if owner is None:
+            return DealPlan(deal.id, cadence.id, None, None,
+                            reason="deal has no owner and the connection has no fallback_owner")
+        tz = zone(owner.zone_name)
+        if deal.closed_at is None:
+            return DealPlan(deal.id, cadence.id, None, owner.owner_id, reason="no close date")
+        day0 = deal.closed_at.astimezone(tz).date() if isinstance(deal.closed_at, datetime) \
+            else deal.closed_at
+        today = now.astimezone(tz).date()
+        horizon_date = (cadence.horizon or self._horizon).add_to(day0)
+        tasks: list[PlannedTask] = []
+        skipped: list[Skipped] = []
+        stakeholders = tuple(c for c in deal.contacts if not c.opted_out)
+        for rule in self._rules[cadence.id]:
+            step = rule.step
+            if step.anchor == "contract_end":
+                if deal.contract_end is None:
+                    skipped.append(Skipped(step.id, 0, None, "deal has no contract_end"))
+                    continue
+                base = deal.contract_end
+            else:
+                base = day0
+            targets: tuple[Contact | None, ...] = stakeholders if step.per == "stakeholder" \
+                else (None,)
+            if not targets:
+                continue
+            for occurrence, raw in rule.occurrences(base, horizon_date):
+                due = owner.calendar.next_working(raw)
+                if due < today:
+                    if self._grace.add_to(due) < today:
+                        skipped.append(Skipped(step.id, occurrence, due,
+                                               f"past due by more than grace ({self._grace})"))
+                        continue
+                    due = owner.calendar.next_working(today)
+                create_on = max(self._lead.subtract_from(due), today)
+                remind_at = _remind_at(due, self._reminder, owner.zone_name)
+                for contact in targets:
+                    contact_id = contact.id if contact else None
+                    tasks.append(PlannedTask(
+                        key=task_key(self.connection, deal.id, cadence.id, step.id, occurrence,
+                                     contact_id),
+                        connection=self.connection, deal_id=deal.id, cadence=cadence.id,
+                        step=step.id, occurrence=occurrence, contact_id=contact_id,
+                        due_date=due, remind_at=remind_at, create_on=create_on,
+                        owner_id=owner.owner_id, channel=step.channel, priority=step.priority,
+                        moved_from=raw if raw != due else None,
+                    ))
+        return DealPlan(deal.id, cadence.id, day0, owner.owner_id, tuple(tasks), tuple(skipped),
+                        owner_fallback=owner.fallback)
+
+    # -- rendering ------------------------------------------------------------------------
+    def render(self, task: PlannedTask, deal: Deal, day0: date | None = None) -> tuple[str, str]:
+        """Subject and body of a planned task, rendered from its step's templates."""
+        cadence = self._cadences[task.cadence]
+        step = next(s for s in cadence.steps if s.id == task.step)
+        contact = next((c for c in deal.contacts if c.id == task.contact_id), None)
+        context = {
+            "deal": templates.deal_view(deal, day0),
+            "owner": templates.owner_view(task.owner_id, deal.owner),
+            "contact": templates.contact_view(contact),
+            "step": templates.StepView(step.id, task.occurrence, task.due_date,
+                                       str(step.channel), cadence.id),
+        }
+        subject = templates.render(step.subject or default_subject(step), context)
+        body = templates.render(step.body, context) if step.body else ""
+        return " ".join(subject.split()), body.strip()
+
+
+def _valid_zone(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        zone(name)
+    except (KeyError, ValueError, OSError):
+        return None
+    return name
+
+
+@lru_cache(maxsize=65536)
+def _remind_at(due: date, at: Any, zone_name: str) -> datetime:
+    return datetime.combine(due, at, tzinfo=zone(zone_name)).astimezone(UTC)
+
+
+def lead_date(due: date, lead: Duration) -> date:
+    return lead.subtract_from(due)

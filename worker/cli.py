@@ -1,0 +1,129 @@
+"""The `winback` command line. Exit codes: 0 success, 2 bad config or input, 1 a failed run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from worker.dealsfile import InputErrors, read_deals
+from worker.settings import Config, ConfigErrors, load_config
+from worker.settings.models import model_json_schema
+
+app = typer.Typer(
+    name="winback",
+    help="After a deal is lost, make sure the rep follows up, until the opportunity is reborn.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="The configuration file (YAML).",
+                                           show_default=False)]
+
+
+class PlanFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def fail_input(lines: list[str], hint: str | None = None) -> NoReturn:
+    for line in lines:
+        err.print(line, markup=False)
+    if hint:
+        err.print(hint, markup=False)
+    raise typer.Exit(2)
+
+
+def config_or_exit(path: Path, *, require_env: bool = True) -> Config:
+    try:
+        return load_config(path, require_env=require_env)
+    except ConfigErrors as exc:
+        fail_input([str(e) for e in exc.errors],
+                   f"{len(exc.errors)} problem(s) in the configuration; nothing was run.")
+
+
+def parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail_input([f"--now: {text!r} is not an ISO 8601 date-time "
+                    "(expected e.g. 2027-11-12T14:00:00Z)"])
+    if moment.tzinfo is None:
+        fail_input([f"--now: {text!r} has no time zone (add Z for UTC or an offset like +01:00)"])
+    return moment
+
+
+@app.command()
+def validate(config: ConfigArg) -> None:
+    """Check a configuration file; print `ok`, or every problem as file:line:col."""
+    config_or_exit(config)
+    typer.echo("ok")
+
+
+@app.command()
+def plan(
+    config: ConfigArg,
+    deals: Annotated[Path, typer.Option("--deals", help="Deals as JSON lines (Deal shape).")],
+    now: Annotated[str | None, typer.Option(help="Plan as of this moment (ISO 8601).")] = None,
+    connection: Annotated[str | None, typer.Option(help="Connection whose keys and fallback "
+                                                        "owner to use (default: the first).")
+                          ] = None,
+    output_format: Annotated[PlanFormat, typer.Option("--format")] = PlanFormat.table,
+) -> None:
+    """Show the tasks the rules plan for a file of deals, without touching any CRM."""
+    from worker.cadence.engine import Planner
+    from worker.planview import plan_deals, write_json, write_table
+
+    settings = config_or_exit(config, require_env=False)
+    moment = parse_now(now)
+    if connection is not None and settings.connection(connection) is None:
+        names = ", ".join(c.name for c in settings.connections) or "none"
+        fail_input([f"--connection: no connection named {connection!r} (configured: {names})"])
+    try:
+        items = read_deals(deals)
+    except InputErrors as exc:
+        fail_input(exc.lines, "Fix the deals file; nothing was planned.")
+    planner = Planner(settings, connection)
+    results = plan_deals(planner, items, moment)
+    if output_format is PlanFormat.json:
+        write_json(results, sys.stdout)
+    else:
+        console = Console(highlight=False)
+        count = write_table(results, console)
+        console.print(f"{count} task(s) planned for {len(items)} deal(s) as of "
+                      f"{moment.isoformat()}")
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of the configuration file (for editor autocompletion)."""
+    text = json.dumps(model_json_schema(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

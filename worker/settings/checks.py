@@ -1,0 +1,85 @@
+"""Checks that look across values (duplicate ids) or into them (templates, rule fields).
+
+They run on the plain data, before and independently of the model validation, so that one
+run reports every problem in the file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from worker.cadence.templates import TemplateProblem, check
+from worker.settings.models import DEAL_FIELDS
+
+if TYPE_CHECKING:
+    from worker.settings.errors import ConfigError
+    from worker.settings.loader import Path_, Source
+
+
+def run(data: dict[str, Any], source: Source) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    connections = data.get("connections")
+    if isinstance(connections, list):
+        errors += _duplicates(connections, "name", ("connections",), source)
+    cadences = data.get("cadences")
+    if isinstance(cadences, list):
+        errors += _duplicates(cadences, "id", ("cadences",), source)
+        for index, cadence in enumerate(cadences):
+            if isinstance(cadence, dict):
+                errors += _cadence(cadence, ("cadences", index), source)
+    stop = data.get("stop")
+    if isinstance(stop, dict) and isinstance(stop.get("notify_subject"), str):
+        errors += _template(stop["notify_subject"], ("stop", "notify_subject"), source,
+                            with_contact=False)
+    return errors
+
+
+def _duplicates(items: list[Any], key: str, path: Path_, source: Source) -> list[ConfigError]:
+    errors = []
+    seen: dict[Any, int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get(key), str):
+            continue
+        value = item[key]
+        if value in seen:
+            _, first_line, _ = source.where((*path, seen[value], key))
+            errors.append(source.error(
+                (*path, index, key),
+                f"duplicate {key} {value!r} (already used on line {first_line}; {key}s must be "
+                "unique)"))
+        else:
+            seen[value] = index
+    return errors
+
+
+def _cadence(cadence: dict[str, Any], path: Path_, source: Source) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    when = cadence.get("when")
+    if isinstance(when, dict):
+        for name in when:
+            if name not in DEAL_FIELDS and not name.startswith("custom."):
+                errors.append(source.error(
+                    (*path, "when", name),
+                    f"unknown deal field {name!r} in when (expected one of: "
+                    f"{', '.join(DEAL_FIELDS)}, or custom.<field>)", key=True))
+    steps = cadence.get("steps")
+    if not isinstance(steps, list):
+        return errors
+    errors += _duplicates(steps, "id", (*path, "steps"), source)
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        with_contact = step.get("per") == "stakeholder"
+        for field in ("subject", "body"):
+            if isinstance(step.get(field), str):
+                errors += _template(step[field], (*path, "steps", index, field), source,
+                                    with_contact=with_contact)
+    return errors
+
+
+def _template(text: str, path: Path_, source: Source, *, with_contact: bool) -> list[ConfigError]:
+    try:
+        check(text, with_contact=with_contact)
+    except TemplateProblem as problem:
+        return [source.error(path, str(problem))]
+    return []

@@ -1,0 +1,332 @@
+"""The configuration file as typed models: what ops may write, its defaults, and its checks.
+
+Checks that need only one value live here (durations, zones, countries, regexes); checks
+that compare values or need file positions (duplicate ids, template fields) live in
+`worker.settings.checks`. `winback schema` and docs/configuration.md are generated from
+these models, so the field descriptions are the user documentation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from connectors.models import Channel, Priority
+from worker.settings.durations import Duration, DurationField, IntervalField
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+IDENT = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+SECRET_KEYS = frozenset({"password", "security_token", "client_secret", "access_token",
+                         "refresh_token", "private_key"})
+DEAL_FIELDS = ("loss_reason", "competitor", "amount", "stage", "pipeline", "currency", "name",
+               "account_name", "owner_country")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {name!r} (expected an IANA name such as America/New_York)"
+        ) from exc
+    return name
+
+
+@cache
+def supported_countries() -> dict[str, tuple[str, ...]]:
+    return {code: tuple(subdivs) for code, subdivs in holidays.list_supported_countries().items()}
+
+
+def _check_country(code: str) -> str:
+    if code.upper() not in supported_countries():
+        raise ValueError(
+            f"unknown or unsupported country {code!r} (expected an ISO 3166 alpha-2 code with "
+            "public-holiday data, such as US, GB, DE, FR, AU)"
+        )
+    return code.upper()
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+    return pattern
+
+
+def _non_negative(value: Duration) -> Duration:
+    if value.months < 0 or value.days < 0:
+        raise ValueError(f"{value} is negative (expected 0d or more)")
+    return value
+
+
+def _positive(value: Duration) -> Duration:
+    if value.months < 0 or value.days < 0 or value.is_zero:
+        raise ValueError(f"{value} must be more than 0d")
+    return value
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+CountryCode = Annotated[str, AfterValidator(_check_country)]
+Regex = Annotated[str, AfterValidator(_check_regex)]
+Ident = Annotated[str, Field(pattern=IDENT)]
+
+
+class CalendarSettings(Model):
+    """Working days: weekends and the public holidays of a country (from the `holidays` package)."""
+
+    country: CountryCode = Field("US", description="ISO 3166 alpha-2 code of the public holidays")
+    subdivision: str | None = Field(None, description="State/province code, e.g. CA or ENG")
+    weekend: tuple[Weekday, ...] = Field(("sat", "sun"), description="Days nobody works")
+    extra_holidays: tuple[date, ...] = Field((), description="Company days off (YYYY-MM-DD)")
+
+    @model_validator(mode="after")
+    def _check(self) -> CalendarSettings:
+        subdivisions = supported_countries().get(self.country, ())
+        if self.subdivision is not None and self.subdivision.upper() not in subdivisions:
+            raise ValueError(
+                f"unknown subdivision {self.subdivision!r} of {self.country} "
+                f"(expected one of: {', '.join(subdivisions) or 'none for this country'})"
+            )
+        if len(set(self.weekend)) == 7:
+            raise ValueError("weekend covers all seven days: no day would be a working day")
+        return self
+
+
+class Defaults(Model):
+    """Settings that apply to every connection and owner unless something more specific says."""
+
+    timezone: TimeZoneName = Field("UTC", description="Owner time zone when the CRM has none")
+    calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings())
+    reminder_time: time = Field(time(9, 0), description="Reminder hour, owner's local time (HH:MM)")
+    lead_time: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
+        Duration(days=7), description="Write each task this long before it is due")
+    grace: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
+        Duration(days=7),
+        description="A step past due by at most this much is still created, due the next "
+                    "working day; older ones are skipped")
+    horizon: Annotated[DurationField, AfterValidator(_positive)] = Field(
+        Duration(months=36), description="No task later than this after the close date")
+
+
+class FieldMap(Model):
+    """Which CRM fields hold what the rules read. Leave a field out if your CRM lacks it."""
+
+    loss_reason: str | None = Field(None, description="e.g. Loss_Reason__c / closed_lost_reason")
+    competitor: str | None = Field(None, description="e.g. Competitor__c / competitor")
+    contract_end: str | None = Field(None, description="Date the competitor's contract ends")
+    custom: dict[str, str] = Field(default_factory=dict,
+                                   description="More deal fields, read into deal.custom.<name>")
+
+
+class OwnerOverride(Model):
+    """Per-owner facts the CRM lacks (HubSpot owners carry no time zone)."""
+
+    timezone: TimeZoneName | None = None
+    country: CountryCode | None = None
+    subdivision: str | None = None
+
+
+class SalesforceAuth(Model):
+    """Username + password + security token (SOAP login), or add client_id/client_secret (OAuth)."""
+
+    username: str
+    password: str
+    security_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> SalesforceAuth:
+        if (self.client_id is None) != (self.client_secret is None):
+            raise ValueError("client_id and client_secret go together (OAuth username-password)")
+        return self
+
+
+class HubSpotAuth(Model):
+    """A private-app token (access_token), or OAuth: client_id, client_secret, refresh_token."""
+
+    access_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+
+    @model_validator(mode="after")
+    def _mode(self) -> HubSpotAuth:
+        oauth = (self.client_id, self.client_secret, self.refresh_token)
+        if self.access_token is None and None in oauth:
+            raise ValueError("give access_token (private app) or client_id, client_secret and "
+                             "refresh_token (OAuth)")
+        if self.access_token is not None and any(v is not None for v in oauth):
+            raise ValueError("give either access_token or the OAuth trio, not both")
+        return self
+
+
+class _ConnectionBase(Model):
+    name: Ident = Field(description="Unique name; part of every task key, so never rename it")
+    fields: FieldMap = Field(default_factory=lambda: FieldMap())
+    fallback_owner: OptionalText = Field(None, description="Owner id for tasks of inactive owners")
+    owners: dict[str, OwnerOverride] = Field(default_factory=dict)
+    poll_every: IntervalField = Field(300.0, description="How often to sync (e.g. 5m)")
+    overlap: IntervalField = Field(600.0, description="Re-read this far behind the watermark")
+    backfill: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
+        Duration(days=365), description="On first sync, deals closed-lost this far back")
+    timeout: IntervalField = Field(30.0, description="Timeout of one CRM call")
+    api_budget_share: float = Field(0.5, gt=0, le=1,
+                                    description="Stop before using more of the daily API budget")
+    ca_bundle: OptionalText = Field(None, description="PEM file of a private CA to trust")
+    enabled: bool = True
+
+
+class SalesforceConnection(_ConnectionBase):
+    kind: Literal["salesforce"]
+    auth: SalesforceAuth
+    login_url: str = Field("https://login.salesforce.com",
+                           description="https://test.salesforce.com for sandboxes")
+    instance_url: OptionalText = Field(None, description="Taken from the login when left out")
+    api_version: Annotated[str, Field(pattern=r"^[0-9]{2}\.0$")] = "59.0"
+    task_key_field: OptionalText = Field(
+        None, description="External ID field on Task holding the task key (recommended); "
+                          "without it a marker in the Subject is used")
+
+
+class HubSpotConnection(_ConnectionBase):
+    kind: Literal["hubspot"]
+    auth: HubSpotAuth
+    base_url: str = "https://api.hubapi.com"
+    key_property: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")] = Field(
+        "winback_key", description="Custom task property holding the task key")
+    create_key_property: bool = Field(True, description="Create the key property if missing")
+
+
+Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discriminator="kind")]
+
+
+class Matcher(Model):
+    """One test on one deal field; all tests given must pass."""
+
+    matches: Regex | None = Field(None, description="Regular expression, searched anywhere")
+    in_: tuple[str | float, ...] | None = Field(None, alias="in")
+    not_in: tuple[str | float, ...] | None = None
+    eq: str | float | None = None
+    ne: str | float | None = None
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Matcher:
+        if not self.model_fields_set:
+            raise ValueError("empty test (expected one of: matches, in, not_in, eq, ne, gte, gt, "
+                             "lte, lt, exists)")
+        return self
+
+
+class Step(Model):
+    """One follow-up touch: `at` once, `every` repeatedly, or `spread` N times over a window."""
+
+    id: Ident
+    at: DurationField | None = None
+    every: Annotated[DurationField, AfterValidator(_positive)] | None = None
+    spread: Annotated[int, Field(ge=1, le=100)] | None = None
+    from_: DurationField | None = Field(None, alias="from")
+    until: DurationField | None = None
+    anchor: Literal["close_date", "contract_end"] = "close_date"
+    channel: Channel = Channel.CALL
+    priority: Priority = Priority.NORMAL
+    per: Literal["deal", "stakeholder"] = "deal"
+    subject: str | None = Field(None, description="Jinja2 template; default names the step")
+    body: str = Field("", description="Jinja2 template: the talking points")
+
+    @model_validator(mode="after")
+    def _kind(self) -> Step:
+        kinds = [k for k in ("at", "every", "spread") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of at, every or spread"
+                             + (f" (got {', '.join(kinds)})" if kinds else ""))
+        if self.at is not None and (self.from_ is not None or self.until is not None):
+            raise ValueError("from/until go with every or spread, not with at")
+        if self.spread is not None and (self.from_ is None or self.until is None):
+            raise ValueError("spread needs both from and until")
+        if self.every is not None and self.until is None:
+            raise ValueError("every needs until (the last day it may fall on)")
+        start = self.from_ or Duration()
+        if self.until is not None and self.until.approx_days < start.approx_days:
+            raise ValueError(f"until ({self.until}) is before from ({start})")
+        return self
+
+    @property
+    def start(self) -> Duration:
+        return self.from_ or Duration()
+
+
+class Cadence(Model):
+    """A track of steps for the deals its `when` matches (first matching cadence wins)."""
+
+    id: Ident
+    description: str | None = None
+    when: dict[str, Matcher] = Field(default_factory=dict,
+                                     description="Deal field -> test; empty matches every deal")
+    steps: list[Step] = Field(default_factory=list)
+    horizon: Annotated[DurationField, AfterValidator(_positive)] | None = None
+
+
+class StopPolicy(Model):
+    """What happens when a lost deal comes back to life."""
+
+    on_reopen: Literal["close_open_tasks", "keep_open_tasks"] = "close_open_tasks"
+    on_new_deal_for_account: bool = True
+    notify_owner: bool = True
+    notify_subject: str = "Opportunity reborn: {{ deal.name }}"
+
+
+class ServiceSettings(Model):
+    """How the long-running service runs (`winback run`)."""
+
+    tick: IntervalField = Field(10.0, description="How often each replica looks for due work")
+    lease_ttl: IntervalField = Field(120.0, description="A connection's lease lifetime")
+    http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        9108, description="/healthz, /readyz, /metrics (0 = off)")
+    http_host: str = "0.0.0.0"  # noqa: S104 - a container service listens on all interfaces
+    workers: Annotated[int, Field(ge=1, le=64)] = Field(4, description="Connections at once")
+
+
+class Config(Model):
+    """The whole configuration file."""
+
+    version: Literal[1]
+    defaults: Defaults = Field(default_factory=lambda: Defaults())
+    connections: list[Connection] = Field(default_factory=list)
+    cadences: list[Cadence] = Field(default_factory=list)
+    stop: StopPolicy = Field(default_factory=lambda: StopPolicy())
+    service: ServiceSettings = Field(default_factory=lambda: ServiceSettings())
+
+    def connection(self, name: str | None) -> SalesforceConnection | HubSpotConnection | None:
+        if name is None:
+            return self.connections[0] if self.connections else None
+        return next((c for c in self.connections if c.name == name), None)
+
+
+def model_json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "winback configuration"
+    return schema
