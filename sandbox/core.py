@@ -11,6 +11,8 @@ Faults and latency never touch admin routes, and admin calls are never counted.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import random
 import re
@@ -23,11 +25,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 ADMIN_PREFIX = "/__sandbox/"
+_STATUSES = {s.value for s in HTTPStatus}
 RUN_HEADER = "X-Winback-Run"
 
 
@@ -76,7 +80,8 @@ class Response:
     @classmethod
     def json(cls, status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
         body = json.dumps(obj, separators=(",", ":"), default=str).encode()
-        return cls(status, body, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
+        content_type = {"Content-Type": "application/json;charset=UTF-8"}
+        return cls(status, body, {**content_type, **(headers or {})})
 
     @classmethod
     def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> Response:
@@ -170,7 +175,7 @@ class Emulator:
 
     # -- hooks for subclasses ------------------------------------------------------------
     def principal(self, request: Request) -> str:
-        """Who is calling (one CRM org/portal login); used for Retry-After and run overlap checks."""
+        """Who is calling (one CRM org/portal login), for Retry-After and run-overlap checks."""
         return request.header("Authorization") or "anonymous"
 
     def reset_data(self) -> None:
@@ -303,9 +308,7 @@ class Emulator:
             runs = {p: dict(r) for p, r in self._runs.items()}
         for principal, spans in runs.items():
             ordered = sorted(spans.items(), key=lambda item: item[1][0])
-            for (run_a, (_, end_a)), (run_b, (start_b, _)) in zip(
-                ordered, ordered[1:], strict=False
-            ):
+            for (run_a, (_, end_a)), (run_b, (start_b, _)) in itertools.pairwise(ordered):
                 if start_b < end_a:
                     found.append({"principal": principal, "runs": [run_a, run_b]})
         return found
@@ -383,7 +386,8 @@ class Emulator:
     def _admin_violations(self, request: Request) -> Response:
         with self._stats_lock:
             items = [v.__dict__ for v in self._violations]
-        return Response.json(200, {"retry_after": items, "overlapping_runs": self.overlapping_runs()})
+        overlaps = self.overlapping_runs()
+        return Response.json(200, {"retry_after": items, "overlapping_runs": overlaps})
 
     def _admin_reset(self, request: Request) -> Response:
         """Forget data, counts, faults, violations and the clock offset."""
@@ -432,28 +436,20 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response.json(500, {"message": f"emulator error: {exc!r}"})
         if response.drop:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Content-Length", str(len(response.body)))
+        reason = HTTPStatus(response.status).phrase if response.status in _STATUSES else ""
+        head = [f"HTTP/1.1 {response.status} {reason}"]
+        head += [f"{name}: {value}" for name, value in response.headers.items()]
+        head += [f"Date: {self.date_time_string()}", f"Content-Length: {len(response.body)}"]
         # One write for head and body: two small writes meet Nagle + delayed ACK (40 ms each).
-        self._headers_buffer.append(b"\r\n")
-        if response.body and self.command != "HEAD":
-            self._headers_buffer.append(response.body)
-        self.flush_headers()
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if self.command != "HEAD":
+            payload += response.body
+        self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        # BaseHTTPRequestHandler adds Server and Date; keep Server out (Date is added above).
-        self.log_request(code)
-        self.send_response_only(code, message)
 
 
 class EmulatorServer(ThreadingHTTPServer):

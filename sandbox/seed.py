@@ -24,6 +24,7 @@ LOSS_REASONS = (
 )
 COMPETITORS = ("Globex", "Initech", "Hooli", "Umbrella", "Stark Industries", "Wayne Enterprises",
                "Soylent", "Vandelay Industries")
+PRODUCTS = ("Platform", "Expansion", "Renewal", "Pilot", "Enterprise")
 ROLES = ("Decision Maker", "Economic Buyer", "Evaluator", "Technical Buyer", "Influencer", None)
 OWNER_ZONES = (
     ("America/New_York", "US"), ("America/Chicago", "US"), ("America/Los_Angeles", "US"),
@@ -121,16 +122,16 @@ def generate(
         data.accounts.append(SeedAccount(index=i, name=name, domain=f"{slug}{i}.example"))
 
     contacts_by_account: dict[int, list[int]] = {}
-    for account in data.accounts:
+    for acct in data.accounts:
         for _ in range(rng.randint(0, 4)):
             first, last = rng.choice(first_names), rng.choice(last_names)
             index = len(data.contacts)
             data.contacts.append(SeedContact(
-                index=index, account=account.index, first_name=first, last_name=last,
-                email=f"{first}.{last}.{index}@{account.domain}".lower(),
+                index=index, account=acct.index, first_name=first, last_name=last,
+                email=f"{first}.{last}.{index}@{acct.domain}".lower(),
                 opted_out=rng.random() < 0.05,
             ))
-            contacts_by_account.setdefault(account.index, []).append(index)
+            contacts_by_account.setdefault(acct.index, []).append(index)
 
     reasons = [r for r, _ in LOSS_REASONS]
     weights = [w for _, w in LOSS_REASONS]
@@ -139,8 +140,9 @@ def generate(
         roll = rng.random()
         state = "lost" if roll < lost_share else "won" if roll < lost_share + won_share else "open"
         close = (now - timedelta(days=rng.randint(0, days_back))).date()
-        created = datetime.combine(close - timedelta(days=rng.randint(20, 200)), datetime.min.time(),
-                                   tzinfo=UTC) + timedelta(seconds=rng.randint(0, 86399))
+        created = datetime.combine(close - timedelta(days=rng.randint(20, 200)),
+                                   datetime.min.time(), tzinfo=UTC) \
+            + timedelta(seconds=rng.randint(0, 86399))
         modified = min(now, datetime.combine(close, datetime.min.time(), tzinfo=UTC)
                        + timedelta(seconds=rng.randint(0, 86399 * 3)))
         reason = rng.choices(reasons, weights)[0] if state == "lost" else None
@@ -151,7 +153,7 @@ def generate(
         picked = rng.sample(pool, k=min(len(pool), rng.randint(0, 3)))
         data.deals.append(SeedDeal(
             index=i,
-            name=f"{data.accounts[account].name} - {rng.choice(('Platform', 'Expansion', 'Renewal', 'Pilot', 'Enterprise'))}",
+            name=f"{data.accounts[account].name} - {rng.choice(PRODUCTS)}",
             account=account,
             owner=rng.randrange(owners),
             state=state,

@@ -23,7 +23,7 @@ class TestCA:
 
 
 def make_ca(directory: Path) -> TestCA:
-    """Create a CA and a server certificate for 127.0.0.1 / localhost; write the CA to `directory`."""
+    """Make a CA and a server certificate for 127.0.0.1 / localhost; write the CA to `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="winback sandbox")
     cert = ca.issue_cert("127.0.0.1", "localhost")

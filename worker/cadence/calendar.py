@@ -1,14 +1,20 @@
-"""Working days per owner: weekends, public holidays (observed days included) and company days off."""
+"""Working days per owner: weekends, public holidays (observed days too) and company days off."""
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterable
 from datetime import date, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
 import holidays
+
+# Some countries' holiday data ends in a given year; past it only weekends count. Planning is
+# bounded by the horizon (years, not decades), so the warning is noise in the logs.
+warnings.filterwarnings("ignore", message="Requested Holidays are available only",
+                        category=UserWarning)
 
 WEEKDAY_NUMBERS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 

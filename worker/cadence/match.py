@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,16 +60,25 @@ def _tests(matcher: Matcher) -> list[Test]:
     if matcher.ne is not None:
         ne = _norm(matcher.ne)
         tests.append(lambda v: v is None or _norm(v) != ne)
-    for bound, compare in (
-        (matcher.gte, lambda n, b: n >= b), (matcher.gt, lambda n, b: n > b),
-        (matcher.lte, lambda n, b: n <= b), (matcher.lt, lambda n, b: n < b),
-    ):
+    bounds: list[tuple[float | None, Callable[[float, float], bool]]] = [
+        (matcher.gte, operator.ge), (matcher.gt, operator.gt),
+        (matcher.lte, operator.le), (matcher.lt, operator.lt),
+    ]
+    for bound, compare in bounds:
         if bound is not None:
-            tests.append(lambda v, b=bound, c=compare: (n := _number(v)) is not None and c(n, b))
+            tests.append(_bounded(bound, compare))
     if matcher.exists is not None:
         wanted = matcher.exists
         tests.append(lambda v: (v is not None and v != "") is wanted)
     return tests
+
+
+def _bounded(bound: float, compare: Callable[[float, float], bool]) -> Test:
+    def test(value: Any) -> bool:
+        number = _number(value)
+        return number is not None and compare(number, bound)
+
+    return test
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,8 @@ class CompiledWhen:
 
 
 def compile_when(cadence: Cadence) -> CompiledWhen:
-    return CompiledWhen(cadence, tuple((name, tuple(_tests(m))) for name, m in cadence.when.items()))
+    return CompiledWhen(cadence,
+                        tuple((name, tuple(_tests(m))) for name, m in cadence.when.items()))
 
 
 def first_match(rules: list[CompiledWhen], deal: Deal) -> Cadence | None:

@@ -51,7 +51,9 @@ def check(source: str, *, with_contact: bool) -> None:
         _ENV.compile(tree)  # unknown filters and tests fail here
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template error: {exc.message}", exc.lineno or 1) from exc
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    lookups = [n for n in tree.find_all((nodes.Getattr, nodes.Getitem))
+               if isinstance(n, nodes.Getattr | nodes.Getitem)]
+    for node in lookups:
         attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)
         if attr is not None and attr.startswith("_"):
             raise TemplateProblem(
@@ -64,7 +66,7 @@ def check(source: str, *, with_contact: bool) -> None:
         if name == "contact" and not with_contact:
             raise TemplateProblem(
                 "template uses contact, which exists only in steps with per: stakeholder")
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in lookups:
         target = node.node
         attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)
         if isinstance(target, nodes.Name) and target.name in ROOTS and attr is not None:

@@ -1,4 +1,4 @@
-"""Calendar durations (`14d`, `4w`, `1mo`, `3y`, `-180d`, `1y6mo`) and clock intervals (`30s`, `5m`).
+"""Calendar durations (`14d`, `4w`, `1mo`, `3y`, `-180d`, `1y6mo`) and clock intervals (`5m`).
 
 A `Duration` is a pair (months, days): years and months are calendar months, clamped to the
 end of the month (Jan 31 + 1mo = Feb 28/29); weeks and days are days. Adding one applies the

@@ -193,7 +193,7 @@ def _interpolate(text: str, path: Path_, source: Source, env: Mapping[str, str])
 class _Lenient(dict[str, str]):
     """An environment in which every variable is set (to "" when it is not)."""
 
-    def get(self, key: str, default: object = None) -> str:  # type: ignore[override]
+    def get(self, key: str, default: object = None) -> str:
         return super().get(key, "")
 
 
@@ -237,7 +237,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, *,
 
 def _merge(sources: list[Source]) -> Source:
     merged = Source(data=None, file=sources[0].file)
-    for source in sources:
+    for source in reversed(sources):  # the main file's positions win
         merged.positions.update(source.positions)
         merged.key_positions.update(source.key_positions)
         merged.errors += source.errors

@@ -66,10 +66,9 @@ def data_path(loc: tuple[Any, ...], data: Any) -> Path_:
     current = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
-        if isinstance(current, dict) and isinstance(part, str) and part in current:
-            current = current[part]
-            out.append(part)
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        in_dict = isinstance(current, dict) and isinstance(part, str) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
             current = current[part]
             out.append(part)
         elif isinstance(current, dict) and last and isinstance(part, str):
@@ -127,8 +126,8 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def _pick_tag(annotation: Any, tag: str) -> Any:
-    for option in get_args(annotation):
-        option = _unwrap(option)
+    for member in get_args(annotation):
+        option = _unwrap(member)
         if isinstance(option, type) and issubclass(option, BaseModel):
             kind = option.model_fields.get("kind")
             if kind is not None and tag in get_args(kind.annotation):
