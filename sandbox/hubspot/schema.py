@@ -180,7 +180,8 @@ def _p(name: str, label: str, type_: str, field_type: str, group: str, **kw: Any
 
 def _common(group: str, created: str, modified: tuple[str, ...]) -> list[PropDef]:
     props = [_p("hs_object_id", "Record ID", "number", "number", group, read_only=True),
-             _p(created, "Create Date", "datetime", "date", group, read_only=created != "createdate"),
+             _p(created, "Create Date", "datetime", "date", group,
+                read_only=created != "createdate"),
              _p("hubspot_owner_id", "Owner", "enumeration", "select", group, referenced="OWNER")]
     props += [_p(m, "Last Modified Date", "datetime", "date", group, read_only=True)
               for m in modified]
@@ -216,7 +217,7 @@ def default_properties() -> dict[str, dict[str, PropDef]]:
     ] + [_p(f"hs_v2_date_entered_{s.id}", f"Date entered \"{s.label} ({p.label})\"",
             "datetime", "date", "deal_activity", read_only=True, calculated=True)
          for p in PIPELINES for s in p.stages]
-    contacts = _common(contact_g, "createdate", ("lastmodifieddate", "hs_lastmodifieddate")) + [
+    contacts = [*_common(contact_g, "createdate", ("lastmodifieddate", "hs_lastmodifieddate")),
         _p("firstname", "First Name", "string", "text", contact_g),
         _p("lastname", "Last Name", "string", "text", contact_g),
         _p("email", "Email", "string", "text", contact_g),
@@ -224,11 +225,11 @@ def default_properties() -> dict[str, dict[str, PropDef]]:
         _p("hs_email_optout", "Unsubscribed from all email", "bool", "booleancheckbox",
            contact_g, options=_TRUE_FALSE, read_only=True),
     ]
-    companies = _common(company_g, "createdate", ("hs_lastmodifieddate",)) + [
+    companies = [*_common(company_g, "createdate", ("hs_lastmodifieddate",)),
         _p("name", "Company name", "string", "text", company_g),
         _p("domain", "Company Domain Name", "string", "text", company_g),
     ]
-    tasks = _common(task_g, "hs_createdate", ("hs_lastmodifieddate",)) + [
+    tasks = [*_common(task_g, "hs_createdate", ("hs_lastmodifieddate",)),
         _p("hs_timestamp", "Due date", "datetime", "date", task_g),
         _p("hs_task_subject", "Task Title", "string", "text", task_g),
         _p("hs_task_body", "Notes", "string", "html", task_g),

@@ -211,7 +211,8 @@ class Store:
         if type_ == "deals":
             pipeline = props.setdefault("pipeline", "default")
             if "dealstage" not in props:
-                props["dealstage"] = next((p for p in PIPELINES if p.id == pipeline), PIPELINES[0]).stages[0].id
+                first = next((p for p in PIPELINES if p.id == pipeline), PIPELINES[0])
+                props["dealstage"] = first.stages[0].id
             stage = props["dealstage"]
             closed, won = stage_flags(stage)
             props["hs_is_closed"] = _flag(closed)

@@ -206,8 +206,8 @@ def build_schema(task_external_id_field: str | None = "Winback_Key__c",
         _pick("Industry", ("Technology", "Manufacturing", "Finance", "Healthcare", "Retail")),
         Field("Website", "url", 255), Field("Phone", "phone", 40), _text("BillingCountry", 80),
         _owner(), _long_text("Description"), *_system(),
-    ], children=[ChildRelationship("Contacts", "Contact", "AccountId", False),
-                 ChildRelationship("Opportunities", "Opportunity", "AccountId", False),
+    ], children=[ChildRelationship("Contacts", "Contact", "AccountId", True),
+                 ChildRelationship("Opportunities", "Opportunity", "AccountId", True),
                  ChildRelationship("Tasks", "Task", "WhatId", True)])
     contact = SObjectType("Contact", "003", "Contact", [
         _id(), _deleted(), _ref("AccountId", ("Account",), "Account", indexed=True),

@@ -19,15 +19,15 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from connectors.models import Channel, Contact, Deal, Priority
+from connectors.models import Channel, Deal, Priority
 from worker.cadence import templates
 from worker.cadence.calendar import WorkCalendar, work_calendar, zone
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
-from worker.settings.durations import Duration
 from worker.settings.models import Cadence, Config, Step, supported_countries
 
 MAX_OCCURRENCES = 1000
+SCHEDULE_CACHE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,10 @@ class OwnerContext:
     zone_name: str
     calendar: WorkCalendar
     fallback: bool
+
+
+# (step, occurrence, due date, reminder UTC, create on, date before the shift)
+Slot = tuple[Step, int, date, datetime, date, date | None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,7 +133,12 @@ class Planner:
         d = config.defaults
         self._horizon = d.horizon
         self._lead, self._grace, self._reminder = d.lead_time, d.grace, d.reminder_time
+        self._lead_back = -self._lead
+        self._late_reason = f"past due by more than grace ({self._grace})"
+        self._has_contract_steps = {
+            c.id: any(s.anchor == "contract_end" for s in c.steps) for c in config.cadences}
         self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
+        self._schedules: dict[tuple[Any, ...], tuple[tuple[Slot, ...], tuple[Skipped, ...]]] = {}
 
     def cadence(self, cadence_id: str) -> Cadence | None:
         return self._cadences.get(cadence_id)
@@ -195,46 +204,68 @@ class Planner:
         day0 = deal.closed_at.astimezone(tz).date() if isinstance(deal.closed_at, datetime) \
             else deal.closed_at
         today = now.astimezone(tz).date()
-        horizon_date = (cadence.horizon or self._horizon).add_to(day0)
+        slots, skipped = self._schedule(cadence, day0, deal.contract_end, owner, today)
+        stakeholders = tuple(c.id for c in deal.contacts if not c.opted_out)
         tasks: list[PlannedTask] = []
+        for step, occurrence, due, remind_at, create_on, moved_from in slots:
+            for contact_id in (stakeholders if step.per == "stakeholder" else (None,)):
+                tasks.append(PlannedTask(
+                    task_key(self.connection, deal.id, cadence.id, step.id, occurrence,
+                             contact_id),
+                    self.connection, deal.id, cadence.id, step.id, occurrence, contact_id,
+                    due, remind_at, create_on, owner.owner_id, step.channel, step.priority,
+                    moved_from,
+                ))
+        return DealPlan(deal.id, cadence.id, day0, owner.owner_id, tuple(tasks), skipped,
+                        owner_fallback=owner.fallback)
+
+    def _schedule(self, cadence: Cadence, day0: date, contract_end: date | None,
+                  owner: OwnerContext, today: date) -> tuple[tuple[Slot, ...], tuple[Skipped, ...]]:
+        """The dated steps of a cadence: those counted from day 0, then those anchored on the
+        contract end (or skipped when the deal has none)."""
+        horizon_date = (cadence.horizon or self._horizon).add_to(day0)
+        slots, skipped = self._anchored(cadence, "close_date", day0, horizon_date, owner, today)
+        if not self._has_contract_steps[cadence.id]:
+            return slots, skipped
+        if contract_end is None:
+            missing = tuple(Skipped(r.step.id, 0, None, "deal has no contract_end")
+                            for r in self._rules[cadence.id] if r.step.anchor == "contract_end")
+            return slots, skipped + missing
+        more, more_skipped = self._anchored(cadence, "contract_end", contract_end, horizon_date,
+                                            owner, today)
+        return slots + more, skipped + more_skipped
+
+    def _anchored(self, cadence: Cadence, anchor: str, base: date, horizon_date: date,
+                  owner: OwnerContext, today: date
+                  ) -> tuple[tuple[Slot, ...], tuple[Skipped, ...]]:
+        """Dated steps with one anchor (memoised: many deals share a day 0, zone and today)."""
+        cache_key = (cadence.id, anchor, base, horizon_date, owner.calendar, owner.zone_name,
+                     today)
+        found = self._schedules.get(cache_key)
+        if found is not None:
+            return found
+        slots: list[Slot] = []
         skipped: list[Skipped] = []
-        stakeholders = tuple(c for c in deal.contacts if not c.opted_out)
         for rule in self._rules[cadence.id]:
             step = rule.step
-            if step.anchor == "contract_end":
-                if deal.contract_end is None:
-                    skipped.append(Skipped(step.id, 0, None, "deal has no contract_end"))
-                    continue
-                base = deal.contract_end
-            else:
-                base = day0
-            targets: tuple[Contact | None, ...] = stakeholders if step.per == "stakeholder" \
-                else (None,)
-            if not targets:
+            if step.anchor != anchor:
                 continue
             for occurrence, raw in rule.occurrences(base, horizon_date):
                 due = owner.calendar.next_working(raw)
                 if due < today:
                     if self._grace.add_to(due) < today:
-                        skipped.append(Skipped(step.id, occurrence, due,
-                                               f"past due by more than grace ({self._grace})"))
+                        skipped.append(Skipped(step.id, occurrence, due, self._late_reason))
                         continue
                     due = owner.calendar.next_working(today)
-                create_on = max(self._lead.subtract_from(due), today)
+                create_on = max(self._lead_back.add_to(due), today)
                 remind_at = _remind_at(due, self._reminder, owner.zone_name)
-                for contact in targets:
-                    contact_id = contact.id if contact else None
-                    tasks.append(PlannedTask(
-                        key=task_key(self.connection, deal.id, cadence.id, step.id, occurrence,
-                                     contact_id),
-                        connection=self.connection, deal_id=deal.id, cadence=cadence.id,
-                        step=step.id, occurrence=occurrence, contact_id=contact_id,
-                        due_date=due, remind_at=remind_at, create_on=create_on,
-                        owner_id=owner.owner_id, channel=step.channel, priority=step.priority,
-                        moved_from=raw if raw != due else None,
-                    ))
-        return DealPlan(deal.id, cadence.id, day0, owner.owner_id, tuple(tasks), tuple(skipped),
-                        owner_fallback=owner.fallback)
+                slots.append((step, occurrence, due, remind_at, create_on,
+                              raw if raw != due else None))
+        found = (tuple(slots), tuple(skipped))
+        if len(self._schedules) >= SCHEDULE_CACHE:
+            self._schedules.clear()
+        self._schedules[cache_key] = found
+        return found
 
     # -- rendering ------------------------------------------------------------------------
     def render(self, task: PlannedTask, deal: Deal, day0: date | None = None) -> tuple[str, str]:
@@ -268,6 +299,3 @@ def _valid_zone(name: str | None) -> str | None:
 def _remind_at(due: date, at: Any, zone_name: str) -> datetime:
     return datetime.combine(due, at, tzinfo=zone(zone_name)).astimezone(UTC)
 
-
-def lead_date(due: date, lead: Duration) -> date:
-    return lead.subtract_from(due)

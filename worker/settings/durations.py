@@ -61,7 +61,9 @@ class Duration:
         return cls(sign * months, sign * days)
 
     def add_to(self, day: date) -> date:
-        return add_months(day, self.months) + timedelta(days=self.days)
+        if self.months:
+            day = add_months(day, self.months)
+        return day + timedelta(days=self.days) if self.days else day
 
     def subtract_from(self, day: date) -> date:
         return (-self).add_to(day)

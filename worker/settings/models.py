@@ -114,15 +114,16 @@ class Defaults(Model):
 
     timezone: TimeZoneName = Field("UTC", description="Owner time zone when the CRM has none")
     calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings())
-    reminder_time: time = Field(time(9, 0), description="Reminder hour, owner's local time (HH:MM)")
+    reminder_time: time = Field("09:00", validate_default=True,
+                                description="Reminder hour, owner's local time (HH:MM)")
     lead_time: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
-        Duration(days=7), description="Write each task this long before it is due")
+        "7d", validate_default=True, description="Write each task this long before it is due")
     grace: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
-        Duration(days=7),
+        "7d", validate_default=True,
         description="A step past due by at most this much is still created, due the next "
                     "working day; older ones are skipped")
     horizon: Annotated[DurationField, AfterValidator(_positive)] = Field(
-        Duration(months=36), description="No task later than this after the close date")
+        "3y", validate_default=True, description="No task later than this after the close date")
 
 
 class FieldMap(Model):
@@ -183,11 +184,15 @@ class _ConnectionBase(Model):
     fields: FieldMap = Field(default_factory=lambda: FieldMap())
     fallback_owner: OptionalText = Field(None, description="Owner id for tasks of inactive owners")
     owners: dict[str, OwnerOverride] = Field(default_factory=dict)
-    poll_every: IntervalField = Field(300.0, description="How often to sync (e.g. 5m)")
-    overlap: IntervalField = Field(600.0, description="Re-read this far behind the watermark")
+    poll_every: IntervalField = Field("5m", validate_default=True,
+                                      description="How often to sync")
+    overlap: IntervalField = Field("10m", validate_default=True,
+                                   description="Re-read this far behind the watermark")
     backfill: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
-        Duration(days=365), description="On first sync, deals closed-lost this far back")
-    timeout: IntervalField = Field(30.0, description="Timeout of one CRM call")
+        "365d", validate_default=True,
+        description="On first sync, deals closed-lost this far back")
+    timeout: IntervalField = Field("30s", validate_default=True,
+                                   description="Timeout of one CRM call")
     api_budget_share: float = Field(0.5, gt=0, le=1,
                                     description="Stop before using more of the daily API budget")
     ca_bundle: OptionalText = Field(None, description="PEM file of a private CA to trust")
@@ -301,8 +306,10 @@ class StopPolicy(Model):
 class ServiceSettings(Model):
     """How the long-running service runs (`winback run`)."""
 
-    tick: IntervalField = Field(10.0, description="How often each replica looks for due work")
-    lease_ttl: IntervalField = Field(120.0, description="A connection's lease lifetime")
+    tick: IntervalField = Field("10s", validate_default=True,
+                                description="How often each replica looks for due work")
+    lease_ttl: IntervalField = Field("2m", validate_default=True,
+                                     description="A connection's lease lifetime")
     http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         9108, description="/healthz, /readyz, /metrics (0 = off)")
     http_host: str = "0.0.0.0"  # noqa: S104 - a container service listens on all interfaces

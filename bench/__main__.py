@@ -1,0 +1,24 @@
+"""`python -m bench [name] [options]`: run one benchmark (default: all, small sizes)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import planner
+
+BENCHES = {"planner": planner.main}
+
+
+def run() -> None:
+    args = sys.argv[1:]
+    if args and args[0] in BENCHES:
+        BENCHES[args[0]](args[1:])
+        return
+    if args:
+        sys.exit(f"unknown benchmark {args[0]!r} (known: {', '.join(BENCHES)})")
+    for name, bench in BENCHES.items():
+        print(f"== {name}")
+        bench([])
+
+
+run()

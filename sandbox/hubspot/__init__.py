@@ -1,0 +1,9 @@
+"""A protocol-faithful HubSpot CRM API emulator (see `/__sandbox/` admin routes in admin.py).
+
+`start_hubspot()` serves one on 127.0.0.1 over plain HTTP; the unmodified `hubspot-api-client`
+works against it with `HubSpot(access_token="pat-…", host=server.url)`.
+"""
+
+from sandbox.hubspot.emulator import HubSpotEmulator, HubSpotOptions, start_hubspot
+
+__all__ = ["HubSpotEmulator", "HubSpotOptions", "start_hubspot"]

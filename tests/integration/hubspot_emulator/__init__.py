@@ -1,0 +1,1 @@
+"""Integration tests of the HubSpot emulator (sandbox/hubspot) with the real SDK."""
