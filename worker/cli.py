@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -48,6 +49,11 @@ def config_or_exit(path: Path, *, require_env: bool = True) -> Config:
     except ConfigErrors as exc:
         fail_input([str(e) for e in exc.errors],
                    f"{len(exc.errors)} problem(s) in the configuration; nothing was run.")
+
+
+def table_console() -> Console:
+    """Tables are wide: off a terminal, lay them out for 160 columns instead of 80."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def parse_now(text: str | None) -> datetime:
@@ -98,7 +104,7 @@ def plan(
     if output_format is PlanFormat.json:
         write_json(results, sys.stdout)
     else:
-        console = Console(highlight=False)
+        console = table_console()
         count = write_table(results, console)
         console.print(f"{count} task(s) planned for {len(items)} deal(s) as of "
                       f"{moment.isoformat()}")
@@ -117,12 +123,41 @@ def schema(
         output.write_text(text, encoding="utf-8")
 
 
+@app.command()
+def demo() -> None:
+    """Plan the default playbook over a bundled sample of closed-lost deals (no CRM needed)."""
+    from importlib.resources import files
+
+    from worker.cadence.engine import Planner
+    from worker.planview import plan_deals, write_table
+    from worker.settings.loader import default_config_dir
+
+    settings = config_or_exit(default_config_dir() / "winback.yaml", require_env=False)
+    sample = Path(str(files("worker") / "samples" / "deals.jsonl"))
+    items = read_deals(sample)
+    latest = max((d.closed_at.date() if isinstance(d.closed_at, datetime) else d.closed_at)
+                 for d in items if d.closed_at is not None)
+    moment = datetime.combine(latest, time(15), tzinfo=UTC)
+    console = table_console()
+    console.print(f"Planning {len(items)} sample deals with the default playbook as of "
+                  f"{moment.date()}\n")
+    count = write_table(plan_deals(Planner(settings, "acme-sf"), items, moment), console)
+    console.print(f"\n{count} task(s) planned. Edit the rules in config/playbook.yaml and run "
+                  "`winback plan` to see the change.")
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if os.environ.get("WINBACK_DEBUG"):
+            raise
+        err.print(f"winback: {type(exc).__name__}: {exc}", markup=False)
+        err.print("(set WINBACK_DEBUG=1 to see the traceback)", markup=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -73,21 +73,22 @@ def write_table(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], console
         fallback = " (fallback owner)" if plan.owner_fallback else ""
         table = Table(title=f"{title}: cadence {plan.cadence}, day 0 {plan.day0}, owner "
                             f"{plan.owner_id}{fallback}", title_justify="left", expand=False)
-        for column in ("step", "#", "contact", "due", "reminder (UTC)", "create on", "channel",
-                       "priority", "subject"):
-            table.add_column(column, overflow="fold")
+        for column in ("step", "due", "remind", "create on", "via", "contact", "subject"):
+            table.add_column(column, overflow="fold", no_wrap=column != "subject")
         for row in rows:
             task = row.task
-            due = task.due_date.isoformat()
-            if task.moved_from:
-                due += f" (from {task.moved_from.isoformat()})"
-            table.add_row(task.step, str(task.occurrence), task.contact_id or "", due,
-                          utc_z(task.remind_at)[:-4].replace("T", " "), task.create_on.isoformat(),
-                          str(task.channel), str(task.priority), row.subject)
+            step = task.step + (f"#{task.occurrence}" if task.occurrence else "")
+            due = task.due_date.isoformat() + ("*" if task.moved_from else "")
+            via = str(task.channel) + ("!" if str(task.priority) == "high" else "")
+            table.add_row(step, due, task.remind_at.astimezone(UTC).strftime("%H:%MZ"),
+                          task.create_on.isoformat(), via, task.contact_id or "", row.subject)
         console.print(table)
         for skip in plan.skipped:
             console.print(f"  skipped {skip.step}#{skip.occurrence}"
                           f"{' due ' + skip.due_date.isoformat() if skip.due_date else ''}: "
                           f"{skip.reason}")
         count += len(rows)
+    if count:
+        console.print("* moved to the next working day (weekend, holiday or late); "
+                      "! high priority; remind = reminder time in UTC")
     return count
