@@ -14,6 +14,7 @@ Pinned semantics (see docs/configuration.md and the plan vectors in tests):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -135,6 +136,13 @@ class Planner:
         self._lead, self._grace, self._reminder = d.lead_time, d.grace, d.reminder_time
         self._lead_back = -self._lead
         self._late_reason = f"past due by more than grace ({self._grace})"
+        defaults_json = d.model_dump_json()
+        self._versions = {
+            c.id: hashlib.blake2b((c.model_dump_json() + defaults_json).encode(),
+                                  digest_size=8).hexdigest() for c in config.cadences}
+        self._all_version = hashlib.blake2b("".join(
+            c.id + v for c, v in zip(config.cadences, self._versions.values(), strict=True))
+            .encode(), digest_size=8).hexdigest()
         self._has_contract_steps = {
             c.id: any(s.anchor == "contract_end" for s in c.steps) for c in config.cadences}
         self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
@@ -186,7 +194,19 @@ class Planner:
         return OwnerContext(owner_id, zone_name, calendar, fallback)
 
     # -- planning -------------------------------------------------------------------------
-    def plan(self, deal: Deal, now: datetime) -> DealPlan:
+    def rule_version(self, cadence_id: str | None) -> str:
+        """A short hash of everything that decides a cadence's dates and texts; for None (no
+        cadence matched), a hash of all the rules, so a rule edit re-examines unmatched deals."""
+        if cadence_id is None:
+            return self._all_version
+        return self._versions.get(cadence_id, "removed")
+
+    def versions(self) -> dict[str, str]:
+        return dict(self._versions)
+
+    def plan(self, deal: Deal, now: datetime, *, cycle: int = 1) -> DealPlan:
+        """Plan a deal. `cycle` counts losses of the same deal: a deal lost again after it was
+        reborn starts a new cycle whose keys differ from the first one's."""
         if now.tzinfo is None:
             raise ValueError("now must be time-zone aware")
         if not deal.is_lost:
@@ -206,11 +226,12 @@ class Planner:
         today = now.astimezone(tz).date()
         slots, skipped = self._schedule(cadence, day0, deal.contract_end, owner, today)
         stakeholders = tuple(c.id for c in deal.contacts if not c.opted_out)
+        key_cadence = cadence.id if cycle == 1 else f"{cadence.id}@{cycle}"
         tasks: list[PlannedTask] = []
         for step, occurrence, due, remind_at, create_on, moved_from in slots:
             for contact_id in (stakeholders if step.per == "stakeholder" else (None,)):
                 tasks.append(PlannedTask(
-                    task_key(self.connection, deal.id, cadence.id, step.id, occurrence,
+                    task_key(self.connection, deal.id, key_cadence, step.id, occurrence,
                              contact_id),
                     self.connection, deal.id, cadence.id, step.id, occurrence, contact_id,
                     due, remind_at, create_on, owner.owner_id, step.channel, step.priority,

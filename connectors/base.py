@@ -1,0 +1,167 @@
+"""The CRM port: what the worker may ask of any CRM, and the settings an adapter is built from.
+
+The worker sees only this module, `connectors.models` and `connectors.errors`; which CRM is
+behind a `Connector` is the adapter's business. Adapters: `connectors.salesforce`,
+`connectors.hubspot`; a fake for tests: `connectors.memory.InMemoryConnector`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    """CRM field names for what the rules read (None: the CRM has no such field)."""
+
+    loss_reason: str | None = None
+    competitor: str | None = None
+    contract_end: str | None = None
+    custom: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    name: str
+    username: str
+    password: str
+    security_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    login_url: str = "https://login.salesforce.com"
+    instance_url: str | None = None
+    api_version: str = "59.0"
+    task_key_field: str | None = None
+    fields: FieldNames = field(default_factory=FieldNames)
+    ca_bundle: str | None = None
+    timeout: float = 30.0
+    api_budget_share: float = 0.5
+    retry_budget: float = 20.0  # seconds one call may spend retrying
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"SalesforceSettings(name={self.name!r}, login_url={self.login_url!r})"
+
+
+@dataclass(frozen=True)
+class HubSpotSettings:
+    name: str
+    access_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    base_url: str = "https://api.hubapi.com"
+    key_property: str = "winback_key"
+    create_key_property: bool = True
+    fields: FieldNames = field(default_factory=FieldNames)
+    ca_bundle: str | None = None
+    timeout: float = 30.0
+    api_budget_share: float = 0.5
+    retry_budget: float = 20.0
+    burst_limit: int = 100  # requests per 10 s the portal allows this app (HubSpot's default)
+    search_per_second: int = 5
+
+    def __repr__(self) -> str:
+        return f"HubSpotSettings(name={self.name!r}, base_url={self.base_url!r})"
+
+
+@dataclass(frozen=True)
+class DealPage:
+    """One page of changed deals, oldest change first.
+
+    `watermark` is the modification stamp it is safe to resume from once this page is stored
+    (the newest stamp in the page), or None when the page must not move the watermark."""
+
+    deals: list[Deal]
+    watermark: datetime | None
+
+
+@dataclass(frozen=True)
+class SetupCheck:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    checks: list[SetupCheck]
+    key_mode: Literal["upsert", "marker", "create+search"] = "upsert"
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    used: int
+    limit: int
+
+    @property
+    def share(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP call a connector made: what the metrics and the `crm.call` log event read."""
+
+    connection: str
+    crm: str
+    endpoint: str
+    status: int | None
+    ms: float
+    items: int = 0
+    error: str | None = None
+
+
+CallObserver = Callable[[CallRecord], None]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One connected CRM account."""
+
+    name: str
+    kind: str
+
+    def begin_run(self, run_id: str | None) -> None:
+        """Tag the calls that follow with a run id (sent as `X-Winback-Run`)."""
+
+    def ensure_setup(self, *, create: bool = True) -> SetupReport:
+        """Check (and where allowed create) what winback needs in the CRM."""
+
+    def changed_deals(self, since: datetime) -> Iterator[DealPage]:
+        """Every deal (any stage, deleted ones flagged) modified at or after `since`, in pages,
+        oldest change first, with owner, account and the configured fields filled in."""
+
+    def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
+        """The current state of these deals; a deleted deal comes back with `deleted=True`."""
+
+    def stakeholders(self, deal_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        """Contacts per deal (opt-out flags set); every id asked for is a key."""
+
+    def owners(self) -> list[Owner]:
+        """Every owner, active and inactive."""
+
+    def write_tasks(self, drafts: Sequence[TaskDraft]) -> list[WriteResult]:
+        """Write tasks idempotently by key, in the largest batches the CRM allows; one result
+        per draft, matched by key. A bad record fails alone."""
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, TaskRef]:
+        """Tasks already in the CRM for these keys."""
+
+    def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:
+        """Mark tasks completed; results keyed by CRM id."""
+
+    def api_usage(self) -> ApiUsage | None:
+        """The daily API budget as last seen, if the CRM reports it."""
+
+    def close(self) -> None:
+        """Release connections."""

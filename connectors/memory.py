@@ -1,0 +1,211 @@
+"""An in-memory CRM behind the port, for the worker's unit tests (it passes the contract tests).
+
+It behaves like a well-run CRM: keyed upserts, batches of `batch_size`, per-record errors
+for inactive or unknown owners, a daily budget, and call counts per endpoint. Tests change
+its data with the `admin_*` methods, which stamp `modified_at` from the injected clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from connectors.base import ApiUsage, DealPage, SetupCheck, SetupReport
+from connectors.errors import BudgetExhausted
+from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class StoredTask:
+    crm_id: str
+    key: str
+    draft: TaskDraft
+    completed: bool = False
+    writes: int = 1
+
+
+class InMemoryConnector:
+    kind = "memory"
+
+    def __init__(self, name: str = "memory", *, clock: Clock | None = None,
+                 page_size: int = 200, batch_size: int = 200, daily_limit: int = 100_000,
+                 api_budget_share: float = 1.0) -> None:
+        self.name = name
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.daily_limit = daily_limit
+        self.api_budget_share = api_budget_share
+        self.calls: Counter[str] = Counter()
+        self.runs: list[str | None] = []
+        self._lock = threading.RLock()
+        self._deals: dict[str, Deal] = {}
+        self._contacts: dict[str, list[Contact]] = {}
+        self._owners: dict[str, Owner] = {}
+        self._tasks: dict[str, StoredTask] = {}
+        self._ids = itertools.count(1)
+        self._faults: dict[str, list[Exception]] = {}
+
+    # -- test controls ----------------------------------------------------------------------
+    def admin_put_owner(self, owner: Owner) -> None:
+        with self._lock:
+            self._owners[owner.id] = owner
+
+    def admin_put_deal(self, deal: Deal, contacts: Sequence[Contact] = ()) -> Deal:
+        """Create or replace a deal; its modification stamp is now."""
+        with self._lock:
+            stamped = replace_deal(deal, modified_at=self.clock(),
+                                   created_at=deal.created_at or self.clock())
+            self._deals[deal.id] = stamped
+            if contacts or deal.id not in self._contacts:
+                self._contacts[deal.id] = list(contacts)
+            return stamped
+
+    def admin_update_deal(self, deal_id: str, **changes: object) -> Deal:
+        with self._lock:
+            deal = replace_deal(self._deals[deal_id], modified_at=self.clock(), **changes)
+            self._deals[deal_id] = deal
+            return deal
+
+    def admin_delete_deal(self, deal_id: str) -> None:
+        self.admin_update_deal(deal_id, deleted=True)
+
+    def admin_fail_next(self, endpoint: str, error: Exception, times: int = 1) -> None:
+        """Make the next `times` calls of `endpoint` raise `error`."""
+        with self._lock:
+            self._faults.setdefault(endpoint, []).extend([error] * times)
+
+    def admin_tasks(self) -> list[StoredTask]:
+        with self._lock:
+            return list(self._tasks.values())
+
+    def admin_set_used(self, used: int) -> None:
+        with self._lock:
+            self.calls["_preused"] = used
+
+    # -- the port -------------------------------------------------------------------------------
+    def begin_run(self, run_id: str | None) -> None:
+        self.runs.append(run_id)
+
+    def ensure_setup(self, *, create: bool = True) -> SetupReport:
+        self._call("setup")
+        return SetupReport([SetupCheck("key storage", True, "keys are stored natively")])
+
+    def changed_deals(self, since: datetime) -> Iterator[DealPage]:
+        self._call("deals.changed")
+        with self._lock:
+            changed = sorted((d for d in self._deals.values()
+                              if d.modified_at is not None and d.modified_at >= since),
+                             key=lambda d: (d.modified_at, d.id))
+        if not changed:
+            return
+        for start in range(0, len(changed), self.page_size):
+            if start:
+                self._call("deals.changed")
+            page = [self._with_owner(d) for d in changed[start:start + self.page_size]]
+            yield DealPage(page, page[-1].modified_at)
+
+    def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
+        found = []
+        for start in range(0, len(ids), 100):
+            self._call("deals.read")
+            with self._lock:
+                found += [self._with_owner(self._deals[i]) for i in ids[start:start + 100]
+                          if i in self._deals]
+        return found
+
+    def stakeholders(self, deal_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        self._call("stakeholders")
+        with self._lock:
+            return {i: list(self._contacts.get(i, [])) for i in deal_ids}
+
+    def owners(self) -> list[Owner]:
+        self._call("owners")
+        with self._lock:
+            return list(self._owners.values())
+
+    def write_tasks(self, drafts: Sequence[TaskDraft]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for start in range(0, len(drafts), self.batch_size):
+            self._call("tasks.write", items=len(drafts[start:start + self.batch_size]))
+            with self._lock:
+                results += [self._write(d) for d in drafts[start:start + self.batch_size]]
+        return results
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, TaskRef]:
+        found: dict[str, TaskRef] = {}
+        for start in range(0, len(keys), 200):
+            self._call("tasks.find")
+            with self._lock:
+                for key in keys[start:start + 200]:
+                    task = self._tasks.get(key)
+                    if task is not None:
+                        found[key] = TaskRef(key, task.crm_id, task.completed,
+                                             task.draft.owner_id)
+        return found
+
+    def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:
+        results = []
+        for start in range(0, len(crm_ids), self.batch_size):
+            self._call("tasks.close")
+            with self._lock:
+                by_id = {t.crm_id: t for t in self._tasks.values()}
+                for crm_id in crm_ids[start:start + self.batch_size]:
+                    task = by_id.get(crm_id)
+                    if task is None:
+                        results.append(WriteResult(crm_id, error_code="NOT_FOUND",
+                                                   message="no such task"))
+                    else:
+                        task.completed = True
+                        results.append(WriteResult(crm_id, crm_id=crm_id))
+        return results
+
+    def api_usage(self) -> ApiUsage | None:
+        return ApiUsage(sum(self.calls.values()), self.daily_limit)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -- internals ------------------------------------------------------------------------------
+    def _call(self, endpoint: str, items: int = 0) -> None:
+        with self._lock:
+            faults = self._faults.get(endpoint)
+            if faults:
+                raise faults.pop(0)
+            used = sum(self.calls.values())
+            if used >= self.daily_limit * self.api_budget_share:
+                raise BudgetExhausted(f"{used} of {self.daily_limit} daily calls used",
+                                      connection=self.name, endpoint=endpoint)
+            self.calls[endpoint] += 1
+
+    def _with_owner(self, deal: Deal) -> Deal:
+        if deal.owner is None:
+            return deal
+        owner = self._owners.get(deal.owner.id)
+        return replace_deal(deal, owner=owner) if owner is not None else deal
+
+    def _write(self, draft: TaskDraft) -> WriteResult:
+        owner = self._owners.get(draft.owner_id)
+        if owner is None or not owner.active:
+            code = "INACTIVE_OWNER_OR_USER" if owner else "INVALID_CROSS_REFERENCE_KEY"
+            return WriteResult(draft.key, error_code=code,
+                               message=f"owner {draft.owner_id} cannot be assigned tasks")
+        existing = self._tasks.get(draft.key)
+        if existing is not None:
+            existing.draft = draft
+            existing.writes += 1
+            return WriteResult(draft.key, crm_id=existing.crm_id, created=False)
+        crm_id = f"T{next(self._ids):08d}"
+        self._tasks[draft.key] = StoredTask(crm_id, draft.key, draft)
+        return WriteResult(draft.key, crm_id=crm_id, created=True)
+
+
+def replace_deal(deal: Deal, **changes: object) -> Deal:
+    return deal.model_copy(update=changes)
+

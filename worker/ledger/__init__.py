@@ -1,0 +1,1 @@
+"""The ledger: the only shared state (SQLAlchemy Core, Alembic migrations)."""

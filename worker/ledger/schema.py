@@ -1,0 +1,166 @@
+"""The ledger's tables: one SQLAlchemy Core schema for SQLite and PostgreSQL.
+
+- `connection_state`: per connection the lease (holder, expiry, fencing epoch), the schedule
+  (next_due), the watermark and the last tick's outcome.
+- `enrollment`: one row per (connection, deal): which cadence, its rule version, the deal's
+  last snapshot, and why and when it stopped (the win-back report reads these).
+- `task`: every planned task under its unique key, with its status
+  (planned -> queued -> sending -> written | failed; or skipped / cancelled) and CRM id.
+- `event`: the audit trail of decisions (enrolled, stopped, reborn, won back, fallback owner).
+
+Idempotency lives in unique constraints (`task.key`, `enrollment(connection, deal_id)`),
+never in check-then-insert.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite has no zone-aware type: store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TASK_STATUSES = ("planned", "queued", "sending", "written", "skipped", "cancelled", "failed")
+OPEN_STATUSES = ("planned", "queued")
+
+connection_state = Table(
+    "connection_state", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("owner", String(200)),
+    Column("lease_until", UTCDateTime()),
+    Column("epoch", BigInteger, nullable=False, default=0),
+    Column("next_due", UTCDateTime()),
+    Column("watermark", UTCDateTime()),
+    Column("backfill_done", Boolean, nullable=False, default=False),
+    Column("last_tick_at", UTCDateTime()),
+    Column("last_tick_result", String(32)),
+    Column("last_tick_seconds", Float),
+    Column("last_error", Text),
+    Column("last_success_at", UTCDateTime()),
+    Column("api_used", Integer),
+    Column("api_limit", Integer),
+)
+
+enrollment = Table(
+    "enrollment", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection", String(64), nullable=False),
+    Column("deal_id", String(64), nullable=False),
+    Column("cycle", Integer, nullable=False, default=1),
+    Column("cadence", String(64)),
+    Column("rule_version", String(32)),
+    Column("status", String(16), nullable=False),  # active | stopped | unmatched | finished
+    Column("stop_reason", String(32)),  # reopened | won | deleted | new_deal | ...
+    Column("account_id", String(64)),
+    Column("owner_id", String(64)),
+    Column("loss_reason", String(255)),
+    Column("amount", Float),
+    Column("day0", Date),
+    Column("deal_json", JSON, nullable=False),
+    Column("deal_modified_at", UTCDateTime()),
+    Column("enrolled_at", UTCDateTime(), nullable=False),
+    Column("stopped_at", UTCDateTime()),
+    Column("reborn_at", UTCDateTime()),
+    Column("reborn_deal_id", String(64)),
+    Column("won_back_at", UTCDateTime()),
+    Column("won_back_amount", Float),
+    UniqueConstraint("connection", "deal_id", name="uq_enrollment_connection_deal"),
+)
+Index("ix_enrollment_account", enrollment.c.connection, enrollment.c.account_id,
+      enrollment.c.status)
+Index("ix_enrollment_reborn_deal", enrollment.c.connection, enrollment.c.reborn_deal_id)
+
+task = Table(
+    "task", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("connection", String(64), nullable=False),
+    Column("deal_id", String(64), nullable=False),
+    Column("cadence", String(80), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("occurrence", Integer, nullable=False),
+    Column("contact_id", String(64)),
+    Column("owner_id", String(64), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("remind_at", UTCDateTime(), nullable=False),
+    Column("create_after", UTCDateTime(), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cancel_reason", String(32)),
+    Column("subject", Text),
+    Column("body", Text),
+    Column("crm_id", String(64)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_epoch", BigInteger),
+    Column("sending_since", UTCDateTime()),
+    Column("last_error", Text),
+    Column("close_requested", Boolean, nullable=False, default=False),
+    Column("completed", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("written_at", UTCDateTime()),
+)
+Index("ix_task_queue", task.c.connection, task.c.status, task.c.create_after)
+Index("ix_task_deal", task.c.connection, task.c.deal_id)
+
+event = Table(
+    "event", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection", String(64), nullable=False),
+    Column("deal_id", String(64)),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("data", JSON),
+)
+Index("ix_event_kind", event.c.connection, event.c.kind, event.c.at)

@@ -1,0 +1,93 @@
+"""What one connection's tick works with, and what it reports."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import Connector
+from worker.cadence.engine import Planner
+from worker.ledger.leases import Lease, Leases
+from worker.ledger.store import Ledger
+from worker.metrics import Metrics
+from worker.settings.models import Config, HubSpotConnection, SalesforceConnection
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Counts:
+    pulled: int = 0
+    enrolled: int = 0
+    unmatched: int = 0
+    replanned: int = 0
+    stopped: int = 0
+    reborn: int = 0
+    won_back: int = 0
+    deals_skipped: int = 0
+    tasks_planned: int = 0
+    tasks_written: int = 0
+    tasks_failed: int = 0
+    tasks_skipped: int = 0
+    tasks_reconciled: int = 0
+    tasks_closed: int = 0
+    owner_fallbacks: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TickResult:
+    connection: str
+    result: str  # ok | not_due | busy | error | lease_lost | budget | stopped
+    counts: Counts = field(default_factory=Counts)
+    seconds: float = 0.0
+    error: str | None = None
+    api_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("ok", "not_due", "busy", "stopped")
+
+
+@dataclass
+class SyncContext:
+    config: Config
+    settings: SalesforceConnection | HubSpotConnection
+    connector: Connector
+    planner: Planner
+    ledger: Ledger
+    leases: Leases
+    metrics: Metrics
+    clock: Clock = utc_now
+    stop: threading.Event = field(default_factory=threading.Event)
+    progress: Callable[[str, int, int | None], None] | None = None
+    key_mode: str = "upsert"
+    log: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+@dataclass
+class Tick:
+    """The state of one tick in progress."""
+
+    ctx: SyncContext
+    lease: Lease
+    now: datetime
+    counts: Counts = field(default_factory=Counts)
+    dry_run: bool = False
+
+    def check(self) -> None:
+        """Before any CRM call: still ours, and not asked to stop."""
+        self.lease.check()

@@ -1,0 +1,296 @@
+"""Pull and plan: changed deals since the watermark -> enrollments, planned tasks, stops.
+
+Each page is stored in one transaction, fenced by the lease, together with the watermark
+advance: a crash loses no page and a stale process writes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Row
+
+from connectors.base import DealPage
+from connectors.models import Deal
+from worker.cadence.calendar import zone
+from worker.cadence.engine import DealPlan, PlannedTask
+from worker.cadence.keys import task_key
+from worker.cadence.templates import deal_view, owner_view, render
+from worker.ledger.store import TaskRow, start_of_day
+from worker.sync.context import Tick
+
+REBORN_CADENCE = "reborn"
+
+
+def pull(tick: Tick, conn_for_dry_run: Connection | None = None) -> None:
+    """Read every deal changed since the watermark (minus the overlap), page by page."""
+    ctx = tick.ctx
+    state = ctx.ledger.connection_row(ctx.name)
+    watermark = state.watermark if state is not None else None
+    backfill = ctx.settings.backfill
+    if watermark is None:
+        since = datetime.combine(backfill.subtract_from(tick.now.date()), datetime.min.time(),
+                                 tzinfo=UTC)
+    else:
+        since = watermark - timedelta(seconds=ctx.settings.overlap)
+    tick.check()
+    seen = 0
+    for page in ctx.connector.changed_deals(since):
+        if ctx.stop.is_set():
+            break
+        seen += len(page.deals)
+        tick.counts.pulled += len(page.deals)
+        ctx.metrics.deals_pulled.labels(ctx.name).inc(len(page.deals))
+        with_contacts = _attach_stakeholders(tick, page)
+        if conn_for_dry_run is not None:
+            _store_page(tick, conn_for_dry_run, with_contacts, page.watermark)
+        else:
+            with ctx.ledger.engine.begin() as conn:
+                ctx.leases.fence(conn, tick.lease)
+                _store_page(tick, conn, with_contacts, page.watermark)
+        if ctx.progress is not None:
+            ctx.progress("pull", seen, None)
+        tick.check()
+    if watermark is None and not ctx.stop.is_set() and conn_for_dry_run is None:
+        with ctx.ledger.engine.begin() as conn:
+            ctx.leases.fence(conn, tick.lease)
+            ctx.ledger.mark_backfill_done(conn, ctx.name)
+
+
+def _attach_stakeholders(tick: Tick, page: DealPage) -> list[Deal]:
+    """Contacts for the page's lost deals (one batched read), before the transaction."""
+    oldest = tick.ctx.settings.backfill.subtract_from(tick.now.date()) - timedelta(days=1)
+    wanted = [d.id for d in page.deals if d.is_lost and not _too_old(d, oldest)]
+    if not wanted:
+        return page.deals
+    tick.check()
+    contacts = tick.ctx.connector.stakeholders(wanted)
+    return [d.model_copy(update={"contacts": tuple(contacts.get(d.id, ()))})
+            if d.id in contacts else d for d in page.deals]
+
+
+def _too_old(deal: Deal, oldest: date) -> bool:
+    closed = deal.closed_at
+    if closed is None:
+        return False
+    day = closed.date() if isinstance(closed, datetime) else closed
+    return day < oldest
+
+
+def _store_page(tick: Tick, conn: Connection, deals: list[Deal],
+                watermark: datetime | None) -> None:
+    ctx = tick.ctx
+    known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in deals])
+    opened: list[Deal] = []
+    for deal in deals:
+        enrolled = known.get(deal.id)
+        if deal.is_lost:
+            _lost(tick, conn, deal, enrolled)
+            continue
+        if enrolled is not None and enrolled.status in ("active", "unmatched"):
+            reason = "deleted" if deal.deleted else "won" if deal.is_won else "reopened"
+            _stop(tick, conn, enrolled, deal, reason, reborn_deal=deal)
+        if deal.is_won and not deal.deleted:
+            _won_back(tick, conn, deal, enrolled)
+        if not deal.is_closed and not deal.deleted and deal.account_id:
+            opened.append(deal)
+    if opened and ctx.config.stop.on_new_deal_for_account:
+        _new_deals_on_accounts(tick, conn, opened)
+    if watermark is not None:
+        ctx.ledger.set_watermark(conn, ctx.name, watermark)
+
+
+def replan_changed_rules(tick: Tick) -> None:
+    """Enrollments planned under rules that have changed since: re-plan them from their
+    snapshot (only tasks not yet written move; written ones stay as they are)."""
+    ctx = tick.ctx
+    while not ctx.stop.is_set():
+        with ctx.ledger.engine.begin() as conn:
+            ctx.leases.fence(conn, tick.lease)
+            stale = ctx.ledger.stale_enrollments(conn, ctx.name, ctx.planner.versions(),
+                                                 ctx.planner.rule_version(None), limit=200)
+            if not stale:
+                return
+            for enrolled in stale:
+                _lost(tick, conn, enrolled_deal(enrolled), enrolled, force=True)
+
+
+def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *,
+          force: bool = False) -> None:
+    ctx = tick.ctx
+    log = ctx.log.bind(deal_id=deal.id)
+    cycle = 1
+    if enrolled is not None:
+        unchanged = not force and (
+            enrolled.deal_modified_at is not None and deal.modified_at is not None
+            and deal.modified_at <= enrolled.deal_modified_at
+            and enrolled.rule_version == ctx.planner.rule_version(enrolled.cadence))
+        if enrolled.status in ("active", "unmatched") and unchanged:
+            return
+        cycle = int(enrolled.cycle)
+        if enrolled.status == "stopped":
+            cycle += 1  # lost again after it was reborn: a new cycle, new keys
+        elif enrolled.status not in ("active", "unmatched"):
+            return
+    plan = ctx.planner.plan(deal, tick.now, cycle=cycle)
+    oldest = ctx.settings.backfill.subtract_from(tick.now.date())
+    if enrolled is None and plan.day0 is not None and plan.day0 < oldest:
+        return  # lost before the backfill window: not ours to follow up
+    if plan.reason is not None and plan.cadence is not None:
+        tick.counts.deals_skipped += 1
+        ctx.metrics.deals_skipped.labels(ctx.name, plan.reason).inc()
+        log.warning("deal.skipped", reason=plan.reason, cadence=plan.cadence)
+        _record(tick, conn, "deal.skipped", deal.id, reason=plan.reason)
+    if plan.owner_fallback and plan.tasks:
+        tick.counts.owner_fallbacks += 1
+        log.info("owner.fallback", owner_id=deal.owner.id if deal.owner else None,
+                 fallback_owner=plan.owner_id)
+    rows = [_task_row(ctx.name, t, ctx.planner, deal) for t in plan.tasks]
+    values = _enrollment_values(tick, deal, plan, cycle)
+    if enrolled is None:
+        ctx.ledger.insert_enrollment(conn, values)
+        inserted = ctx.ledger.insert_tasks(conn, rows, tick.now)
+        if plan.cadence is None:
+            tick.counts.unmatched += 1
+            log.info("deal.unmatched", reason=plan.reason)
+        else:
+            tick.counts.enrolled += 1
+            ctx.metrics.deals_enrolled.labels(ctx.name, plan.cadence).inc()
+            log.info("deal.enrolled", cadence=plan.cadence, tasks=inserted, day0=str(plan.day0))
+            _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence, tasks=inserted)
+    else:
+        ctx.ledger.update_enrollment(conn, ctx.name, deal.id, **values)
+        ctx.ledger.upsert_tasks(conn, rows, tick.now)
+        dropped = ctx.ledger.cancel_missing(conn, ctx.name, deal.id, (r.key for r in rows),
+                                            tick.now)
+        tick.counts.replanned += 1
+        log.info("deal.replanned", cadence=plan.cadence, tasks=len(rows), dropped=dropped,
+                 cycle=cycle)
+    tick.counts.tasks_planned += len(rows)
+    ctx.metrics.tasks.labels(ctx.name, "planned").inc(len(rows))
+
+
+def _enrollment_values(tick: Tick, deal: Deal, plan: DealPlan, cycle: int) -> dict[str, Any]:
+    return {
+        "connection": tick.ctx.name, "deal_id": deal.id, "cycle": cycle,
+        "cadence": plan.cadence, "rule_version": tick.ctx.planner.rule_version(plan.cadence),
+        "status": "active" if plan.cadence is not None else "unmatched",
+        "stop_reason": None, "stopped_at": None, "account_id": deal.account_id,
+        "owner_id": plan.owner_id, "loss_reason": (deal.loss_reason or "")[:255] or None,
+        "amount": deal.amount, "day0": plan.day0, "deal_json": deal.model_dump(mode="json"),
+        "deal_modified_at": deal.modified_at, "enrolled_at": tick.now,
+    }
+
+
+def _task_row(connection: str, task: PlannedTask, planner: Any, deal: Deal) -> TaskRow:
+    owner = planner.owner_context(deal)
+    tz = zone(owner.zone_name) if owner is not None else UTC
+    return TaskRow(
+        key=task.key, connection=connection, deal_id=task.deal_id, cadence=task.cadence,
+        step=task.step, occurrence=task.occurrence, contact_id=task.contact_id,
+        owner_id=task.owner_id, due_date=task.due_date, remind_at=task.remind_at,
+        create_after=start_of_day(task.create_on, tz).astimezone(UTC),
+        channel=str(task.channel), priority=str(task.priority))
+
+
+def _stop(tick: Tick, conn: Connection, enrolled: Row[Any], deal: Deal, reason: str,
+          *, reborn_deal: Deal) -> None:
+    """Stop a cadence: cancel what is unwritten, flag open tasks for closing, tell the owner."""
+    ctx = tick.ctx
+    policy = ctx.config.stop
+    close = policy.on_reopen == "close_open_tasks"
+    cancelled = ctx.ledger.stop_deal_tasks(conn, ctx.name, enrolled.deal_id, reason,
+                                           close_written=close, now=tick.now)
+    reborn = reason in ("reopened", "new_deal", "won")
+    values: dict[str, Any] = {"status": "stopped", "stop_reason": reason, "stopped_at": tick.now}
+    if reborn:
+        values.update(reborn_at=tick.now, reborn_deal_id=reborn_deal.id)
+    if reason == "won":
+        values.update(won_back_at=tick.now, won_back_amount=reborn_deal.amount)
+    ctx.ledger.update_enrollment(conn, ctx.name, enrolled.deal_id, **values)
+    tick.counts.stopped += 1
+    ctx.metrics.deals_stopped.labels(ctx.name, reason).inc()
+    ctx.log.info("cadence.stopped", deal_id=enrolled.deal_id, reason=reason,
+                 cancelled=cancelled, cadence=enrolled.cadence)
+    _record(tick, conn, "cadence.stopped", enrolled.deal_id, reason=reason, cancelled=cancelled,
+            reborn_deal_id=reborn_deal.id)
+    if not reborn:
+        return
+    tick.counts.reborn += 1
+    ctx.metrics.deals_reborn.labels(ctx.name, reason).inc()
+    ctx.log.info("deal.reborn", deal_id=enrolled.deal_id, kind=reason,
+                 reborn_deal_id=reborn_deal.id)
+    if policy.notify_owner and enrolled.cadence is not None:
+        _notify_owner(tick, conn, enrolled, reborn_deal, reason)
+
+
+def _notify_owner(tick: Tick, conn: Connection, enrolled: Row[Any], new_deal: Deal,
+                  reason: str) -> None:
+    """One "Opportunity reborn" task for the owner, keyed so it is written once per cycle."""
+    ctx = tick.ctx
+    lost = Deal.model_validate(enrolled.deal_json)
+    owner = ctx.planner.owner_context(lost)
+    if owner is None:
+        return
+    today = tick.now.astimezone(zone(owner.zone_name)).date()
+    due = owner.calendar.next_working(today)
+    key = task_key(ctx.name, enrolled.deal_id, f"{REBORN_CADENCE}@{enrolled.cycle}", "notify",
+                   0, None)
+    how = {"reopened": "the deal was reopened", "won": "the deal was won",
+           "new_deal": f"a new deal was opened on the account: {new_deal.name}"}[reason]
+    subject = render(ctx.config.stop.notify_subject, {
+        "deal": deal_view(lost, enrolled.day0), "owner": owner_view(owner.owner_id, lost.owner),
+        "contact": None, "step": None})
+    body = (f"winback stopped the follow-up cadence '{enrolled.cadence}' for {lost.name}: "
+            f"{how}. Unwritten follow-ups were dropped.")
+    row = TaskRow(key=key, connection=ctx.name, deal_id=new_deal.id if reason == "new_deal"
+                  else enrolled.deal_id, cadence=REBORN_CADENCE, step="notify", occurrence=0,
+                  contact_id=None, owner_id=owner.owner_id, due_date=due,
+                  remind_at=datetime.combine(due, ctx.config.defaults.reminder_time,
+                                             tzinfo=zone(owner.zone_name)).astimezone(UTC),
+                  create_after=tick.now, channel="todo", priority="high")
+    if ctx.ledger.insert_tasks(conn, [row], tick.now):
+        ctx.ledger.set_text(conn, key, subject, body)
+
+
+def _won_back(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None) -> None:
+    ctx = tick.ctx
+    links = ctx.ledger.reborn_links(conn, ctx.name, [deal.id])
+    for link in links:
+        ctx.ledger.update_enrollment(conn, ctx.name, link.deal_id, won_back_at=tick.now,
+                                     won_back_amount=deal.amount)
+        tick.counts.won_back += 1
+        ctx.log.info("deal.won_back", deal_id=link.deal_id, won_deal_id=deal.id,
+                     amount=deal.amount)
+        _record(tick, conn, "deal.won_back", link.deal_id, won_deal_id=deal.id,
+                amount=deal.amount)
+
+
+def _new_deals_on_accounts(tick: Tick, conn: Connection, opened: list[Deal]) -> None:
+    ctx = tick.ctx
+    by_account: dict[str, list[Deal]] = {}
+    for deal in opened:
+        by_account.setdefault(str(deal.account_id), []).append(deal)
+    for enrolled in ctx.ledger.active_on_accounts(conn, ctx.name, list(by_account)):
+        for deal in by_account.get(enrolled.account_id, []):
+            if deal.id == enrolled.deal_id or not _opened_after(deal, enrolled.day0):
+                continue
+            _stop(tick, conn, enrolled, enrolled_deal(enrolled), "new_deal", reborn_deal=deal)
+            break
+
+
+def enrolled_deal(enrolled: Row[Any]) -> Deal:
+    return Deal.model_validate(enrolled.deal_json)
+
+
+def _opened_after(deal: Deal, day0: date | None) -> bool:
+    if day0 is None:
+        return False
+    created = deal.created_at or deal.modified_at
+    return created is not None and created.astimezone(UTC).date() >= day0
+
+
+def _record(tick: Tick, conn: Connection, kind: str, deal_id: str | None, **data: Any) -> None:
+    tick.ctx.ledger.record(conn, tick.ctx.name, kind, deal_id, tick.now, **data)

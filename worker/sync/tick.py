@@ -1,0 +1,131 @@
+"""One tick of one connection: lease -> pull & plan -> re-plan rule edits -> reconcile ->
+write -> close -> release. `winback sync` runs it once; `winback run` on a schedule."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from connectors.errors import BudgetExhausted, FatalConnectionError, RetryableError
+from worker.ledger.leases import LeaseLost
+from worker.logs import scrub
+from worker.sync.context import SyncContext, Tick, TickResult
+from worker.sync.pull import pull, replan_changed_rules
+from worker.sync.write import close_stopped, reconcile, write_due
+
+RETRY_SOON = timedelta(seconds=60)
+BUDGET_PAUSE = timedelta(hours=1)
+
+
+def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool = False
+             ) -> TickResult:
+    started = time.monotonic()
+    lease = ctx.leases.acquire(ctx.name, ignore_schedule=ignore_schedule)
+    if lease is None:
+        owner, _, _ = ctx.leases.holder(ctx.name)
+        return TickResult(ctx.name, "busy" if owner else "not_due")
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(connection=ctx.name, crm=ctx.settings.kind,
+                                           run_id=lease.run_id)
+    ctx.metrics.lease_held.labels(ctx.name).set(1)
+    tick = Tick(ctx, lease, ctx.clock(), dry_run=dry_run)
+    calls_before = _calls(ctx)
+    result, error = "ok", None
+    next_due = tick.now + timedelta(seconds=ctx.settings.poll_every)
+    try:
+        ctx.connector.begin_run(lease.run_id)
+        if dry_run:
+            _dry_run(tick)
+        else:
+            pull(tick)
+            replan_changed_rules(tick)
+            reconcile(tick)
+            write_due(tick)
+            close_stopped(tick)
+        if ctx.stop.is_set():
+            result = "stopped"
+    except LeaseLost as exc:
+        result, error = "lease_lost", str(exc)
+    except BudgetExhausted as exc:
+        result, error = "budget", str(exc)
+        resume = exc.resume_after or tick.now + BUDGET_PAUSE
+        next_due = max(resume, tick.now + RETRY_SOON)
+    except FatalConnectionError as exc:
+        result, error = "error", f"{exc} ({exc.fix})" if exc.fix else str(exc)
+    except RetryableError as exc:
+        result, error = "error", str(exc)
+        next_due = min(next_due, tick.now + RETRY_SOON)
+    except Exception as exc:  # a bug or an unexpected CRM answer: keep the service alive
+        result, error = "error", f"{type(exc).__name__}: {exc}"
+        ctx.log.error("sync.crashed", error=scrub(error),
+                      traceback=scrub(traceback.format_exc(limit=8)))
+    finally:
+        seconds = time.monotonic() - started
+        outcome: dict[str, Any] = {
+            "last_tick_at": tick.now, "last_tick_result": result,
+            "last_tick_seconds": round(seconds, 3), "last_error": scrub(error) if error else None,
+        }
+        if result in ("ok", "stopped"):
+            outcome["last_success_at"] = tick.now
+        usage = _usage(ctx)
+        if usage is not None:
+            outcome.update(api_used=usage[0], api_limit=usage[1])
+        if result != "lease_lost" and not dry_run:
+            ctx.leases.release(lease, next_due=next_due, **outcome)
+        elif dry_run:
+            ctx.leases.release(lease, next_due=None)
+        ctx.metrics.lease_held.labels(ctx.name).set(0)
+    outcome_result = TickResult(ctx.name, result, tick.counts, seconds, error,
+                                _calls(ctx) - calls_before)
+    _report(ctx, outcome_result)
+    return outcome_result
+
+
+def _dry_run(tick: Tick) -> None:
+    """Pull and plan inside a transaction that is rolled back; nothing is written anywhere."""
+    ctx = tick.ctx
+    with ctx.ledger.engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            pull(tick, conn_for_dry_run=conn)
+        finally:
+            transaction.rollback()
+
+
+def _calls(ctx: SyncContext) -> int:
+    counter = getattr(ctx.connector, "calls_made", None)
+    if isinstance(counter, int):
+        return counter
+    calls = getattr(ctx.connector, "calls", None)
+    return int(sum(calls.values())) if calls is not None else 0
+
+
+def _usage(ctx: SyncContext) -> tuple[int, int] | None:
+    try:
+        usage = ctx.connector.api_usage()
+    except Exception:
+        return None
+    if usage is None:
+        return None
+    if usage.limit:
+        ctx.metrics.api_budget_used.labels(ctx.name).set(usage.share)
+    return usage.used, usage.limit
+
+
+def _report(ctx: SyncContext, result: TickResult) -> None:
+    ctx.metrics.ticks.labels(ctx.name, result.result).inc()
+    ctx.metrics.tick_seconds.labels(ctx.name).observe(result.seconds)
+    if result.result in ("ok", "stopped"):
+        ctx.metrics.last_success.labels(ctx.name).set(time.time())
+    depth = ctx.ledger.outbox_depth(ctx.name)
+    for status in ("planned", "queued", "sending"):
+        ctx.metrics.outbox_depth.labels(ctx.name, status).set(depth.get(status, 0))
+    event = "sync.done" if result.ok else "sync.failed"
+    log = ctx.log.info if result.ok else ctx.log.warning
+    log(event, result=result.result, seconds=round(result.seconds, 3),
+        api_calls=result.api_calls, error=result.error, **result.counts.as_dict())
+    structlog.contextvars.clear_contextvars()
