@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import random
 import re
 import socket
@@ -161,9 +162,15 @@ class Emulator:
         self._routes.append(Route(method.upper(), re.compile(pattern), endpoint, handler))
 
     def add_admin_route(self, method: str, path: str, handler: Handler) -> None:
-        """Register an admin route at `/__sandbox/<path>`."""
+        """Register an admin route at `/__sandbox/<path>` (a literal path)."""
         pattern = re.compile(re.escape(ADMIN_PREFIX + path.lstrip("/")) + "/?")
         self._admin.append(Route(method.upper(), pattern, "admin", handler))
+
+    def add_admin_pattern(self, method: str, pattern: str, handler: Handler) -> None:
+        """Register an admin route whose path after `/__sandbox/` matches the regex `pattern`
+        (named groups become `request.path_params`)."""
+        compiled = re.compile(re.escape(ADMIN_PREFIX) + pattern.lstrip("/") + "/?")
+        self._admin.append(Route(method.upper(), compiled, "admin", handler))
 
     def endpoints(self) -> list[str]:
         return sorted({r.endpoint for r in self._routes})
@@ -408,7 +415,8 @@ def _iso(moment: datetime) -> str:
 
 
 def _fmt_seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    # Whole seconds, rounded up: HTTP allows only delta-seconds, and urllib3 rejects "0.5".
+    return str(math.ceil(value))
 
 
 class _Handler(BaseHTTPRequestHandler):

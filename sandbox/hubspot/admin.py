@@ -5,10 +5,9 @@ clock, violations and reset."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
-from sandbox.core import ADMIN_PREFIX, HttpError, Request, Response, Route
+from sandbox.core import HttpError, Request, Response
 from sandbox.hubspot.errors import PropertyProblems, invalid, json_object, not_found
 from sandbox.hubspot.ops import create_object, update_object
 from sandbox.hubspot.routes_crm import create_property
@@ -40,10 +39,9 @@ def register(emu: HubSpotEmulator) -> None:
     for type_ in ("owners", *OBJECT_TYPES):
         add("GET", f"objects/{type_}", lambda e, r, t=type_: objects_list(e, t, r))
         add("POST", f"objects/{type_}", lambda e, r, t=type_: object_create(e, t, r))
-    # add_admin_route takes literal paths only; item routes need an id group.
-    item = re.compile(re.escape(ADMIN_PREFIX) + r"objects/(?P<type>[\w-]+)/(?P<id>[^/]+)/?")
     for method, fn in (("GET", object_get), ("PATCH", object_patch), ("DELETE", object_delete)):
-        emu._admin.append(Route(method, item, "admin", _guard(lambda r, f=fn: f(emu, r))))
+        emu.add_admin_pattern(method, r"objects/(?P<type>[\w-]+)/(?P<id>[^/]+)",
+                              _guard(lambda r, f=fn: f(emu, r)))
 
 
 def _guard(handler: Any) -> Any:
@@ -85,20 +83,31 @@ def admin_json(emu: HubSpotEmulator, rec: Record) -> dict[str, Any]:
 # -- seeding and reading -----------------------------------------------------------------
 def seed(emu: HubSpotEmulator, request: Request) -> Response:
     """{"generate": {"deals": N, "seed": S, ...generate() kwargs}} or {"objects": {...}};
-    replaces all CRM data unless "append": true."""
+    replaces all CRM data unless "append": true (custom properties are kept; a failed
+    replace leaves the old data in place)."""
     body = json_object(request)
+    if not ("generate" in body or "objects" in body):
+        invalid("seed needs 'generate' or 'objects'")
     with emu.lock:
+        old_store, old_engine = emu.store, emu.engine
         if not body.get("append"):
-            emu.store = Store(lag_seconds=emu.store.lag)
+            emu.store = Store(lag_seconds=old_store.lag)
+            for type_, props in old_store.props.items():
+                for prop in props.values():
+                    if not prop.hubspot_defined and prop.name not in emu.store.props[type_]:
+                        emu.store.add_property(type_, prop)
             emu.engine = SearchEngine()
-        if "generate" in body:
-            spec = body["generate"]
-            if not isinstance(spec, dict):
-                invalid("generate must be an object")
-            return Response.json(200, seed_generated(emu, {"seed": emu.seed, **spec}))
-        if "objects" in body:
+        try:
+            if "generate" in body:
+                spec = body["generate"]
+                if not isinstance(spec, dict):
+                    invalid("generate must be an object")
+                return Response.json(200, seed_generated(emu, {"seed": emu.seed, **spec}))
             return Response.json(200, seed_fixtures(emu, body["objects"] or {}))
-    invalid("seed needs 'generate' or 'objects'")
+        except BaseException:
+            if not body.get("append"):  # a failed replace leaves the old data in place
+                emu.store, emu.engine = old_store, old_engine
+            raise
 
 
 def tasks(emu: HubSpotEmulator, request: Request) -> Response:
@@ -194,7 +203,7 @@ def object_patch(emu: HubSpotEmulator, request: Request) -> Response:
         if body.get("archived") is False and rec.archived:
             rec = emu.store.restore(rec, emu.now())
         props = _props({k: v for k, v in body.items() if k != "archived"})
-        if props or not body.get("archived"):
+        if props or "properties" in body:
             rec = update_object(emu, rec, props, admin=True)
         for to_type, to_id, type_id in parse_link_map(emu, type_, body.get("associations"), {}):
             emu.store.link(type_, rec.id, to_type, to_id, type_id)

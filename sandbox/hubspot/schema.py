@@ -292,3 +292,10 @@ ASSOC_TYPES = _build_assoc()
 PAIR_TYPES: dict[tuple[str, str], list[int]] = {}
 for _t in ASSOC_TYPES.values():
     PAIR_TYPES.setdefault((_t.from_type, _t.to_type), []).append(_t.type_id)
+# What linking with one type id stores: (type id, reverse id) pairs; a primary link comes
+# with the unlabeled one.
+LINK_KINDS: dict[int, tuple[tuple[int, int], ...]] = {
+    t.type_id: tuple((k, ASSOC_TYPES[k].reverse) for k in (
+        [t.type_id] + ([u for u in PAIR_TYPES[(t.from_type, t.to_type)]
+                        if ASSOC_TYPES[u].label is None] if t.label == "Primary" else [])))
+    for t in ASSOC_TYPES.values()}

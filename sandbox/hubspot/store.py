@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.hubspot.schema import (
-    ASSOC_TYPES,
     GROUPS,
+    LINK_KINDS,
     OBJECT_TYPES,
     PAIR_TYPES,
     PIPELINES,
@@ -209,7 +209,8 @@ class Store:
             if name not in changes:
                 props[name] = stamp
         if type_ == "deals":
-            pipeline = props.setdefault("pipeline", "default")
+            known = STAGES.get(props.get("dealstage", ""))
+            pipeline = props.setdefault("pipeline", known[0].id if known else "default")
             if "dealstage" not in props:
                 first = next((p for p in PIPELINES if p.id == pipeline), PIPELINES[0])
                 props["dealstage"] = first.stages[0].id
@@ -252,18 +253,13 @@ class Store:
 
     # -- associations -------------------------------------------------------------------
     def link(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int) -> None:
-        kinds = [type_id]
-        assoc = ASSOC_TYPES[type_id]
-        if assoc.label == "Primary":  # a primary link comes with the unlabeled one
-            kinds += [t for t in PAIR_TYPES[(from_type, to_type)] if ASSOC_TYPES[t].label is None]
-        for kind in kinds:
-            for a_type, a_id, b_type, b_id, k in (
-                (from_type, from_id, to_type, to_id, kind),
-                (to_type, to_id, from_type, from_id, ASSOC_TYPES[kind].reverse),
-            ):
-                types = self.links[(a_type, b_type)].setdefault(a_id, {}).setdefault(b_id, [])
-                if k not in types:
-                    types.append(k)
+        forward = self.links[(from_type, to_type)].setdefault(from_id, {}).setdefault(to_id, [])
+        backward = self.links[(to_type, from_type)].setdefault(to_id, {}).setdefault(from_id, [])
+        for kind, reverse in LINK_KINDS[type_id]:
+            if kind not in forward:
+                forward.append(kind)
+            if reverse not in backward:
+                backward.append(reverse)
 
     def linked(self, from_type: str, from_id: int, to_type: str) -> dict[int, list[int]]:
         """Live (not archived) targets of one object: {to_id: [type ids]}, ordered by id."""

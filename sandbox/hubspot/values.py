@@ -20,8 +20,9 @@ MAX_STRING = 65536
 
 def iso_ms(moment: datetime) -> str:
     """`2024-05-02T09:00:00.118Z`."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -189,8 +190,10 @@ def check_stage(current: Mapping[str, str | None], changes: Mapping[str, str | N
     if "dealstage" not in changes and "pipeline" not in changes:
         return
     stage = changes.get("dealstage", current.get("dealstage"))
-    pipeline = changes.get("pipeline", current.get("pipeline")) or "default"
+    pipeline = changes.get("pipeline", current.get("pipeline"))
     found = STAGES.get(stage or "")
+    if pipeline is None:  # a new deal without a pipeline goes where its stage lives
+        return
     if stage and found and found[0].id != pipeline:
         raise PropertyProblems([problem(
             "dealstage", "INVALID_OPTION",

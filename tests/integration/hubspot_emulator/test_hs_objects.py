@@ -180,3 +180,40 @@ def test_sandbox_never_imports_worker_or_connectors() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in ("worker", "connectors"), (path, name)
+
+
+def test_v4_pages_per_input_past_500_links(hs: HS) -> None:
+    contacts = [{"ref": f"c{i}", "firstname": f"C{i}"} for i in range(501)]
+    links = {"contacts": [f"@c{i}" for i in range(501)]}
+    ids = hs.fixtures({"contacts": contacts,
+                       "deals": [{"ref": "big", "dealname": "Big", "associations": links}]})
+    batch = hs.client().crm.associations.v4.batch_api
+    first = batch.get_page(from_object_type="deals", to_object_type="contacts",
+                           batch_input_public_fetch_associations_batch_request={
+                               "inputs": [{"id": ids["big"]}]})
+    assert len(first.results[0].to) == 500
+    cursor = first.results[0].paging.next.after
+    second = batch.get_page(from_object_type="deals", to_object_type="contacts",
+                            batch_input_public_fetch_associations_batch_request={
+                                "inputs": [{"id": ids["big"], "after": cursor}]})
+    assert [t.to_object_id for t in second.results[0].to] == [ids["c500"]]
+    assert second.results[0].paging is None
+
+
+def test_generated_seed_shape(seeded: HS) -> None:
+    deals = seeded.admin("GET", "objects/deals")["results"]
+    lost = [d for d in deals if d["properties"]["hs_is_closed_lost"] == "true"]
+    assert {d["properties"]["dealstage"] for d in lost} == {"closedlost", "1307720556"}
+    assert sum(d["properties"]["dealstage"] == "closedlost" for d in lost) > len(lost) / 2
+    for deal in lost:
+        props = deal["properties"]
+        assert props["closed_lost_reason"] and props["hubspot_owner_id"]
+        assert props["closedate"].endswith(".000Z") and props["createdate"].endswith("Z")
+        assert deal["associations"]["companies"]
+    won = {d["properties"]["dealstage"] for d in deals if d["properties"]["hs_is_closed_won"]
+           == "true"}
+    assert won <= {"closedwon", "1307720553"}
+    contacts = seeded.admin("GET", "objects/contacts")["results"]
+    assert {c["properties"]["hs_email_optout"] for c in contacts} == {"true", "false"}
+    assert any(d["properties"].get("competitor") for d in deals)
+    assert any(d["properties"].get("contract_end_date") for d in deals)
