@@ -146,6 +146,12 @@ def demo() -> None:
                   "`winback plan` to see the change.")
 
 
+# The service commands live in their own module; importing it registers them on `app`.
+from worker import commands  # noqa: E402
+
+__all__ = ["app", "commands", "main"]
+
+
 def main() -> None:
     try:
         app()

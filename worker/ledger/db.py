@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 ENV_VAR = "WINBACK_DATABASE_URL"
+WRITE_OPTION = "winback_write"
 
 
 def database_url(config_path: Path, env: Mapping[str, str] | None = None) -> str:
@@ -59,7 +60,17 @@ def _sqlite_events(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers (see `write`) take the lock at BEGIN; readers start deferred, so that a
+        # read never waits behind a write in WAL mode.
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def write(engine: Engine) -> Any:
+    """A write transaction (`with write(engine) as conn:`): BEGIN IMMEDIATE on SQLite."""
+    return engine.execution_options(**{WRITE_OPTION: True}).begin()
 
 
 def is_postgres(conn: Connection | Engine) -> bool:

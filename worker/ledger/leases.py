@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from worker.ledger.db import db_now, is_postgres
+from worker.ledger.db import db_now, is_postgres, write
 from worker.ledger.schema import connection_state
 
 
@@ -63,7 +63,7 @@ class Leases:
     def acquire(self, connection: str, *, ignore_schedule: bool = False) -> Lease | None:
         """Take the lease if it is free or expired (and the connection is due, unless
         `ignore_schedule`). None when another process holds it or it is not due."""
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             now = db_now(conn)
             conditions: list[ColumnElement[bool]] = [
                 connection_state.c.name == connection,
@@ -100,13 +100,13 @@ class Leases:
         lease.refresh_deadline()
 
     def renew(self, lease: Lease) -> None:
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             self.fence(conn, lease)
 
     def release(self, lease: Lease, *, next_due: datetime | None,
                 **outcome: object) -> bool:
         """Give the lease back and record the tick's outcome; False if it was already lost."""
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             result = conn.execute(
                 update(connection_state)
                 .where(connection_state.c.name == lease.connection,

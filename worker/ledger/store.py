@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
+from worker.ledger.db import write
 from worker.ledger.schema import OPEN_STATUSES, connection_state, enrollment, event, task
 
 CHUNK = 500
@@ -57,13 +58,17 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def write(self) -> Any:
+        """A write transaction (BEGIN IMMEDIATE on SQLite)."""
+        return write(self.engine)
+
     # -- connections ----------------------------------------------------------------------
     def ensure_connections(self, connections: Iterable[tuple[str, str]]) -> None:
         rows = [{"name": n, "kind": k, "epoch": 0, "backfill_done": False}
                 for n, k in connections]
         if not rows:
             return
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             conn.execute(_insert(conn, connection_state).on_conflict_do_nothing(
                 index_elements=["name"]), rows)
 
@@ -82,7 +87,7 @@ class Ledger:
 
     def clear_leases(self) -> int:
         """Forget every lease (SQLite: only one process can be running, so all are stale)."""
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             result = conn.execute(update(connection_state).values(owner=None, lease_until=None))
             return int(result.rowcount)
 
@@ -150,7 +155,8 @@ class Ledger:
         if not rows:
             return
         statement = _insert(conn, task)
-        movable = or_(task.c.status.in_(OPEN_STATUSES),
+        # (no IN here: expanding parameters cannot go with executemany)
+        movable = or_(*(task.c.status == s for s in OPEN_STATUSES),
                       and_(task.c.status == "cancelled", task.c.cancel_reason == "replanned"))
         excluded = statement.excluded
         statement = statement.on_conflict_do_update(

@@ -47,28 +47,43 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None) -> None:
         if conn_for_dry_run is not None:
             _store_page(tick, conn_for_dry_run, with_contacts, page.watermark)
         else:
-            with ctx.ledger.engine.begin() as conn:
+            with ctx.ledger.write() as conn:
                 ctx.leases.fence(conn, tick.lease)
                 _store_page(tick, conn, with_contacts, page.watermark)
         if ctx.progress is not None:
             ctx.progress("pull", seen, None)
         tick.check()
     if watermark is None and not ctx.stop.is_set() and conn_for_dry_run is None:
-        with ctx.ledger.engine.begin() as conn:
+        with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             ctx.ledger.mark_backfill_done(conn, ctx.name)
 
 
 def _attach_stakeholders(tick: Tick, page: DealPage) -> list[Deal]:
-    """Contacts for the page's lost deals (one batched read), before the transaction."""
-    oldest = tick.ctx.settings.backfill.subtract_from(tick.now.date()) - timedelta(days=1)
-    wanted = [d.id for d in page.deals if d.is_lost and not _too_old(d, oldest)]
+    """Contacts for the page's lost deals that are new or changed (one batched read), read
+    before the page's transaction."""
+    ctx = tick.ctx
+    oldest = ctx.settings.backfill.subtract_from(tick.now.date()) - timedelta(days=1)
+    candidates = [d for d in page.deals if d.is_lost and not _too_old(d, oldest)]
+    if not candidates:
+        return page.deals
+    with ctx.ledger.engine.connect() as conn:
+        known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in candidates])
+    wanted = [d.id for d in candidates if not _unchanged(tick, d, known.get(d.id))]
     if not wanted:
         return page.deals
     tick.check()
     contacts = tick.ctx.connector.stakeholders(wanted)
     return [d.model_copy(update={"contacts": tuple(contacts.get(d.id, ()))})
             if d.id in contacts else d for d in page.deals]
+
+
+def _unchanged(tick: Tick, deal: Deal, enrolled: Row[Any] | None) -> bool:
+    """Seen before (the overlap re-reads), not modified since, planned under today's rules."""
+    return (enrolled is not None and enrolled.status in ("active", "unmatched")
+            and enrolled.deal_modified_at is not None and deal.modified_at is not None
+            and deal.modified_at <= enrolled.deal_modified_at
+            and enrolled.rule_version == tick.ctx.planner.rule_version(enrolled.cadence))
 
 
 def _too_old(deal: Deal, oldest: date) -> bool:
@@ -107,7 +122,7 @@ def replan_changed_rules(tick: Tick) -> None:
     snapshot (only tasks not yet written move; written ones stay as they are)."""
     ctx = tick.ctx
     while not ctx.stop.is_set():
-        with ctx.ledger.engine.begin() as conn:
+        with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             stale = ctx.ledger.stale_enrollments(conn, ctx.name, ctx.planner.versions(),
                                                  ctx.planner.rule_version(None), limit=200)
@@ -123,11 +138,7 @@ def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *
     log = ctx.log.bind(deal_id=deal.id)
     cycle = 1
     if enrolled is not None:
-        unchanged = not force and (
-            enrolled.deal_modified_at is not None and deal.modified_at is not None
-            and deal.modified_at <= enrolled.deal_modified_at
-            and enrolled.rule_version == ctx.planner.rule_version(enrolled.cadence))
-        if enrolled.status in ("active", "unmatched") and unchanged:
+        if not force and _unchanged(tick, deal, enrolled):
             return
         cycle = int(enrolled.cycle)
         if enrolled.status == "stopped":
@@ -161,7 +172,8 @@ def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *
             log.info("deal.enrolled", cadence=plan.cadence, tasks=inserted, day0=str(plan.day0))
             _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence, tasks=inserted)
     else:
-        ctx.ledger.update_enrollment(conn, ctx.name, deal.id, **values)
+        changes = {k: v for k, v in values.items() if k not in ("connection", "deal_id")}
+        ctx.ledger.update_enrollment(conn, ctx.name, deal.id, **changes)
         ctx.ledger.upsert_tasks(conn, rows, tick.now)
         dropped = ctx.ledger.cancel_missing(conn, ctx.name, deal.id, (r.key for r in rows),
                                             tick.now)

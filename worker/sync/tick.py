@@ -18,6 +18,7 @@ from worker.sync.pull import pull, replan_changed_rules
 from worker.sync.write import close_stopped, reconcile, write_due
 
 RETRY_SOON = timedelta(seconds=60)
+MAX_ERROR = 400  # characters of an error kept in the ledger and the log line
 BUDGET_PAUSE = timedelta(hours=1)
 
 
@@ -60,7 +61,7 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         result, error = "error", str(exc)
         next_due = min(next_due, tick.now + RETRY_SOON)
     except Exception as exc:  # a bug or an unexpected CRM answer: keep the service alive
-        result, error = "error", f"{type(exc).__name__}: {exc}"
+        result, error = "error", f"{type(exc).__name__}: {str(exc)[:MAX_ERROR]}"
         ctx.log.error("sync.crashed", error=scrub(error),
                       traceback=scrub(traceback.format_exc(limit=8)))
     finally:

@@ -31,7 +31,7 @@ def reconcile(tick: Tick) -> None:
         return
     tick.check()
     found = ctx.connector.find_tasks([r.key for r in rows])
-    with ctx.ledger.engine.begin() as conn:
+    with ctx.ledger.write() as conn:
         ctx.leases.fence(conn, tick.lease)
         for row in rows:
             ref = found.get(row.key)
@@ -51,7 +51,7 @@ def write_due(tick: Tick) -> None:
     ctx = tick.ctx
     batch = max(1, int(getattr(ctx.connector, "write_batch", 100)))
     while not ctx.stop.is_set():
-        with ctx.ledger.engine.begin() as conn:
+        with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             rows = ctx.ledger.due_tasks(conn, ctx.name, tick.now, batch)
             if not rows:
@@ -112,7 +112,7 @@ def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult]) -> None
     ctx = tick.ctx
     by_key = {r.key: r for r in results}
     fallback = ctx.settings.fallback_owner
-    with ctx.ledger.engine.begin() as conn:
+    with ctx.ledger.write() as conn:
         ctx.leases.fence(conn, tick.lease)
         for row in rows:
             result = by_key.get(row.key)
@@ -162,7 +162,7 @@ def close_stopped(tick: Tick) -> None:
             return
         tick.check()
         results = {r.key: r for r in ctx.connector.close_tasks([r.crm_id for r in rows])}
-        with ctx.ledger.engine.begin() as conn:
+        with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             for row in rows:
                 result = results.get(row.crm_id)

@@ -1,0 +1,273 @@
+"""The service commands: migrate, sync, run, status, report (registered on the CLI app)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from worker.cli import ConfigArg, app, config_or_exit, err, fail_input
+from worker.ledger import migrate as migrations
+from worker.ledger.db import database_url, make_engine, shown_url
+from worker.logs import configure
+from worker.settings.durations import Duration
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    html = "html"
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(message, markup=False)
+    raise typer.Exit(code)
+
+
+def _service(config_path: Path, **kw: Any) -> Any:
+    from worker.ledger.migrate import SchemaOutOfDate
+    from worker.wiring import LedgerInUse, build_service
+
+    config = config_or_exit(config_path)
+    try:
+        return build_service(config, config_path, **kw)
+    except SchemaOutOfDate as exc:
+        fail_input([f"{config_path}: {exc}"])
+    except LedgerInUse as exc:
+        _fail(str(exc), 1)
+
+
+@app.command()
+def migrate(config: ConfigArg) -> None:
+    """Create or upgrade the ledger's schema (run once per release, before the replicas)."""
+    settings = config_or_exit(config)
+    url = database_url(config)
+    engine = make_engine(url, pool_size=1)
+    before, after = migrations.upgrade(engine)
+    engine.dispose()
+    if before == after:
+        typer.echo(f"ledger {shown_url(url)} is up to date (revision {after})")
+    else:
+        typer.echo(f"ledger {shown_url(url)} migrated from {before or 'empty'} to {after}")
+    del settings
+
+
+@app.command()
+def sync(
+    config: ConfigArg,
+    connection: Annotated[str | None, typer.Option(help="Only this connection.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Pull and plan; write nothing.")
+                       ] = False,
+) -> None:
+    """Run one tick of every connection (or one), then exit. Exit 1 if any tick failed."""
+    from worker.sync.tick import run_tick
+
+    configure()
+    settings = config_or_exit(config)
+    if connection is not None and settings.connection(connection) is None:
+        fail_input([f"--connection: no connection named {connection!r} (configured: "
+                    f"{', '.join(c.name for c in settings.connections) or 'none'})"])
+    service = _service(config, only=connection)
+    failed = []
+    try:
+        with _progress() as progress:
+            for name, ctx in service.contexts.items():
+                task_id = progress.add_task(f"{name}: syncing", total=None) if progress else None
+
+                def report(stage: str, done: int, total: int | None, _n: str = name,
+                           _t: Any = task_id) -> None:
+                    if progress is not None and _t is not None:
+                        verb = "deals read" if stage == "pull" else "tasks written"
+                        progress.update(_t, description=f"{_n}: {done} {verb}")
+
+                ctx.progress = report
+                result = run_tick(ctx, ignore_schedule=True, dry_run=dry_run)
+                counts = result.counts
+                line = (f"{name}: {result.result} in {result.seconds:.1f}s: {counts.pulled} deals "
+                        f"read, {counts.enrolled} enrolled, {counts.stopped} stopped, "
+                        f"{counts.tasks_written} tasks written, {counts.tasks_failed} failed, "
+                        f"{result.api_calls} API calls")
+                if dry_run:
+                    line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
+                typer.echo(line + (f"; error: {result.error}" if result.error else ""))
+                if not result.ok:
+                    failed.append(name)
+    finally:
+        service.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _progress() -> Any:
+    if not sys.stderr.isatty():
+        return _NoProgress()
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    http_port: Annotated[int | None, typer.Option(help="Health/metrics port (0 = off).")
+                         ] = None,
+) -> None:
+    """Run the long-lived service: every connection on its schedule, until SIGTERM/SIGINT."""
+    from worker.scheduler import Runner
+
+    configure()
+    service = _service(config)
+    if not service.contexts:
+        _fail("no enabled connections in the configuration: nothing to run", 2)
+    raise typer.Exit(Runner(service, http_port=http_port).run())
+
+
+@app.command()
+def status(
+    config: ConfigArg,
+    output_format: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Per connection: watermark, last tick, enrollments, tasks by status, next writes, lease."""
+    from worker.reports import status as read_status
+    from worker.wiring import open_ledger
+
+    settings = config_or_exit(config, require_env=False)
+    _, ledger = _ledger_or_exit(settings, config)
+    rows = read_status(ledger, [c.name for c in settings.connections], datetime.now(UTC))
+    ledger.engine.dispose()
+    if output_format is Format.json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    console = Console(highlight=False)
+    for row in rows:
+        table = Table(title=f"connection {row['connection']}", show_header=False,
+                      title_justify="left")
+        table.add_column("what")
+        table.add_column("value", overflow="fold")
+        for key, value in row.items():
+            if key == "connection":
+                continue
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
+            table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+        console.print(table)
+    del open_ledger
+
+
+def _ledger_or_exit(settings: Any, config: Path) -> Any:
+    from worker.ledger.migrate import SchemaOutOfDate
+    from worker.wiring import open_ledger
+
+    try:
+        return open_ledger(settings, config, create_if_empty=False)
+    except SchemaOutOfDate as exc:
+        fail_input([f"{config}: {exc}"])
+
+
+@app.command()
+def report(
+    config: ConfigArg,
+    since: Annotated[str, typer.Option(help="Deals lost within this long (e.g. 90d, 1y).")
+                     ] = "365d",
+    output_format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.table,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write to this file (html, csv, json).")
+                      ] = None,
+    from_crm: Annotated[bool, typer.Option("--from-crm",
+                                           help="First read task completion from the CRM.")
+                        ] = False,
+) -> None:
+    """The win-back report: lost deals enrolled, reborn within 90/180/365 days, won back."""
+    from worker.reports import refresh_completion, winback_report
+
+    settings = config_or_exit(config, require_env=from_crm)
+    try:
+        window = Duration.parse(since)
+    except ValueError as exc:
+        fail_input([f"--since: {exc}"])
+    start = window.subtract_from(datetime.now(UTC).date())
+    names = [c.name for c in settings.connections]
+    if from_crm:
+        service = _service(config)
+        try:
+            for name, ctx in service.contexts.items():
+                refresh_completion(service.ledger, service.leases, name, ctx.connector)
+        finally:
+            service.close()
+    _, ledger = _ledger_or_exit(settings, config)
+    by_cadence, by_step = winback_report(ledger, names, start)
+    ledger.engine.dispose()
+    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step}
+    text = _render_report(payload, output_format)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+    elif output_format is ReportFormat.table:
+        _print_report(payload)
+    else:
+        sys.stdout.write(text)
+
+
+def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
+    if output_format is ReportFormat.json or output_format is ReportFormat.table:
+        return json.dumps(payload, indent=2) + "\n"
+    if output_format is ReportFormat.csv:
+        import io
+
+        buffer = io.StringIO()
+        rows = payload["by_cadence"]
+        fields = list(rows[0]) if rows else ["cadence", "loss_reason", "enrolled"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    from worker.html import report_html
+
+    return report_html(payload)
+
+
+def _print_report(payload: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    table = Table(title=f"Win-back report: deals lost since {payload['since']}",
+                  title_justify="left")
+    for column in ("cadence", "loss reason", "enrolled", "reborn ≤90d", "≤180d", "≤365d",
+                   "won back", "amount won back"):
+        table.add_column(column)
+    for row in payload["by_cadence"]:
+        table.add_row(row["cadence"], row["loss_reason"], str(row["enrolled"]),
+                      str(row["reborn_90d"]), str(row["reborn_180d"]), str(row["reborn_365d"]),
+                      str(row["won_back"]), f"{row['amount_won_back']:,.0f}")
+    console.print(table)
+    steps = Table(title="Tasks per step", title_justify="left")
+    for column in ("cadence", "step", "planned", "written", "completed", "cancelled"):
+        steps.add_column(column)
+    for row in payload["by_step"]:
+        steps.add_row(row["cadence"], row["step"], str(row["planned"]), str(row["written"]),
+                      str(row["completed"]), str(row["cancelled"]))
+    console.print(steps)
+
+
+def _since_days(text: str) -> timedelta:
+    return timedelta(days=Duration.parse(text).approx_days)

@@ -1,0 +1,139 @@
+"""`winback status` and `winback report`: what the ledger knows, for people and scripts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from worker.ledger.leases import Leases
+from worker.ledger.schema import connection_state, enrollment, task
+from worker.ledger.store import Ledger
+
+REBORN_WINDOWS = (90, 180, 365)
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def status(ledger: Ledger, connections: list[str], now: datetime) -> list[dict[str, Any]]:
+    out = []
+    with ledger.engine.connect() as conn:
+        for name in connections:
+            state = conn.execute(select(connection_state)
+                                 .where(connection_state.c.name == name)).one_or_none()
+            enrolled = dict(conn.execute(
+                select(enrollment.c.status, func.count()).where(enrollment.c.connection == name)
+                .group_by(enrollment.c.status)).all())
+            tasks = dict(conn.execute(
+                select(task.c.status, func.count()).where(task.c.connection == name)
+                .group_by(task.c.status)).all())
+            next_write = conn.execute(
+                select(func.min(task.c.create_after)).where(
+                    task.c.connection == name, task.c.status.in_(("planned", "queued")))
+            ).scalar_one_or_none()
+            due_day = conn.execute(
+                select(func.count()).where(
+                    task.c.connection == name, task.c.status.in_(("planned", "queued")),
+                    task.c.create_after <= now + timedelta(days=1))).scalar_one()
+            held = state is not None and state.owner is not None and state.lease_until \
+                is not None and state.lease_until > now
+            out.append({
+                "connection": name,
+                "watermark": _iso(state.watermark) if state else None,
+                "last_tick_at": _iso(state.last_tick_at) if state else None,
+                "last_tick_result": state.last_tick_result if state else None,
+                "last_tick_seconds": state.last_tick_seconds if state else None,
+                "last_success_at": _iso(state.last_success_at) if state else None,
+                "last_error": state.last_error if state else None,
+                "next_due": _iso(state.next_due) if state else None,
+                "enrollments": {str(k): int(v) for k, v in enrolled.items()},
+                "tasks": {str(k): int(v) for k, v in tasks.items()},
+                "next_write_at": _iso(next_write),
+                "writes_due_within_24h": int(due_day),
+                "lease_holder": state.owner if held and state else None,
+                "api_usage": (f"{state.api_used}/{state.api_limit}"
+                              if state is not None and state.api_limit else None),
+            })
+    return out
+
+
+@dataclass
+class ReportRow:
+    cadence: str
+    loss_reason: str
+    enrolled: int = 0
+    reborn: dict[int, int] = field(default_factory=lambda: dict.fromkeys(REBORN_WINDOWS, 0))
+    won_back: int = 0
+    amount_lost: float = 0.0
+    amount_won_back: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cadence": self.cadence, "loss_reason": self.loss_reason,
+                "enrolled": self.enrolled,
+                **{f"reborn_{d}d": self.reborn[d] for d in REBORN_WINDOWS},
+                "won_back": self.won_back, "amount_lost": round(self.amount_lost, 2),
+                "amount_won_back": round(self.amount_won_back, 2)}
+
+
+def winback_report(ledger: Ledger, connections: list[str], since: date
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows by (cadence, loss reason) for deals lost since `since`, and task counts by step."""
+    rows: dict[tuple[str, str], ReportRow] = {}
+    with ledger.engine.connect() as conn:
+        enrollments = conn.execute(select(enrollment).where(
+            enrollment.c.connection.in_(connections), enrollment.c.day0 >= since,
+            enrollment.c.cadence.is_not(None)))
+        for e in enrollments:
+            key = (str(e.cadence), e.loss_reason or "(none)")
+            row = rows.setdefault(key, ReportRow(*key))
+            row.enrolled += 1
+            row.amount_lost += e.amount or 0.0
+            if e.reborn_at is not None and e.day0 is not None:
+                days = (e.reborn_at.astimezone(UTC).date() - e.day0).days
+                for window in REBORN_WINDOWS:
+                    if days <= window:
+                        row.reborn[window] += 1
+            if e.won_back_at is not None:
+                row.won_back += 1
+                row.amount_won_back += e.won_back_amount or 0.0
+        steps: dict[tuple[str, str], dict[str, int]] = defaultdict(
+            lambda: {"planned": 0, "written": 0, "completed": 0, "cancelled": 0})
+        counts = conn.execute(
+            select(task.c.cadence, task.c.step, task.c.status, task.c.completed, func.count())
+            .join(enrollment, and_(enrollment.c.connection == task.c.connection,
+                                   enrollment.c.deal_id == task.c.deal_id))
+            .where(task.c.connection.in_(connections), enrollment.c.day0 >= since)
+            .group_by(task.c.cadence, task.c.step, task.c.status, task.c.completed))
+        for cadence, step, state, completed, count in counts:
+            entry = steps[(str(cadence).split("@", 1)[0], str(step))]
+            entry["planned"] += int(count)
+            if state == "written":
+                entry["written"] += int(count)
+                if completed:
+                    entry["completed"] += int(count)
+            elif state == "cancelled":
+                entry["cancelled"] += int(count)
+    by_cadence = [r.as_dict() for _, r in sorted(rows.items())]
+    by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(steps.items())]
+    return by_cadence, by_step
+
+
+def refresh_completion(ledger: Ledger, leases: Leases, connection: str, connector: Any,
+                       limit: int = 2000) -> int:
+    """Read completion of written, open tasks from the CRM (one lookup per batch of keys)."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(task.c.id, task.c.key).where(
+            task.c.connection == connection, task.c.status == "written",
+            task.c.completed.is_(False)).limit(limit)).all()
+    if not rows:
+        return 0
+    found = connector.find_tasks([r.key for r in rows])
+    done = [r.id for r in rows if found.get(r.key) is not None and found[r.key].completed]
+    with ledger.write() as conn:
+        ledger.set_tasks(conn, done, completed=True)
+    return len(done)

@@ -1,0 +1,166 @@
+"""Assemble the service from a configuration: ledger, leases, metrics, one connector and one
+sync context per connection. The only place that knows which adapter serves which `kind`."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from connectors.base import (
+    CallRecord,
+    Connector,
+    FieldNames,
+    HubSpotSettings,
+    SalesforceSettings,
+)
+from worker.cadence.engine import Planner
+from worker.ledger import migrate
+from worker.ledger.db import database_url, make_engine, shown_url
+from worker.ledger.leases import Leases, process_owner_id
+from worker.ledger.store import Ledger
+from worker.logs import get_logger, register_secret
+from worker.metrics import Metrics
+from worker.settings.models import Config, HubSpotConnection, SalesforceConnection
+from worker.sync.context import Clock, SyncContext, utc_now
+
+ConnectionSettings = SalesforceConnection | HubSpotConnection
+ConnectorFactory = Callable[[ConnectionSettings, Callable[[CallRecord], None]], Connector]
+
+
+class LedgerInUse(Exception):
+    """Another winback process is using this SQLite ledger."""
+
+
+def field_names(settings: SalesforceConnection | HubSpotConnection) -> FieldNames:
+    f = settings.fields
+    return FieldNames(loss_reason=f.loss_reason, competitor=f.competitor,
+                      contract_end=f.contract_end, custom=dict(f.custom))
+
+
+def default_connector(settings: SalesforceConnection | HubSpotConnection,
+                      observer: Callable[[CallRecord], None]) -> Connector:
+    for secret in settings.auth.model_dump().values():
+        register_secret(secret if isinstance(secret, str) else None)
+    if isinstance(settings, SalesforceConnection):
+        from connectors.salesforce import SalesforceConnector
+
+        a = settings.auth
+        return SalesforceConnector(SalesforceSettings(
+            name=settings.name, username=a.username, password=a.password,
+            security_token=a.security_token, client_id=a.client_id,
+            client_secret=a.client_secret, login_url=settings.login_url,
+            instance_url=settings.instance_url, api_version=settings.api_version,
+            task_key_field=settings.task_key_field, fields=field_names(settings),
+            ca_bundle=settings.ca_bundle, timeout=settings.timeout,
+            api_budget_share=settings.api_budget_share), observer=observer)
+    from connectors.hubspot import HubSpotConnector
+
+    h = settings.auth
+    return HubSpotConnector(HubSpotSettings(
+        name=settings.name, access_token=h.access_token, client_id=h.client_id,
+        client_secret=h.client_secret, refresh_token=h.refresh_token,
+        base_url=settings.base_url, key_property=settings.key_property,
+        create_key_property=settings.create_key_property, fields=field_names(settings),
+        ca_bundle=settings.ca_bundle, timeout=settings.timeout,
+        api_budget_share=settings.api_budget_share), observer=observer)
+
+
+@dataclass
+class Service:
+    config: Config
+    config_path: Path
+    url: str
+    ledger: Ledger
+    leases: Leases
+    metrics: Metrics
+    clock: Clock
+    stop: threading.Event = field(default_factory=threading.Event)
+    contexts: dict[str, SyncContext] = field(default_factory=dict)
+    lock_file: IO[str] | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def close(self) -> None:
+        for ctx in self.contexts.values():
+            ctx.connector.close()
+        self.ledger.engine.dispose()
+        if self.lock_file is not None:
+            self.lock_file.close()
+
+
+def open_ledger(config: Config, config_path: Path, *, create_if_empty: bool = True
+                ) -> tuple[str, Ledger]:
+    """The ledger at WINBACK_DATABASE_URL (or next to the config), schema checked."""
+    url = database_url(config_path)
+    engine = make_engine(url, pool_size=config.service.workers + 2)
+    migrate.check(engine, create_if_empty=create_if_empty and url.startswith("sqlite"))
+    ledger = Ledger(engine)
+    ledger.ensure_connections((c.name, c.kind) for c in config.connections)
+    return url, ledger
+
+
+def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
+                  connector_factory: ConnectorFactory = default_connector,
+                  only: str | None = None, metrics: Metrics | None = None,
+                  lease_ttl: float | None = None) -> Service:
+    url, ledger = open_ledger(config, config_path)
+    lock = _lock_sqlite(url) if url.startswith("sqlite") else None
+    if lock is not None:
+        ledger.clear_leases()  # we are the only process: any lease left is a crashed one's
+    leases = Leases(ledger.engine, owner=process_owner_id(),
+                    ttl=lease_ttl or config.service.lease_ttl)
+    service = Service(config, config_path, url, ledger, leases, metrics or Metrics(), clock,
+                      lock_file=lock)
+    log = get_logger("winback.sync")
+    for settings in config.connections:
+        if not settings.enabled or (only is not None and settings.name != only):
+            continue
+        observer = _observer(service.metrics, settings.name, settings.kind)
+        connector = connector_factory(settings, observer)
+        service.contexts[settings.name] = SyncContext(
+            config=config, settings=settings, connector=connector,
+            planner=Planner(config, settings.name), ledger=ledger, leases=leases,
+            metrics=service.metrics, clock=clock, stop=service.stop, log=log)
+    get_logger("winback").debug("service.built", database=shown_url(url),
+                                connections=list(service.contexts))
+    return service
+
+
+def _observer(metrics: Metrics, connection: str, crm: str) -> Callable[[CallRecord], None]:
+    log = get_logger("winback.crm")
+
+    def observe(call: CallRecord) -> None:
+        metrics.api_calls.labels(connection, crm, call.endpoint).inc()
+        if call.error:
+            metrics.api_errors.labels(connection, crm, call.endpoint, call.error).inc()
+        log.debug("crm.call", endpoint=call.endpoint, status=call.status, ms=round(call.ms, 1),
+                  items=call.items, error=call.error)
+
+    return observe
+
+
+def _lock_sqlite(url: str) -> IO[str]:
+    """SQLite serves one process: hold an exclusive lock next to the database file."""
+    path = Path(url.split("///", 1)[1] if "///" in url else "winback.db")
+    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the life of the service
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LedgerInUse(
+            f"another winback process is using the SQLite ledger {path}; run one process per "
+            "SQLite file, or use PostgreSQL (WINBACK_DATABASE_URL) for several") from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def describe(service: Service) -> dict[str, Any]:
+    return {"database": shown_url(service.url), "connections": list(service.contexts)}
