@@ -169,9 +169,9 @@ def status(
         for key, value in row.items():
             if key == "connection":
                 continue
-            if isinstance(value, dict):
-                value = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
-            table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+            shown = (", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
+                     if isinstance(value, dict) else value)
+            table.add_row(key.replace("_", " "), "-" if shown is None else str(shown))
         console.print(table)
     del open_ledger
 

@@ -26,10 +26,10 @@ def status(ledger: Ledger, connections: list[str], now: datetime) -> list[dict[s
         for name in connections:
             state = conn.execute(select(connection_state)
                                  .where(connection_state.c.name == name)).one_or_none()
-            enrolled = dict(conn.execute(
+            enrolled: dict[str, int] = dict(conn.execute(
                 select(enrollment.c.status, func.count()).where(enrollment.c.connection == name)
                 .group_by(enrollment.c.status)).all())
-            tasks = dict(conn.execute(
+            tasks: dict[str, int] = dict(conn.execute(
                 select(task.c.status, func.count()).where(task.c.connection == name)
                 .group_by(task.c.status)).all())
             next_write = conn.execute(

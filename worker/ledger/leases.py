@@ -113,7 +113,7 @@ class Leases:
                        connection_state.c.owner == lease.owner,
                        connection_state.c.epoch == lease.epoch)
                 .values(owner=None, lease_until=None, next_due=next_due, **outcome))
-            return result.rowcount == 1
+            return bool(result.rowcount == 1)
 
     def holder(self, connection: str) -> tuple[str | None, datetime | None, int]:
         with self.engine.connect() as conn:
