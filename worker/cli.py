@@ -79,19 +79,31 @@ def validate(config: ConfigArg) -> None:
 @app.command()
 def plan(
     config: ConfigArg,
-    deals: Annotated[Path, typer.Option("--deals", help="Deals as JSON lines (Deal shape).")],
+    deals: Annotated[Path | None, typer.Option("--deals",
+                                               help="Deals as JSON lines (Deal shape).")] = None,
     now: Annotated[str | None, typer.Option(help="Plan as of this moment (ISO 8601).")] = None,
     connection: Annotated[str | None, typer.Option(help="Connection whose keys and fallback "
                                                         "owner to use (default: the first).")
                           ] = None,
     output_format: Annotated[PlanFormat, typer.Option("--format")] = PlanFormat.table,
+    show_diff: Annotated[bool, typer.Option("--diff", help="Compare this config's plan with "
+                                            "the tasks in flight in the ledger.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write the html format here.")] = None,
 ) -> None:
-    """Show the tasks the rules plan for a file of deals, without touching any CRM."""
+    """Show the tasks the rules plan for a file of deals (or, with --diff, what this config
+    would change in the ledger's unwritten tasks), without touching any CRM."""
     from worker.cadence.engine import Planner
     from worker.planview import plan_deals, write_json, write_table
 
     settings = config_or_exit(config, require_env=False)
     moment = parse_now(now)
+    if show_diff:
+        _plan_diff(settings, config, moment, output_format)
+        return
+    if deals is None:
+        fail_input(["--deals: give a deals file (JSON lines), or --diff to compare with the "
+                    "ledger"])
     if connection is not None and settings.connection(connection) is None:
         names = ", ".join(c.name for c in settings.connections) or "none"
         fail_input([f"--connection: no connection named {connection!r} (configured: {names})"])
@@ -108,6 +120,40 @@ def plan(
         count = write_table(results, console)
         console.print(f"{count} task(s) planned for {len(items)} deal(s) as of "
                       f"{moment.isoformat()}")
+
+
+def _plan_diff(settings: Config, config: Path, moment: datetime,
+               output_format: PlanFormat) -> None:
+    from worker.ledger.migrate import SchemaOutOfDate
+    from worker.plandiff import diff
+    from worker.wiring import open_ledger
+
+    try:
+        _, ledger = open_ledger(settings, config, create_if_empty=False)
+    except SchemaOutOfDate as exc:
+        fail_input([f"{config}: {exc}"])
+    changes = diff(settings, ledger, moment)
+    ledger.engine.dispose()
+    if output_format is PlanFormat.json:
+        for change in changes:
+            sys.stdout.write(json.dumps(change.as_dict()) + "\n")
+        return
+    console = table_console()
+    if not changes:
+        console.print("No change: this configuration plans the same in-flight tasks.")
+        return
+    from rich.table import Table
+
+    table = Table(title="Changes to tasks not yet written", title_justify="left")
+    for column in ("connection", "deal", "change", "cadence", "step", "#", "contact",
+                   "due before", "due after"):
+        table.add_column(column)
+    for c in changes:
+        table.add_row(c.connection, c.deal_id, c.change, c.cadence, c.step, str(c.occurrence),
+                      c.contact_id or "", str(c.due_before or ""), str(c.due_after or ""))
+    console.print(table)
+    counts = {k: sum(c.change == k for c in changes) for k in ("added", "moved", "dropped")}
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 @app.command()

@@ -271,3 +271,42 @@ def _print_report(payload: dict[str, Any]) -> None:
 
 def _since_days(text: str) -> timedelta:
     return timedelta(days=Duration.parse(text).approx_days)
+
+
+@app.command()
+def sandbox(
+    salesforce_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 8443,
+    hubspot_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 8765,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated data.")] = 1,
+    deals: Annotated[int, typer.Option(help="Deals to generate in each CRM.")] = 200,
+    env_file: Annotated[Path | None, typer.Option(help="Also write the variables here.")
+                        ] = None,
+) -> None:
+    """Run the Salesforce and HubSpot emulators on 127.0.0.1 until Ctrl-C."""
+    import threading
+
+    from sandbox.runner import start_sandbox
+
+    try:
+        box = start_sandbox(salesforce_port=salesforce_port, hubspot_port=hubspot_port,
+                            seed=seed)
+    except OSError as exc:
+        fail_input([f"cannot start the sandbox: {exc.strerror} (a port is taken? pass "
+                    "--salesforce-port 0 --hubspot-port 0 for free ones)"])
+    box.seed(deals, seed)
+    variables = box.environment()
+    typer.echo(f"Salesforce emulator: {box.salesforce_url}  (HTTPS; CA: {box.ca.ca_path})")
+    typer.echo(f"HubSpot emulator:    {box.hubspot_url}")
+    typer.echo(f"{deals} generated deals in each (seed {seed}). To point config/winback.yaml "
+               "at them:")
+    lines = [f"export {k}={v}" for k, v in variables.items()]
+    typer.echo("\n".join(lines))
+    if env_file is not None:
+        env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    typer.echo("Press Ctrl-C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        box.stop()

@@ -270,3 +270,36 @@ def test_sync_keeps_utc_in_the_ledger(world: World) -> None:
     assert row.last_tick_at.tzinfo is not None and row.last_tick_at.utcoffset() == timedelta(0)
     assert row.last_tick_at == world.now.astimezone(UTC)
     assert isinstance(row.watermark, datetime)
+
+
+def test_plan_diff_shows_what_a_new_config_would_change(world: World, tmp_path: Path) -> None:
+    """`plan --diff` lists moved and dropped unwritten tasks and changes nothing."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tests.unit.harness import CONFIG
+    from worker.cli import app
+
+    world.lost()
+    world.tick()
+    before = sorted((r.key, r.status, r.due_date) for r in ledger_tasks(world))  # type: ignore[attr-defined]
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(CONFIG + """cadences:
+  - id: lost-to-competitor
+    steps:
+      - {id: thank-you, at: 0d, channel: email, per: stakeholder}
+      - {id: ask-post-mortem, at: 0d}
+      - {id: post-mortem, at: 21d}
+      - {id: brand-new, at: 40d}
+""")
+    result = CliRunner().invoke(app, ["plan", str(edited), "--diff", "--format", "json",
+                                      "--now", world.now.isoformat()])
+    assert result.exit_code == 0, result.output
+    changes = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = {(c["change"], c["step"]) for c in changes}
+    assert ("moved", "post-mortem") in kinds and ("added", "brand-new") in kinds
+    assert ("dropped", "check-in") in kinds
+    assert not any(c["step"] in ("thank-you", "ask-post-mortem") for c in changes)  # written
+    after = sorted((r.key, r.status, r.due_date) for r in ledger_tasks(world))  # type: ignore[attr-defined]
+    assert after == before

@@ -1,0 +1,79 @@
+"""Both emulators at once: what `winback sandbox`, the demo and the benchmarks start."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sandbox.core import EmulatorServer
+from sandbox.hubspot import HubSpotEmulator, start_hubspot
+from sandbox.salesforce import SalesforceEmulator, start_salesforce
+from sandbox.tls import TestCA
+
+SF_USERNAME = "winback@sandbox.example"
+SF_PASSWORD = "sandbox-password"  # noqa: S105 - the emulator's published test login
+SF_TOKEN = "SANDBOXTOKEN"  # noqa: S105
+HUBSPOT_TOKEN = "pat-sandbox-0000"  # noqa: S105
+
+
+@dataclass
+class Sandbox:
+    salesforce: EmulatorServer
+    salesforce_emulator: SalesforceEmulator
+    hubspot: EmulatorServer
+    hubspot_emulator: HubSpotEmulator
+    ca: TestCA
+
+    @property
+    def salesforce_url(self) -> str:
+        return self.salesforce.url
+
+    @property
+    def hubspot_url(self) -> str:
+        return self.hubspot.url
+
+    def admin(self, crm: str, method: str, path: str, body: Any = None) -> Any:
+        """Call an admin route of one emulator (`crm` is salesforce or hubspot)."""
+        base = self.salesforce_url if crm == "salesforce" else self.hubspot_url
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(self.ca.ca_path)
+        response = session.request(method, f"{base}/__sandbox/{path.lstrip('/')}", json=body,
+                                   timeout=120)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def seed(self, deals: int, seed: int, **kw: Any) -> dict[str, Any]:
+        body = {"generate": {"deals": deals, "seed": seed, **kw}}
+        return {"salesforce": self.admin("salesforce", "POST", "seed", body),
+                "hubspot": self.admin("hubspot", "POST", "seed", body)}
+
+    def environment(self) -> dict[str, str]:
+        """The variables config/winback.yaml reads, pointed at this sandbox."""
+        return {
+            "SF_LOGIN_URL": self.salesforce_url, "SF_CA_BUNDLE": str(self.ca.ca_path),
+            "SF_USERNAME": SF_USERNAME, "SF_PASSWORD": SF_PASSWORD, "SF_TOKEN": SF_TOKEN,
+            "HUBSPOT_BASE_URL": self.hubspot_url, "HUBSPOT_TOKEN": HUBSPOT_TOKEN,
+        }
+
+    def stop(self) -> None:
+        self.salesforce.stop()
+        self.hubspot.stop()
+
+
+def start_sandbox(*, salesforce_port: int = 0, hubspot_port: int = 0, seed: int = 0,
+                  ca_dir: Path | None = None, salesforce_options: dict[str, Any] | None = None,
+                  hubspot_options: dict[str, Any] | None = None) -> Sandbox:
+    ca_dir = ca_dir or Path(tempfile.mkdtemp(prefix="winback-sandbox-"))
+    sf_server, ca, sf = start_salesforce(salesforce_port, ca_dir=ca_dir, seed=seed,
+                                         **(salesforce_options or {}))
+    try:
+        hs_server, hs = start_hubspot(hubspot_port, seed=seed, **(hubspot_options or {}))
+    except Exception:
+        sf_server.stop()
+        raise
+    return Sandbox(sf_server, sf, hs_server, hs, ca)
