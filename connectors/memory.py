@@ -8,6 +8,7 @@ its data with the `admin_*` methods, which stamp `modified_at` from the injected
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import ApiUsage, DealPage, SetupCheck, SetupReport
-from connectors.errors import BudgetExhausted
+from connectors.errors import BudgetExhausted, RetryableError
 from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
 
 Clock = Callable[[], datetime]
+MAX_ATTEMPTS = 12
 
 
 @dataclass
@@ -51,6 +53,9 @@ class InMemoryConnector:
         self._tasks: dict[str, StoredTask] = {}
         self._ids = itertools.count(1)
         self._faults: dict[str, list[Exception]] = {}
+        self._transient = 0.0
+        self._rng = random.Random(0)
+        self.retries = 0
 
     # -- test controls ----------------------------------------------------------------------
     def admin_put_owner(self, owner: Owner) -> None:
@@ -80,6 +85,13 @@ class InMemoryConnector:
         """Make the next `times` calls of `endpoint` raise `error`."""
         with self._lock:
             self._faults.setdefault(endpoint, []).extend([error] * times)
+
+    def admin_transient_faults(self, rate: float, seed: int = 0) -> None:
+        """Fail this share of calls with a transient error that the connector retries (as
+        the real adapters retry 429/5xx); every attempt counts as a call."""
+        with self._lock:
+            self._transient = rate
+            self._rng = random.Random(seed)
 
     def admin_tasks(self) -> list[StoredTask]:
         with self._lock:
@@ -178,11 +190,17 @@ class InMemoryConnector:
             faults = self._faults.get(endpoint)
             if faults:
                 raise faults.pop(0)
-            used = sum(self.calls.values())
-            if used >= self.daily_limit * self.api_budget_share:
-                raise BudgetExhausted(f"{used} of {self.daily_limit} daily calls used",
-                                      connection=self.name, endpoint=endpoint)
-            self.calls[endpoint] += 1
+            for _ in range(MAX_ATTEMPTS):
+                used = sum(self.calls.values())
+                if used >= self.daily_limit * self.api_budget_share:
+                    raise BudgetExhausted(f"{used} of {self.daily_limit} daily calls used",
+                                          connection=self.name, endpoint=endpoint)
+                self.calls[endpoint] += 1
+                if not (self._transient and self._rng.random() < self._transient):
+                    return
+                self.retries += 1
+            raise RetryableError(f"{endpoint} kept failing", connection=self.name,
+                                 endpoint=endpoint)
 
     def _with_owner(self, deal: Deal) -> Deal:
         if deal.owner is None:
