@@ -227,7 +227,7 @@ class Api:
         table, field, value = self._by_key(call)
         if field == "Id":
             return table, self.emu.dml.find(table, value)[0]
-        matches = self.emu.dml.multiple_matches(table, field, value)
+        matches = self.emu.dml.matches_by_key(table, field, value)
         if not matches:
             raise SFError.one(404, "NOT_FOUND", "The requested resource does not exist")
         if len(matches) > 1:
@@ -235,7 +235,7 @@ class Api:
         return table, matches[0]
 
     def _multiple_choices(self, call: Call, table: Table, field: str, value: str) -> Response:
-        matches = self.emu.dml.multiple_matches(table, field, value)
+        matches = self.emu.dml.matches_by_key(table, field, value)
         return Response.json(300, [f"/services/data/v{call.version}/sobjects/"
                                    f"{table.sobject.name}/{i}" for i in matches])
 
@@ -261,7 +261,7 @@ class Api:
     def upsert(self, call: Call) -> Response:
         table, field, value = self._by_key(call)
         if call.request.param("updateOnly") == "true" and field != "Id" and not \
-                self.emu.dml.multiple_matches(table, field, value):
+                self.emu.dml.matches_by_key(table, field, value):
             raise SFError.one(404, "NOT_FOUND", "The requested resource does not exist")
         try:
             record_id, created = self.emu.dml.upsert(table, field, value,

@@ -26,7 +26,7 @@ import jwt
 from sandbox.core import Response
 
 INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
-MUST_USE_TOKEN = (
+NEW_LOCATION_MESSAGE = (
     "Invalid username, password, security token; or user locked out. Are you at a new "
     "location? When accessing Salesforce--either via a desktop client or the API--from outside "
     "of your company's trusted networks, you must add a security token to your password to log "
@@ -123,7 +123,7 @@ class Auth:
         if secret == credential.password + credential.security_token:
             return credential
         if secret == credential.password and credential.security_token:
-            raise LoginFailed("LOGIN_MUST_USE_SECURITY_TOKEN", MUST_USE_TOKEN)
+            raise LoginFailed("LOGIN_MUST_USE_SECURITY_TOKEN", NEW_LOCATION_MESSAGE)
         raise LoginFailed("INVALID_LOGIN", INVALID_LOGIN)
 
     # -- SOAP ---------------------------------------------------------------------------

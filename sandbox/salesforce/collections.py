@@ -32,11 +32,12 @@ def too_many() -> SFError:
 def _item_errors(exc: SFError) -> list[dict[str, Any]]:
     out = []
     for error in exc.errors:
+        item = error
         if error.code == "NOT_FOUND" and "external ID" in error.message:
-            error = ApiError("MALFORMED_ID", "malformed id " + error.message.rsplit(": ", 1)[-1])
+            item = ApiError("MALFORMED_ID", "malformed id " + error.message.rsplit(": ", 1)[-1])
         elif error.code == "NOT_FOUND":
-            error = ApiError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-        out.append(error.item())
+            item = ApiError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+        out.append(item.item())
     return out
 
 
@@ -145,7 +146,7 @@ class Collections:
                 value = next((v for k, v in data.items() if k.lower() == key.name.lower()), None)
                 if value in (None, ""):
                     raise SFError.one(400, "MISSING_ARGUMENT", f"{key.name} not specified")
-                matches = self.emu.dml.multiple_matches(table, key.name, str(value))
+                matches = self.emu.dml.matches_by_key(table, key.name, str(value))
                 if len(matches) > 1:
                     raise SFError.one(400, "DUPLICATE_EXTERNAL_ID",
                                       f"{key.name}: more than one record found for external id "

@@ -19,7 +19,7 @@ from typing import Any
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import normalize_id
 from sandbox.salesforce.schema import SYSTEM_FIELDS
-from sandbox.salesforce.store import Row, Store, Table
+from sandbox.salesforce.store import Draft, Row, Store, Table
 from sandbox.salesforce.validation import check_required, check_values, fail, prepare
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -65,12 +65,6 @@ class Dml:
         self.locks = locks
 
     # -- lookups ------------------------------------------------------------------------
-    def table(self, sobject: str) -> Table:
-        table = self.store.table(sobject)
-        if table is None:
-            raise SFError.one(404, "NOT_FOUND", "The requested resource does not exist")
-        return table
-
     def find(self, table: Table, record_id: str, *, allow_deleted: bool = False) -> tuple[str, Row]:
         normal = normalize_id(record_id)
         row = table.rows.get(normal) if normal else None
@@ -162,8 +156,7 @@ class Dml:
             normal = normalize_id(value) or value
             matches = [normal] if normal in table.rows else []
         else:
-            matches = [i for i in table.by_key(key.name, value)
-                       if not table.is_deleted(table.rows[i])]
+            matches = self.matches_by_key(table, key.name, value)
         if len(matches) > 1:
             raise SFError(300, [])  # the route lists the matching records
         if matches:
@@ -172,12 +165,12 @@ class Dml:
             raise SFError.one(404, "NOT_FOUND", "The requested resource does not exist")
         return self.create(table, {**body, key.name: value}, actor), True
 
-    def multiple_matches(self, table: Table, field_name: str, value: str) -> list[str]:
+    def matches_by_key(self, table: Table, field_name: str, value: str) -> list[str]:
         return [i for i in table.by_key(field_name, value)
                 if not table.is_deleted(table.rows[i])]
 
     # -- internals ----------------------------------------------------------------------
-    def _stamp(self, table: Table, row: Row, values: dict[str, Any], actor: str, *,
+    def _stamp(self, table: Table, row: Draft, values: dict[str, Any], actor: str, *,
                creating: bool) -> None:
         now = self.clock()
         if creating:
@@ -207,7 +200,7 @@ class Dml:
                     raise fail("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates "
                                f"value on record with id: {other}", f.name)
 
-    def _derive(self, table: Table, row: Row, old: Row | None, values: dict[str, Any]) -> None:
+    def _derive(self, table: Table, row: Draft, old: Row | None, values: dict[str, Any]) -> None:
         name = table.sobject.name
         slot = table.slot
         if "Name" in table.slots and "LastName" in table.slots:
@@ -223,7 +216,7 @@ class Dml:
         label_slot = table.slot("MasterLabel")
         return next((r for r in table.rows.values() if r[label_slot] == label), None)
 
-    def _derive_opportunity(self, table: Table, row: Row, old: Row | None,
+    def _derive_opportunity(self, table: Table, row: Draft, old: Row | None,
                             values: dict[str, Any]) -> None:
         slot = table.slot
         stage_table = self.store["OpportunityStage"]
@@ -242,7 +235,7 @@ class Dml:
         row[slot("ForecastCategory")] = {"Best Case": "BestCase", "Commit": "Forecast"}.get(
             category, category)
 
-    def _derive_task(self, table: Table, row: Row, old: Row | None) -> None:
+    def _derive_task(self, table: Table, row: Draft, old: Row | None) -> None:
         slot = table.slot
         status = self._lookup_row("TaskStatus", row[slot("Status")])
         closed = bool(status and status[self.store["TaskStatus"].slot("IsClosed")])

@@ -8,11 +8,15 @@ State lives in one `Store` (records), `Auth` (logins, sessions, connected apps),
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
-from sandbox.core import Emulator, EmulatorServer, Request, Response
+from sandbox.core import ADMIN_PREFIX, Emulator, EmulatorServer, Request, Response
+from sandbox.salesforce.admin import register_admin_routes
+from sandbox.salesforce.api import register_api_routes
 from sandbox.salesforce.auth import Auth, ConnectedApp, Credential, oauth_error, soap_fault
 from sandbox.salesforce.auth import soap_username as _soap_username
 from sandbox.salesforce.cursors import Cursors
@@ -20,6 +24,7 @@ from sandbox.salesforce.dml import Dml, Locks
 from sandbox.salesforce.errors import NOT_FOUND_MESSAGE, error_response
 from sandbox.salesforce.ids import checksum
 from sandbox.salesforce.schema import STANDARD_STAGES, TASK_PRIORITIES, TASK_STATUSES, build_schema
+from sandbox.salesforce.seeding import seed_generated
 from sandbox.salesforce.store import Store
 from sandbox.tls import TestCA, make_ca
 
@@ -39,10 +44,11 @@ class SalesforceOptions:
     cursor_ttl_seconds: float = 900.0
     instance_url: str | None = None  # default: the server's own URL
     username: str = "winback@sandbox.example"
-    password: str = "sandbox-password"
-    security_token: str = "SANDBOXTOKEN"
+    # Well-known sandbox credentials, not secrets: any test may log in with them.
+    password: str = "sandbox-password"  # noqa: S105
+    security_token: str = "SANDBOXTOKEN"  # noqa: S105
     consumer_key: str = "sandbox-client-id"
-    consumer_secret: str = "sandbox-client-secret"
+    consumer_secret: str = "sandbox-client-secret"  # noqa: S105
     jwt_public_key: str | None = None  # PEM; enables the JWT bearer flow for consumer_key
     retry_after_on_503: float | None = None  # injected 503s carry Retry-After (SF sends none)
     deals: int = 0  # seed this many generated deals at start (sandbox.seed.generate)
@@ -61,6 +67,7 @@ class SalesforceEmulator(Emulator):
         if unknown:
             raise TypeError(f"unknown Salesforce emulator options: {sorted(unknown)}")
         self.options = SalesforceOptions(**options)
+        self._initial_options = replace(self.options)
         self.seed = seed
         super().__init__(seed=seed)
         self.org_id = "00DWb0000000001" + checksum("00DWb0000000001")
@@ -75,26 +82,29 @@ class SalesforceEmulator(Emulator):
         self.store = Store(self.schema)
         self.dml = Dml(self.store, self.now, self.locks)
         self.default_user_id = ""
-        from sandbox.salesforce.admin import register_admin_routes
-        from sandbox.salesforce.api import register_api_routes
-
+        self.system_user_id = ""
         register_api_routes(self)
-        register_admin_routes(self)
+        self.admin = register_admin_routes(self)
         with self.lock:
             self.reset_data()
             if self.options.deals:
-                from sandbox.salesforce.seeding import seed_generated
-
                 seed_generated(self, {"deals": self.options.deals, "seed": seed})
 
     # -- state ---------------------------------------------------------------------------
     def reset_data(self) -> None:
+        """Back to the org as constructed: data, logins, sessions, cursors, locks, budget and
+        run-time options (no generated deals)."""
+        self.options = replace(self._initial_options)
+        self.auth.ttl_seconds = self.options.session_ttl_seconds
+        self.cursors.max_per_user = self.options.max_cursors_per_user
+        self.cursors.ttl = timedelta(seconds=self.options.cursor_ttl_seconds)
         self.store = Store(self.schema)
         self.dml = Dml(self.store, self.now, self.locks)
         self.auth.clear()
         self.cursors.clear()
         self.locks.clear()
         self.api_used = 0
+        self.api_max = self.options.daily_api_requests
         self.auth.apps[self.options.consumer_key] = ConnectedApp(
             self.options.consumer_key, self.options.consumer_secret, self.options.jwt_public_key)
         self._load_picklists()
@@ -105,7 +115,7 @@ class SalesforceEmulator(Emulator):
              "Alias": "winback", "TimeZoneSidKey": "GMT", "CountryCode": "US"})
 
     def _load_picklists(self) -> None:
-        system = self.store.ids.new("005")  # the "Automated Process" user stamps metadata rows
+        system = self.system_user_id = self.store.ids.new("005")  # "Automated Process" user
         for stage in STANDARD_STAGES:
             self.dml.create(self.store["OpportunityStage"], {
                 "MasterLabel": stage.label, "ApiName": stage.label, "IsActive": stage.active,
@@ -129,8 +139,9 @@ class SalesforceEmulator(Emulator):
         users = self.store["User"]
         existing = next((i for i, r in users.rows.items()
                          if r[users.slot("Username")].lower() == username.lower()), None)
-        data = {"Username": username, "LastName": username.split("@")[0], **(fields or {})}
-        actor = self.default_user_id or "005Wb0000000000AAA"
+        data = {"Username": username, "LastName": username.split("@", maxsplit=1)[0],
+                **(fields or {})}
+        actor = self.default_user_id or self.system_user_id
         if existing is None:
             user_id = self.dml.create(users, data, actor, admin=True)
         else:
@@ -162,10 +173,8 @@ class SalesforceEmulator(Emulator):
         if request.endpoint == "soap_login":
             name = _soap_username(request.body)
         elif request.endpoint == "oauth_token":
-            from urllib.parse import parse_qs
-
             form = parse_qs(request.body.decode("utf-8", "replace"))
-            name = (form.get("username") or [None])[0]
+            name = form["username"][0] if form.get("username") else None
         else:
             with self.lock:
                 session = self.auth.session_for(request.header("Authorization"))
@@ -205,8 +214,12 @@ class SalesforceEmulator(Emulator):
         return error_response(404, "NOT_FOUND", NOT_FOUND_MESSAGE)
 
     def handle(self, request: Request) -> Response:
+        if request.path.startswith(ADMIN_PREFIX):
+            dynamic = self.admin.dispatch_dynamic(request)
+            if dynamic is not None:
+                return dynamic
         response = super().handle(request)
-        if response.status == 405 and not request.path.startswith("/__sandbox/"):
+        if response.status == 405 and not request.path.startswith(ADMIN_PREFIX):
             return error_response(405, "METHOD_NOT_ALLOWED",
                                   f"HTTP Method '{request.method}' not allowed.")
         return response

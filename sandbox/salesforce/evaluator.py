@@ -16,7 +16,7 @@ from typing import Any
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.filters import FilterCompiler, Predicate, plan_candidates
 from sandbox.salesforce.paths import Node, Resolver, add_path, render_node
-from sandbox.salesforce.schema import IDISH
+from sandbox.salesforce.schema import IDISH, STRINGISH
 from sandbox.salesforce.soql import Count, InQuery, Path, Query, parse, query_error
 from sandbox.salesforce.store import Row, Store, Table
 
@@ -38,7 +38,7 @@ class CompiledQuery:
     node: Node
     include_deleted: bool
     predicate: Predicate | None
-    sort_keys: list[tuple[Callable[[Row], Any], bool, bool]]
+    sort_keys: list[tuple[Callable[[Row], Any], bool, bool, bool]]  # get, desc, nulls last, fold
     limit: int | None
     offset: int | None
     count_only: bool
@@ -47,17 +47,17 @@ class CompiledQuery:
     lookup: str = ""  # for a child subquery: the child's lookup field pointing at the parent
 
     def _ordered(self, pairs: list[tuple[str, Row]]) -> list[str]:
-        for get, descending, nulls_last in reversed(self.sort_keys):
+        for get, descending, nulls_last, fold in reversed(self.sort_keys):
             low, high = (2,), (0,)  # placed after / before every (1, value) when ascending
             none_key = (low if nulls_last else high) if not descending else (
                 high if nulls_last else low)
 
             def key(pair: tuple[str, Row], get: Callable[[Row], Any] = get,
-                    none_key: tuple[int] = none_key) -> tuple[Any, ...]:
+                    none_key: tuple[int] = none_key, fold: bool = fold) -> tuple[Any, ...]:
                 value = get(pair[1])
                 if value is None:
                     return none_key
-                return (1, value.casefold() if isinstance(value, str) else value)
+                return (1, value.casefold() if fold else value)
 
             pairs.sort(key=key, reverse=descending)
         ids = [record_id for record_id, _ in pairs]
@@ -87,7 +87,7 @@ class CompiledQuery:
 
     def children_of(self, parent_id: str) -> list[str]:
         """Ids of a child subquery's rows for one parent."""
-        pairs = []
+        pairs: list[tuple[str, Row]] = []
         for child_id in self.table.children(self.lookup, parent_id):
             row = self.table.rows[child_id]
             if not self.include_deleted and self.table.is_deleted(row):
@@ -115,7 +115,8 @@ class CompiledQuery:
         return sum(len(c.compiled.children_of(row[0])) for c in self.children)
 
 
-def compile_query(store: Store, soql: str, *, include_deleted: bool, now: datetime) -> CompiledQuery:
+def compile_query(store: Store, soql: str, *, include_deleted: bool,
+                  now: datetime) -> CompiledQuery:
     query = parse(soql)
     return _compile(store, soql, query, include_deleted=include_deleted, now=now, parent=None)
 
@@ -188,7 +189,8 @@ def _compile(store: Store, soql: str, query: Query, *, include_deleted: bool, no
         if not resolved.field.sortable:
             raise query_error(soql, "INVALID_FIELD", order.path.pos,
                               f"field '{resolved.field.name}' can not be sorted in a query call")
-        sort_keys.append((resolved.getter, order.descending, order.nulls_last))
+        fold = resolved.field.type in STRINGISH  # text sorts case-insensitively, ids do not
+        sort_keys.append((resolved.getter, order.descending, order.nulls_last, fold))
     if query.offset is not None and query.offset > MAX_OFFSET:
         raise SFError.one(400, "NUMBER_OUTSIDE_VALID_RANGE",
                           f"Maximum SOQL offset allowed is {MAX_OFFSET}")

@@ -8,6 +8,7 @@ long text areas cannot be filtered; relative date literals are day ranges in UTC
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -156,12 +157,11 @@ class FilterCompiler:
             return lambda row: get(row) == value
         if op == "!=":
             return lambda row: get(row) != value
-        compare = {"<": lambda a: a < value, "<=": lambda a: a <= value,
-                   ">": lambda a: a > value, ">=": lambda a: a >= value}[op]
+        compare = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
 
         def ordered(row: Row) -> bool:
             current = get(row)
-            return current is not None and bool(compare(current))
+            return current is not None and bool(compare(current, value))
         return ordered
 
     def _relative(self, resolved: Resolved, cond: Compare) -> Predicate:

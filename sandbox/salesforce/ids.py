@@ -17,15 +17,12 @@ _ID_CHARS = frozenset(_BASE62)
 POD = "Wb0"  # stands in for the instance and reserved characters of real ids
 
 
+_UPPER_BITS = str.maketrans({ch: ("1" if "A" <= ch <= "Z" else "0") for ch in _BASE62})
+
+
 def checksum(id15: str) -> str:
-    out = []
-    for chunk in range(3):
-        bits = 0
-        for i, ch in enumerate(id15[chunk * 5:chunk * 5 + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        out.append(_CHECKSUM[bits])
-    return "".join(out)
+    bits = id15.translate(_UPPER_BITS)
+    return "".join(_CHECKSUM[int(bits[i:i + 5][::-1], 2)] for i in (0, 5, 10))
 
 
 def looks_like_id(value: str) -> bool:
@@ -36,17 +33,25 @@ def normalize_id(value: str) -> str | None:
     """The 18-character form of a 15- or 18-character id, or None when `value` is no id."""
     if not looks_like_id(value):
         return None
-    if len(value) == 18:
-        return value[:15] + checksum(value[:15])
+    if len(value) == 18:  # the suffix says which characters are upper case
+        chars = list(value[:15])
+        for chunk, code in enumerate(value[15:].upper()):
+            bits = _CHECKSUM.find(code)
+            if bits < 0:
+                return None
+            for i in range(5):
+                ch = chars[chunk * 5 + i]
+                chars[chunk * 5 + i] = ch.upper() if bits >> i & 1 else ch.lower()
+        value = "".join(chars)
     return value + checksum(value)
 
 
 def _base62(number: int, width: int) -> str:
     chars = []
-    for _ in range(width):
+    while number:
         number, rest = divmod(number, 62)
         chars.append(_BASE62[rest])
-    return "".join(reversed(chars))
+    return "".join(reversed(chars)).rjust(width, "0")
 
 
 class IdFactory:

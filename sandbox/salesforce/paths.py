@@ -192,7 +192,8 @@ def add_path(node: Node, resolved: Resolved, root: Table, store: Store) -> None:
 
 
 def render_node(node: Node, table: Table, row: Row, version: str, store: Store,
-                children: Callable[[Any, Table, Row], Any], include_deleted: bool) -> dict[str, Any]:
+                children: Callable[[Any, Table, Row], Any],
+                include_deleted: bool) -> dict[str, Any]:
     record_id = row[0]
     out: dict[str, Any] = {"attributes": {
         "type": table.sobject.name,

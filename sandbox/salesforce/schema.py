@@ -41,7 +41,8 @@ class Field:
     @property
     def required(self) -> bool:
         """Must be present on create (Salesforce's REQUIRED_FIELD_MISSING)."""
-        return self.createable and not self.nillable and not self.defaulted and self.type != "boolean"
+        return (self.createable and not self.nillable and not self.defaulted
+                and self.type != "boolean")
 
     @property
     def polymorphic(self) -> bool:
@@ -163,7 +164,7 @@ def _system() -> list[Field]:
 
 
 def _owner() -> Field:
-    return _ref("OwnerId", ("User",), "Owner", nillable=False, defaulted=True, indexed=True)
+    return _ref("OwnerId", ("User",), "Owner", nillable=False, defaulted=True)
 
 
 def _text(name: str, length: int, **kw: Any) -> Field:

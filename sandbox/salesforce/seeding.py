@@ -11,13 +11,13 @@ records with "ref" and link to them with "@ref" values, and load all-or-nothing.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import parse_datetime
 from sandbox.salesforce.schema import OPEN_STAGES, STANDARD_STAGES
-from sandbox.salesforce.store import Row, Table
+from sandbox.salesforce.store import Draft, Table
 from sandbox.seed import generate
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class FixtureError(Exception):
         self.detail = detail or {}
 
 
-def _template(table: Table) -> Row:
+def _template(table: Table) -> Draft:
     row = table.blank()
     for f in table.sobject.fields:
         if f.type == "boolean":
@@ -43,7 +43,7 @@ def _template(table: Table) -> Row:
     return row
 
 
-def _rows(table: Table, names: tuple[str, ...]) -> tuple[Row, list[int]]:
+def _rows(table: Table, names: tuple[str, ...]) -> tuple[Draft, list[int]]:
     return _template(table), [table.slot(n) for n in names]
 
 
@@ -197,7 +197,3 @@ def _user_fixture(record: dict[str, Any],
         record["LastName"] = "User"
     login = (str(record.get("Username")), str(password), str(token)) if password else None
     return record, login
-
-
-def utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)

@@ -55,7 +55,8 @@ FALSE: /false/i
 NULL: /null/i
 RELDATE.2: /today|yesterday|tomorrow|this_month|last_month|next_month|this_year|last_year/i
 RELDATE_N.2: /(last_n_days|next_n_days|n_days_ago):[0-9]+/i
-DATETIME.3: /[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2})/
+DATETIME.3: /[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}/ /(\.[0-9]+)?/ ZONE
+ZONE: /(Z|[+-][0-9]{2}:?[0-9]{2})/
 DATE.2: /[0-9]{4}-[0-9]{2}-[0-9]{2}/
 NUMBER: /[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)/
 INT: /[0-9]+/
@@ -329,7 +330,8 @@ def _syntax_error(soql: str, exc: UnexpectedInput) -> SFError:
     if isinstance(exc, UnexpectedToken):
         return query_error(soql, "MALFORMED_QUERY", pos, f"unexpected token: '{exc.token}'")
     if isinstance(exc, UnexpectedCharacters):
-        char = soql[exc.pos_in_stream] if exc.pos_in_stream < len(soql) else ""
+        at = exc.pos_in_stream or 0
+        char = soql[at] if at < len(soql) else ""
         return query_error(soql, "MALFORMED_QUERY", pos,
                            f"line {pos.line}:{pos.column} no viable alternative at character "
                            f"'{char}'")

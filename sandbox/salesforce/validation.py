@@ -13,7 +13,7 @@ from typing import Any
 from sandbox.salesforce.errors import ApiError, SFError, json_parser_error
 from sandbox.salesforce.ids import normalize_id, parse_date, parse_datetime
 from sandbox.salesforce.schema import IDISH, NUMERIC, STRINGISH, Field, SObjectType
-from sandbox.salesforce.store import Row, Store, Table
+from sandbox.salesforce.store import Draft, Row, Store, Table
 
 LABELS = {"WhoId": "Contact/Lead ID", "WhatId": "Related To ID", "AccountId": "Account ID",
           "ContactId": "Contact ID", "OpportunityId": "Opportunity ID", "OwnerId": "Owner ID",
@@ -42,7 +42,7 @@ def coerce(field: Field, value: Any) -> Any:
         f"Cannot deserialize instance of {kind} from {type(value).__name__.upper()} value "
         f"{value} or request may be missing a required field")
     if kind in STRINGISH:
-        if isinstance(value, bool) or isinstance(value, dict | list):
+        if isinstance(value, bool | dict | list):
             raise bad
         return value if isinstance(value, str) else str(value)
     if kind in IDISH:
@@ -119,7 +119,7 @@ def picklist_values(store: Store, sobject: SObjectType, field: Field) -> list[st
             if active is None or row[active]]
 
 
-def check_values(store: Store, table: Table, row: Row, names: list[str], *,
+def check_values(store: Store, table: Table, row: Draft, names: list[str], *,
                  admin: bool) -> None:
     """Lengths, restricted picklists and lookups of the fields in `names`."""
     sobject = table.sobject
