@@ -33,6 +33,7 @@ ConfigArg = Annotated[Path, typer.Argument(help="The configuration file (YAML)."
 class PlanFormat(StrEnum):
     table = "table"
     json = "json"
+    html = "html"
 
 
 def fail_input(lines: list[str], hint: str | None = None) -> NoReturn:
@@ -113,7 +114,17 @@ def plan(
         fail_input(exc.lines, "Fix the deals file; nothing was planned.")
     planner = Planner(settings, connection)
     results = plan_deals(planner, items, moment)
-    if output_format is PlanFormat.json:
+    if output_format is PlanFormat.html:
+        from worker.html import plan_html
+
+        page = plan_html(results, steps_by_cadence={c.id: [s.id for s in c.steps]
+                                                    for c in settings.cadences},
+                         horizon_days=settings.defaults.horizon.approx_days, now=moment,
+                         config_name=str(config))
+        target = output or Path("winback-plan.html")
+        target.write_text(page, encoding="utf-8")
+        typer.echo(f"wrote {target} ({len(items)} deals)")
+    elif output_format is PlanFormat.json:
         write_json(results, sys.stdout)
     else:
         console = table_console()

@@ -34,3 +34,12 @@ def test_shipped_example_validates_when_its_variables_are_set(monkeypatch: objec
                                 env=env)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "ok"
+
+
+def test_configuration_reference_in_docs_is_generated_from_the_models() -> None:
+    """docs/configuration.md's key reference matches the models (run python -m worker.docgen)."""
+    from worker.docgen import render
+
+    path = CONFIG.parent / "docs" / "configuration.md"
+    text = path.read_text()
+    assert render(text) == text, "run: python -m worker.docgen"

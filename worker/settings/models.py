@@ -113,7 +113,8 @@ class Defaults(Model):
     """Settings that apply to every connection and owner unless something more specific says."""
 
     timezone: TimeZoneName = Field("UTC", description="Owner time zone when the CRM has none")
-    calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings())
+    calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings(),
+                                       description="Weekends and public holidays")
     reminder_time: time = Field("09:00", validate_default=True,
                                 description="Reminder hour, owner's local time (HH:MM)")
     lead_time: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
@@ -139,19 +140,19 @@ class FieldMap(Model):
 class OwnerOverride(Model):
     """Per-owner facts the CRM lacks (HubSpot owners carry no time zone)."""
 
-    timezone: TimeZoneName | None = None
-    country: CountryCode | None = None
-    subdivision: str | None = None
+    timezone: TimeZoneName | None = Field(None, description="IANA time zone")
+    country: CountryCode | None = Field(None, description="Country of the public holidays")
+    subdivision: str | None = Field(None, description="State/province of the holidays")
 
 
 class SalesforceAuth(Model):
     """Username + password + security token (SOAP login), or add client_id/client_secret (OAuth)."""
 
-    username: str
-    password: str
-    security_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
+    username: str = Field(description="The integration user's login")
+    password: str = Field(description="${VAR}: the password")
+    security_token: str | None = Field(None, description="${VAR}: the user's security token")
+    client_id: str | None = Field(None, description="Connected app consumer key (OAuth)")
+    client_secret: str | None = Field(None, description="${VAR}: its consumer secret")
 
     @model_validator(mode="after")
     def _pair(self) -> SalesforceAuth:
@@ -163,10 +164,10 @@ class SalesforceAuth(Model):
 class HubSpotAuth(Model):
     """A private-app token (access_token), or OAuth: client_id, client_secret, refresh_token."""
 
-    access_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
+    access_token: str | None = Field(None, description="${VAR}: a private-app token")
+    client_id: str | None = Field(None, description="OAuth app client id")
+    client_secret: str | None = Field(None, description="${VAR}: OAuth app client secret")
+    refresh_token: str | None = Field(None, description="${VAR}: OAuth refresh token")
 
     @model_validator(mode="after")
     def _mode(self) -> HubSpotAuth:
@@ -181,9 +182,11 @@ class HubSpotAuth(Model):
 
 class _ConnectionBase(Model):
     name: Ident = Field(description="Unique name; part of every task key, so never rename it")
-    fields: FieldMap = Field(default_factory=lambda: FieldMap())
+    fields: FieldMap = Field(default_factory=lambda: FieldMap(),
+                             description="CRM field names for loss reason, competitor, ...")
     fallback_owner: OptionalText = Field(None, description="Owner id for tasks of inactive owners")
-    owners: dict[str, OwnerOverride] = Field(default_factory=dict)
+    owners: dict[str, OwnerOverride] = Field(
+        default_factory=dict, description="Time zone / country per owner id")
     poll_every: IntervalField = Field("5m", validate_default=True,
                                       description="How often to sync")
     overlap: IntervalField = Field("10m", validate_default=True,
@@ -196,25 +199,30 @@ class _ConnectionBase(Model):
     api_budget_share: float = Field(0.5, gt=0, le=1,
                                     description="Stop before using more of the daily API budget")
     ca_bundle: OptionalText = Field(None, description="PEM file of a private CA to trust")
-    enabled: bool = True
+    enabled: bool = Field(True, description="false: configured but not synced")
 
 
 class SalesforceConnection(_ConnectionBase):
-    kind: Literal["salesforce"]
-    auth: SalesforceAuth
+    """A Salesforce org, reached through its REST API (simple-salesforce)."""
+
+    kind: Literal["salesforce"] = Field(description="Which CRM")
+    auth: SalesforceAuth = Field(description="How winback logs in (secrets from ${VARS})")
     login_url: str = Field("https://login.salesforce.com",
                            description="https://test.salesforce.com for sandboxes")
     instance_url: OptionalText = Field(None, description="Taken from the login when left out")
-    api_version: Annotated[str, Field(pattern=r"^[0-9]{2}\.0$")] = "59.0"
+    api_version: Annotated[str, Field(pattern=r"^[0-9]{2}\.0$")] = Field(
+        "59.0", description="REST API version")
     task_key_field: OptionalText = Field(
         None, description="External ID field on Task holding the task key (recommended); "
                           "without it a marker in the Subject is used")
 
 
 class HubSpotConnection(_ConnectionBase):
-    kind: Literal["hubspot"]
-    auth: HubSpotAuth
-    base_url: str = "https://api.hubapi.com"
+    """A HubSpot portal, reached through its CRM API (hubspot-api-client)."""
+
+    kind: Literal["hubspot"] = Field(description="Which CRM")
+    auth: HubSpotAuth = Field(description="A private-app token or OAuth (secrets from ${VARS})")
+    base_url: str = Field("https://api.hubapi.com", description="API host (a proxy, the sandbox)")
     key_property: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")] = Field(
         "winback_key", description="Custom task property holding the task key")
     create_key_property: bool = Field(True, description="Create the key property if missing")
@@ -227,15 +235,16 @@ class Matcher(Model):
     """One test on one deal field; all tests given must pass."""
 
     matches: Regex | None = Field(None, description="Regular expression, searched anywhere")
-    in_: tuple[str | float, ...] | None = Field(None, alias="in")
-    not_in: tuple[str | float, ...] | None = None
-    eq: str | float | None = None
-    ne: str | float | None = None
-    gte: float | None = None
-    gt: float | None = None
-    lte: float | None = None
-    lt: float | None = None
-    exists: bool | None = None
+    in_: tuple[str | float, ...] | None = Field(None, alias="in",
+                                                description="One of these values")
+    not_in: tuple[str | float, ...] | None = Field(None, description="None of these values")
+    eq: str | float | None = Field(None, description="Equal to")
+    ne: str | float | None = Field(None, description="Not equal to")
+    gte: float | None = Field(None, description="At least")
+    gt: float | None = Field(None, description="More than")
+    lte: float | None = Field(None, description="At most")
+    lt: float | None = Field(None, description="Less than")
+    exists: bool | None = Field(None, description="Has a value (true) or none (false)")
 
     @model_validator(mode="after")
     def _one(self) -> Matcher:
@@ -248,16 +257,21 @@ class Matcher(Model):
 class Step(Model):
     """One follow-up touch: `at` once, `every` repeatedly, or `spread` N times over a window."""
 
-    id: Ident
-    at: DurationField | None = None
-    every: Annotated[DurationField, AfterValidator(_positive)] | None = None
-    spread: Annotated[int, Field(ge=1, le=100)] | None = None
-    from_: DurationField | None = Field(None, alias="from")
-    until: DurationField | None = None
-    anchor: Literal["close_date", "contract_end"] = "close_date"
-    channel: Channel = Channel.CALL
-    priority: Priority = Priority.NORMAL
-    per: Literal["deal", "stakeholder"] = "deal"
+    id: Ident = Field(description="Unique in the cadence; part of the task keys")
+    at: DurationField | None = Field(None, description="One task this long after the anchor")
+    every: Annotated[DurationField, AfterValidator(_positive)] | None = Field(
+        None, description="Repeat at this interval from `from` until `until`")
+    spread: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        None, description="N tasks spread evenly between `from` and `until`")
+    from_: DurationField | None = Field(None, alias="from",
+                                        description="Start of an every/spread window")
+    until: DurationField | None = Field(None, description="End of the window (inclusive)")
+    anchor: Literal["close_date", "contract_end"] = Field(
+        "close_date", description="What `at`/`from`/`until` count from")
+    channel: Channel = Field(Channel.CALL, description="Task type in the CRM")
+    priority: Priority = Field(Priority.NORMAL, description="Task priority")
+    per: Literal["deal", "stakeholder"] = Field(
+        "deal", description="One task per deal, or one per contact (opted-out skipped)")
     subject: str | None = Field(None, description="Jinja2 template; default names the step")
     body: str = Field("", description="Jinja2 template: the talking points")
 
@@ -286,21 +300,25 @@ class Step(Model):
 class Cadence(Model):
     """A track of steps for the deals its `when` matches (first matching cadence wins)."""
 
-    id: Ident
-    description: str | None = None
+    id: Ident = Field(description="Unique; part of the task keys")
+    description: str | None = Field(None, description="For people reading the file")
     when: dict[str, Matcher] = Field(default_factory=dict,
                                      description="Deal field -> test; empty matches every deal")
-    steps: list[Step] = Field(default_factory=list)
-    horizon: Annotated[DurationField, AfterValidator(_positive)] | None = None
+    steps: list[Step] = Field(default_factory=list, description="The touches")
+    horizon: Annotated[DurationField, AfterValidator(_positive)] | None = Field(
+        None, description="Overrides defaults.horizon for this cadence")
 
 
 class StopPolicy(Model):
     """What happens when a lost deal comes back to life."""
 
-    on_reopen: Literal["close_open_tasks", "keep_open_tasks"] = "close_open_tasks"
-    on_new_deal_for_account: bool = True
-    notify_owner: bool = True
-    notify_subject: str = "Opportunity reborn: {{ deal.name }}"
+    on_reopen: Literal["close_open_tasks", "keep_open_tasks"] = Field(
+        "close_open_tasks", description="Mark the cadence's open future tasks completed?")
+    on_new_deal_for_account: bool = Field(
+        True, description="A new deal on the account stops the cadence (reborn)")
+    notify_owner: bool = Field(True, description="Write one 'Opportunity reborn' task")
+    notify_subject: str = Field("Opportunity reborn: {{ deal.name }}",
+                                description="Template of that task's subject")
 
 
 class ServiceSettings(Model):
@@ -312,19 +330,24 @@ class ServiceSettings(Model):
                                      description="A connection's lease lifetime")
     http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         9108, description="/healthz, /readyz, /metrics (0 = off)")
-    http_host: str = "0.0.0.0"  # noqa: S104 - a container service listens on all interfaces
+    http_host: str = Field("0.0.0.0", description="Interface of the HTTP port")  # noqa: S104
     workers: Annotated[int, Field(ge=1, le=64)] = Field(4, description="Connections at once")
 
 
 class Config(Model):
     """The whole configuration file."""
 
-    version: Literal[1]
-    defaults: Defaults = Field(default_factory=lambda: Defaults())
-    connections: list[Connection] = Field(default_factory=list)
-    cadences: list[Cadence] = Field(default_factory=list)
-    stop: StopPolicy = Field(default_factory=lambda: StopPolicy())
-    service: ServiceSettings = Field(default_factory=lambda: ServiceSettings())
+    version: Literal[1] = Field(description="The file format version; always 1")
+    defaults: Defaults = Field(default_factory=lambda: Defaults(),
+                               description="Time zone, calendar and timing defaults")
+    connections: list[Connection] = Field(default_factory=list,
+                                          description="The CRM accounts to follow up in")
+    cadences: list[Cadence] = Field(default_factory=list,
+                                    description="The rules; left out: the default playbook")
+    stop: StopPolicy = Field(default_factory=lambda: StopPolicy(),
+                             description="What happens when a lost deal is reborn")
+    service: ServiceSettings = Field(default_factory=lambda: ServiceSettings(),
+                                     description="How `winback run` runs")
 
     def connection(self, name: str | None) -> SalesforceConnection | HubSpotConnection | None:
         if name is None:

@@ -244,7 +244,7 @@ def test_find_and_close_tasks_by_key(backend: Any) -> None:
 
 def test_deleted_deals_are_reported_deleted(backend: Any) -> None:
     """deals_by_id flags a deleted deal instead of dropping it silently."""
-    data, ids = small_world(backend)
+    _, ids = small_world(backend)
     gone = ids.deals[0]
     backend.delete_deal(gone)
     deals = {d.id: d for d in backend.connector().deals_by_id([gone, ids.deals[1]])}

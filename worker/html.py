@@ -1,0 +1,190 @@
+"""Self-contained HTML pages (inline SVG and CSS, no scripts, no fonts, no links out):
+`winback plan --format html` and `winback report --format html`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from connectors.models import Deal
+from worker.cadence.engine import DealPlan
+from worker.planview import PlanRow
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d2330}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px}
+h3{font-size:15px;margin:18px 0 6px} .muted{color:#667085}
+table{border-collapse:collapse;margin:6px 0 14px;font-size:13px}
+th,td{border-bottom:1px solid #e4e7ec;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f5f7fa} svg{display:block;max-width:100%;height:auto}
+.legend span{display:inline-block;margin-right:14px} .dot{display:inline-block;width:10px;
+height:10px;border-radius:50%;margin-right:4px;vertical-align:middle}
+.moved{color:#b54708} .email{background:#2e90fa} .call{background:#12b76a}
+.todo{background:#7a5af8}
+"""
+COLORS = {"email": "#2e90fa", "call": "#12b76a", "todo": "#7a5af8"}
+WIDTH, LABEL, ROW = 960, 190, 26
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<body>{body}</body></html>\n")
+
+
+def _x(day: float, horizon: float) -> float:
+    """Piecewise scale: the first 180 days get half the width (that is where it is busy)."""
+    span = WIDTH - LABEL - 20
+    if day <= 180:
+        return LABEL + span * 0.5 * max(day, 0) / 180
+    return LABEL + span * (0.5 + 0.5 * min(day - 180, horizon - 180) / max(horizon - 180, 1))
+
+
+def _timeline(cadence: str, steps: list[str], rows: list[PlanRow], horizon: float) -> str:
+    height = 40 + ROW * len(steps)
+    parts = [f'<svg role="img" aria-label="timeline of {escape(cadence)}" '
+             f'viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" '
+             f'class="timeline" data-cadence="{escape(cadence)}">']
+    for tick in (0, 14, 30, 60, 90, 180, 365, 730, 1095):
+        if tick > horizon:
+            continue
+        x = _x(tick, horizon)
+        parts.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 8}" '
+                     f'stroke="#e4e7ec"/><text x="{x:.1f}" y="14" font-size="10" '
+                     f'text-anchor="middle" fill="#667085">d{tick}</text>')
+    by_step: dict[str, list[PlanRow]] = defaultdict(list)
+    for row in rows:
+        by_step[row.task.step].append(row)
+    for index, step in enumerate(steps):
+        y = 34 + ROW * index
+        parts.append(f'<g class="step" data-step="{escape(step)}">'
+                     f'<text x="4" y="{y + 4}" font-size="12">{escape(step)}</text>')
+        seen: set[tuple[int, int]] = set()
+        for row in by_step.get(step, []):
+            day0 = row.plan.day0
+            if day0 is None:
+                continue
+            due = (row.task.due_date - day0).days
+            if (row.task.occurrence, due) in seen:
+                continue
+            seen.add((row.task.occurrence, due))
+            color = COLORS.get(str(row.task.channel), "#667085")
+            title = f"{step} #{row.task.occurrence}: day {due} ({row.task.due_date}) - " \
+                    f"{row.subject}"
+            if row.task.moved_from is not None:
+                raw = (row.task.moved_from - day0).days
+                title += f"; moved from {row.task.moved_from} (weekend, holiday or late)"
+                parts.append(f'<line x1="{_x(raw, horizon):.1f}" y1="{y}" '
+                             f'x2="{_x(due, horizon):.1f}" y2="{y}" stroke="#b54708"/>'
+                             f'<circle cx="{_x(raw, horizon):.1f}" cy="{y}" r="4" fill="none" '
+                             f'stroke="#b54708"/>')
+            parts.append(f'<circle class="occurrence" cx="{_x(due, horizon):.1f}" cy="{y}" '
+                         f'r="5" fill="{color}"><title>{escape(title)}</title></circle>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def plan_html(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], *, steps_by_cadence:
+              dict[str, list[str]], horizon_days: float, now: datetime, config_name: str) -> str:
+    results = list(results)
+    by_cadence: dict[str, list[PlanRow]] = defaultdict(list)
+    for _, plan, rows in results:
+        if plan.cadence:
+            by_cadence[plan.cadence].extend(rows)
+    body = [f"<h1>winback plan</h1><p class=\"muted\">{escape(config_name)} as of "
+            f"{escape(now.astimezone(UTC).isoformat())}; {len(results)} deal(s), "
+            f"{sum(len(r) for _, _, r in results)} task(s).</p>",
+            '<p class="legend"><span><i class="dot email"></i>email</span><span><i class="dot '
+            'call"></i>call</span><span><i class="dot todo"></i>to-do</span><span class="moved">'
+            "o&mdash; moved to the next working day</span></p>"]
+    for cadence, steps in steps_by_cadence.items():
+        body.append(f'<h2>Cadence {escape(cadence)}</h2><p class="muted">{len(steps)} step(s); '
+                    f"{len({r.task.deal_id for r in by_cadence.get(cadence, [])})} deal(s) in "
+                    "this file.</p>")
+        if steps:
+            body.append(_timeline(cadence, steps, by_cadence.get(cadence, []), horizon_days))
+    body.append("<h2>Deals</h2>")
+    for deal, plan, rows in results:
+        head = f"{deal.id} {deal.name}"
+        if not rows:
+            why = plan.reason or f"cadence {plan.cadence}: no tasks"
+            body.append(f"<h3>{escape(head)}</h3><p class=\"muted\">No tasks ({escape(why)}).</p>")
+            continue
+        body.append(f"<h3>{escape(head)}</h3><p class=\"muted\">cadence "
+                    f"{escape(str(plan.cadence))}, day 0 {plan.day0}, owner "
+                    f"{escape(str(plan.owner_id))}</p><table><tr><th>step</th><th>due</th>"
+                    "<th>reminder (UTC)</th><th>create on</th><th>channel</th><th>contact</th>"
+                    "<th>subject</th></tr>")
+        for row in rows:
+            task = row.task
+            moved = (f' <span class="moved">(from {task.moved_from})</span>'
+                     if task.moved_from else "")
+            body.append(f"<tr><td>{escape(task.step)} #{task.occurrence}</td><td>"
+                        f"{task.due_date}{moved}</td><td>"
+                        f"{task.remind_at.astimezone(UTC):%Y-%m-%d %H:%M}</td><td>"
+                        f"{task.create_on}</td><td>{escape(str(task.channel))}</td><td>"
+                        f"{escape(task.contact_id or '')}</td><td>{escape(row.subject)}</td></tr>")
+        body.append("</table>")
+    return _page("winback plan", "".join(body))
+
+
+def _bars(title: str, labels: list[str], series: list[tuple[str, str, list[float]]]) -> str:
+    """Grouped horizontal bars: one group per label, one bar per series."""
+    bar, gap = 12, 10
+    group = bar * len(series) + gap
+    height = 30 + group * max(len(labels), 1)
+    top = max([v for _, _, values in series for v in values] + [1])
+    parts = [f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
+             'xmlns="http://www.w3.org/2000/svg" class="chart">']
+    for index, label in enumerate(labels):
+        y = 20 + index * group
+        parts.append(f'<text x="4" y="{y + bar}" font-size="12">{escape(label[:40])}</text>')
+        for s, (_name, color, values) in enumerate(series):
+            value = values[index]
+            w = (WIDTH - 320) * value / top
+            parts.append(f'<rect class="bar" x="300" y="{y + s * bar}" width="{w:.1f}" '
+                         f'height="{bar - 2}" fill="{color}"><title>{escape(_name)}: '
+                         f"{value:g}</title></rect><text x=\"{305 + w:.1f}\" "
+                         f'y="{y + s * bar + bar - 3}" font-size="10">{value:g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def report_html(payload: dict[str, Any]) -> str:
+    rows = payload["by_cadence"]
+    labels = [f"{r['cadence']} / {r['loss_reason']}" for r in rows]
+    body = [f"<h1>Win-back report</h1><p class=\"muted\">Deals lost since {payload['since']}: "
+            f"{sum(r['enrolled'] for r in rows)} enrolled, "
+            f"{sum(r['reborn_365d'] for r in rows)} reborn within a year, "
+            f"{sum(r['amount_won_back'] for r in rows):,.0f} won back.</p>",
+            '<p class="legend"><span><i class="dot" style="background:#98a2b3"></i>enrolled'
+            '</span><span><i class="dot" style="background:#2e90fa"></i>reborn &le;90d</span>'
+            '<span><i class="dot" style="background:#7a5af8"></i>&le;180d</span><span>'
+            '<i class="dot" style="background:#12b76a"></i>&le;365d</span></p>',
+            "<h2>Reborn by cadence and loss reason</h2>",
+            _bars("reborn by cadence and loss reason", labels, [
+                ("enrolled", "#98a2b3", [float(r["enrolled"]) for r in rows]),
+                ("reborn within 90 days", "#2e90fa", [float(r["reborn_90d"]) for r in rows]),
+                ("reborn within 180 days", "#7a5af8", [float(r["reborn_180d"]) for r in rows]),
+                ("reborn within 365 days", "#12b76a", [float(r["reborn_365d"]) for r in rows]),
+            ]),
+            "<table><tr><th>cadence</th><th>loss reason</th><th>enrolled</th><th>reborn "
+            "&le;90d</th><th>&le;180d</th><th>&le;365d</th><th>won back</th><th>amount won "
+            "back</th></tr>"]
+    body += [f"<tr><td>{escape(r['cadence'])}</td><td>{escape(r['loss_reason'])}</td>"
+             f"<td>{r['enrolled']}</td><td>{r['reborn_90d']}</td><td>{r['reborn_180d']}</td>"
+             f"<td>{r['reborn_365d']}</td><td>{r['won_back']}</td>"
+             f"<td>{r['amount_won_back']:,.0f}</td></tr>" for r in rows]
+    body.append("</table>")
+    steps = payload["by_step"]
+    body.append("<h2>Tasks written and completed per step</h2>")
+    body.append(_bars("tasks written vs completed per step",
+                      [f"{s['cadence']} / {s['step']}" for s in steps], [
+                          ("written", "#2e90fa", [float(s["written"]) for s in steps]),
+                          ("completed", "#12b76a", [float(s["completed"]) for s in steps])]))
+    return _page("winback report", "".join(body))
