@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -39,11 +40,29 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _clock() -> Any:
+    """Real time, or real time shifted by WINBACK_CLOCK_OFFSET seconds (demos and tests that
+    move through weeks in minutes; never set it in production)."""
+    from worker.logs import get_logger
+    from worker.sync.context import utc_now
+
+    raw = os.environ.get("WINBACK_CLOCK_OFFSET", "").strip()
+    if not raw:
+        return utc_now
+    try:
+        offset = timedelta(seconds=float(raw))
+    except ValueError:
+        fail_input([f"WINBACK_CLOCK_OFFSET: {raw!r} is not a number of seconds"])
+    get_logger("winback").warning("clock.simulated", offset_seconds=offset.total_seconds())
+    return lambda: utc_now() + offset
+
+
 def _service(config_path: Path, **kw: Any) -> Any:
     from worker.ledger.migrate import SchemaOutOfDate
     from worker.wiring import LedgerInUse, build_service
 
     config = config_or_exit(config_path)
+    kw.setdefault("clock", _clock())
     try:
         return build_service(config, config_path, **kw)
     except SchemaOutOfDate as exc:
