@@ -90,9 +90,9 @@ class Demo:
 
     def tasks(self, crm: str) -> list[dict[str, Any]]:
         found = self.box.admin(crm, "GET", "tasks")
-        items: list[dict[str, Any]] = found.get("tasks", found.get("results", [])) \
-            if isinstance(found, dict) else found
-        return items
+        items = found.get("tasks", found.get("results", [])) if isinstance(found, dict) \
+            else found
+        return list(items or [])
 
     def calls(self) -> dict[str, int]:
         return {crm: int(self.box.admin(crm, "GET", "calls")["total"])

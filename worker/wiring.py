@@ -4,6 +4,7 @@ sync context per connection. The only place that knows which adapter serves whic
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -43,7 +44,10 @@ def field_names(settings: SalesforceConnection | HubSpotConnection) -> FieldName
 
 
 def default_connector(settings: SalesforceConnection | HubSpotConnection,
-                      observer: Callable[[CallRecord], None]) -> Connector:
+                      observer: Callable[[CallRecord], None], *,
+                      retry_budget: float = 20.0) -> Connector:
+    """The adapter for a connection. `retry_budget` bounds the seconds one CRM call may spend
+    retrying; it must stay well inside the lease (see build_service)."""
     for secret in settings.auth.model_dump().values():
         register_secret(secret if isinstance(secret, str) else None)
     if isinstance(settings, SalesforceConnection):
@@ -57,7 +61,8 @@ def default_connector(settings: SalesforceConnection | HubSpotConnection,
             instance_url=settings.instance_url, api_version=settings.api_version,
             task_key_field=settings.task_key_field, fields=field_names(settings),
             ca_bundle=settings.ca_bundle, timeout=settings.timeout,
-            api_budget_share=settings.api_budget_share), observer=observer)
+            api_budget_share=settings.api_budget_share, retry_budget=retry_budget),
+            observer=observer)
     from connectors.hubspot import HubSpotConnector
 
     h = settings.auth
@@ -67,7 +72,9 @@ def default_connector(settings: SalesforceConnection | HubSpotConnection,
         base_url=settings.base_url, key_property=settings.key_property,
         create_key_property=settings.create_key_property, fields=field_names(settings),
         ca_bundle=settings.ca_bundle, timeout=settings.timeout,
-        api_budget_share=settings.api_budget_share), observer=observer)
+        api_budget_share=settings.api_budget_share, retry_budget=retry_budget,
+        burst_limit=settings.burst_limit, search_per_second=settings.search_per_second),
+        observer=observer)
 
 
 @dataclass
@@ -107,15 +114,19 @@ def open_ledger(config: Config, config_path: Path, *, create_if_empty: bool = Tr
 
 
 def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
-                  connector_factory: ConnectorFactory = default_connector,
+                  connector_factory: ConnectorFactory | None = None,
                   only: str | None = None, metrics: Metrics | None = None,
                   lease_ttl: float | None = None) -> Service:
     url, ledger = open_ledger(config, config_path)
     lock = _lock_sqlite(url) if url.startswith("sqlite") else None
     if lock is not None:
         ledger.clear_leases()  # we are the only process: any lease left is a crashed one's
-    leases = Leases(ledger.engine, owner=process_owner_id(),
-                    ttl=lease_ttl or config.service.lease_ttl)
+    ttl = lease_ttl or config.service.lease_ttl
+    leases = Leases(ledger.engine, owner=process_owner_id(), ttl=ttl)
+    if connector_factory is None:
+        # One call's retries must end well inside the lease (scale-out reference 5.2, 6).
+        connector_factory = functools.partial(default_connector,
+                                              retry_budget=min(20.0, ttl / 4))
     service = Service(config, config_path, url, ledger, leases, metrics or Metrics(), clock,
                       lock_file=lock)
     log = get_logger("winback.sync")

@@ -226,6 +226,10 @@ class HubSpotConnection(_ConnectionBase):
     key_property: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")] = Field(
         "winback_key", description="Custom task property holding the task key")
     create_key_property: bool = Field(True, description="Create the key property if missing")
+    burst_limit: Annotated[int, Field(ge=10, le=10_000)] = Field(
+        100, description="Requests per 10 s your HubSpot tier allows this app (100, 190, 250)")
+    search_per_second: Annotated[int, Field(ge=1, le=100)] = Field(
+        5, description="Search requests per second (HubSpot: 5)")
 
 
 Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discriminator="kind")]

@@ -71,6 +71,7 @@ class SyncContext:
     stop: threading.Event = field(default_factory=threading.Event)
     progress: Callable[[str, int, int | None], None] | None = None
     key_mode: str = "upsert"
+    setup_done: bool = False
     log: Any = None
 
     @property

@@ -39,6 +39,8 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
     next_due = tick.now + timedelta(seconds=ctx.settings.poll_every)
     try:
         ctx.connector.begin_run(lease.run_id)
+        if not ctx.setup_done:
+            _setup(ctx)
         if dry_run:
             _dry_run(tick)
         else:
@@ -84,6 +86,20 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
                                 _calls(ctx) - calls_before)
     _report(ctx, outcome_result)
     return outcome_result
+
+
+def _setup(ctx: SyncContext) -> None:
+    """Once per process and connection: check the CRM and learn how task keys are stored."""
+    report = ctx.connector.ensure_setup(create=True)
+    ctx.key_mode = report.key_mode
+    ctx.setup_done = True
+    for check in report.checks:
+        if not check.ok:
+            ctx.log.warning("setup.check_failed", check=check.name, detail=check.detail,
+                            fix=check.fix)
+    ctx.log.info("setup.done", key_mode=report.key_mode,
+                 checks=sum(c.ok for c in report.checks), failed=sum(not c.ok
+                                                                     for c in report.checks))
 
 
 def _dry_run(tick: Tick) -> None:

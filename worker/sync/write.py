@@ -18,8 +18,9 @@ from worker.sync.pull import REBORN_CADENCE
 # Without an idempotent upsert, a task created just before a crash may not be searchable yet
 # (HubSpot search lags writes): wait this long before deciding it was never created.
 SEARCH_LAG_GRACE = timedelta(minutes=2)
-OWNER_ERRORS = ("INACTIVE_OWNER_OR_USER", "INVALID_OWNER", "OWNER_NOT_FOUND",
-                "INACTIVE_OWNER")
+OWNER_ERRORS = ("INACTIVE_OWNER_OR_USER", "INVALID_OWNER", "INVALID_OWNER_ID",
+                "OWNER_NOT_FOUND", "INACTIVE_OWNER")
+RETRY_BACKOFF = timedelta(minutes=5)  # a record the CRM said to retry waits at least this
 
 
 def reconcile(tick: Tick) -> None:
@@ -137,7 +138,9 @@ def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult]) -> None
                 ctx.ledger.record(conn, ctx.name, "owner.fallback", row.deal_id, tick.now,
                                   owner_id=row.owner_id, fallback_owner=fallback)
             elif result.retryable:
+                # Not before the next tick: a retry in this one would hammer the same error.
                 ctx.ledger.set_task(conn, row.id, status="queued", last_error=error,
+                                    create_after=tick.now + RETRY_BACKOFF * row.attempts,
                                     updated_at=tick.now)
                 log.warning("task.retry", error=error)
             else:

@@ -1,0 +1,88 @@
+"""`HubSpotConnector`: the CRM port over HubSpot's CRM API v3/v4 with the real SDK.
+
+    connector.py   the port, wiring the parts below
+    transport.py   every HTTP call: budget guard, rate limiter, token, retries, errors, logs
+    limits.py      client rate limiter (10 s burst, search per second) and the daily budget
+    auth.py        static token or OAuth refresh
+    failures.py    HubSpot errors -> the port's error tree
+    mapping.py     HubSpot JSON <-> Deal, Contact, Owner, task properties
+    deals.py       changed deals, deals by id, stakeholders, owners, pipelines
+    tasks.py       write (two key modes), find and close tasks
+    setup.py       ensure_setup and the key mode
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from connectors.base import (
+    ApiUsage,
+    CallObserver,
+    DealPage,
+    HubSpotSettings,
+    SetupReport,
+)
+from connectors.hubspot.deals import DealReader
+from connectors.hubspot.setup import Setup
+from connectors.hubspot.tasks import WRITE_BATCH, TaskWriter
+from connectors.hubspot.transport import Transport
+from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+
+
+class HubSpotConnector:
+    """One HubSpot account (portal) behind the `Connector` port."""
+
+    kind = "hubspot"
+    write_batch = WRITE_BATCH
+
+    def __init__(self, settings: HubSpotSettings, *, observer: CallObserver | None = None
+                 ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._transport = Transport(settings, observer)
+        self._deals = DealReader(self._transport, settings)
+        self._setup = Setup(self._transport, settings, self._deals)
+        self._tasks = TaskWriter(self._transport, settings, self._setup.key_mode,
+                                 self._deals.owner_map)
+
+    def __repr__(self) -> str:
+        return f"HubSpotConnector(name={self.name!r}, base_url={self.settings.base_url!r})"
+
+    @property
+    def calls_made(self) -> int:
+        """HTTP calls made so far, retries and token refreshes included."""
+        return self._transport.calls_made
+
+    def begin_run(self, run_id: str | None) -> None:
+        self._transport.run_id = run_id
+
+    def ensure_setup(self, *, create: bool = True) -> SetupReport:
+        return self._setup.ensure_setup(create)
+
+    def changed_deals(self, since: datetime) -> Iterator[DealPage]:
+        return self._deals.changed(since)
+
+    def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
+        return self._deals.by_id(ids)
+
+    def stakeholders(self, deal_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        return self._deals.stakeholders(deal_ids)
+
+    def owners(self) -> list[Owner]:
+        return self._deals.owners()
+
+    def write_tasks(self, drafts: Sequence[TaskDraft]) -> list[WriteResult]:
+        return self._tasks.write(drafts)
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, TaskRef]:
+        return self._tasks.find(keys)
+
+    def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:
+        return self._tasks.close(crm_ids)
+
+    def api_usage(self) -> ApiUsage | None:
+        return self._transport.budget.usage()
+
+    def close(self) -> None:
+        self._transport.close()
