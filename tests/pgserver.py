@@ -6,6 +6,7 @@ PostgreSQL refuses to run as root, so as root the server runs as the `postgres` 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -79,8 +80,6 @@ class PgServer:
         self.start()
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
