@@ -268,7 +268,9 @@ def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
 
 
 def _print_report(payload: dict[str, Any]) -> None:
-    console = Console(highlight=False)
+    from worker.cli import table_console
+
+    console = table_console()
     table = Table(title=f"Win-back report: deals lost since {payload['since']}",
                   title_justify="left")
     for column in ("cadence", "loss reason", "enrolled", "reborn ≤90d", "≤180d", "≤365d",
@@ -329,3 +331,32 @@ def sandbox(
         pass
     finally:
         box.stop()
+
+
+@app.command()
+def doctor(
+    config: ConfigArg,
+    output_format: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Check everything a deployment needs; exit 0 when all pass, 1 otherwise."""
+    from worker.doctor import run as run_checks
+
+    configure("WARNING")
+    checks = run_checks(config)
+    passed = all(c.ok for c in checks)
+    if output_format is Format.json:
+        typer.echo(json.dumps({"ok": passed, "checks": [c.as_dict() for c in checks]},
+                              indent=2))
+    else:
+        from worker.cli import table_console
+
+        console = table_console()
+        for check in checks:
+            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+            console.print(f"{mark} {check.scope}: {check.name}: {check.detail}",
+                          highlight=False)
+            if not check.ok and check.fix:
+                console.print(f"      fix: {check.fix}", highlight=False)
+        console.print(f"{sum(c.ok for c in checks)} of {len(checks)} checks passed")
+    if not passed:
+        raise typer.Exit(1)

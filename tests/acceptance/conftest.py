@@ -1,0 +1,108 @@
+"""The whole worker against the sandbox: both CRM emulators, the real SDKs, a real ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.runner import Sandbox, start_sandbox
+from worker.ledger import migrate
+from worker.ledger.db import make_engine
+from worker.settings import load_config
+from worker.sync.context import TickResult
+from worker.sync.tick import run_tick
+from worker.wiring import Service, build_service
+
+CONFIG = """\
+version: 1
+defaults:
+  timezone: America/New_York
+  calendar: {{country: US}}
+  lead_time: 7d
+  grace: 7d
+  horizon: 3y
+stop: {{on_reopen: close_open_tasks, on_new_deal_for_account: true, notify_owner: true}}
+connections:
+  - name: acme-sf
+    kind: salesforce
+    login_url: ${{SF_LOGIN_URL}}
+    ca_bundle: ${{SF_CA_BUNDLE}}
+    auth: {{username: "${{SF_USERNAME}}", password: "${{SF_PASSWORD}}",
+            security_token: "${{SF_TOKEN}}"}}
+    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,
+              contract_end: Contract_End__c}}
+    task_key_field: Winback_Key__c
+    fallback_owner: "{sf_fallback}"
+  - name: acme-hs
+    kind: hubspot
+    base_url: ${{HUBSPOT_BASE_URL}}
+    auth: {{access_token: "${{HUBSPOT_TOKEN}}"}}
+    fields: {{loss_reason: closed_lost_reason, competitor: competitor,
+              contract_end: contract_end_date}}
+    fallback_owner: "{hs_fallback}"
+"""
+
+
+class Year:
+    """A sandbox, a config for both CRMs, a ledger, and a clock the test moves."""
+
+    def __init__(self, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch,
+                 deals: int = 40) -> None:
+        self.tmp = tmp_path
+        self.box: Sandbox = start_sandbox(
+            seed=5, ca_dir=tmp_path / "ca",
+            hubspot_options={"burst": 100_000, "search_per_second": 1000})
+        seeded = self.box.seed(deals, 5, days_back=6, owners=6, inactive_owners=1)
+        sf = seeded["salesforce"]
+        self.sf_fallback = next(u for u in sf["ids"]["User"] if u not in sf["inactive_user_ids"])
+        owners = self.box.admin("hubspot", "GET", "objects/owners")
+        owners = owners.get("results", owners) if isinstance(owners, dict) else owners
+        self.hs_fallback = next(str(o["id"]) for o in owners if not o.get("archived"))
+        for key, value in self.box.environment().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("WINBACK_DATABASE_URL", database_url)
+        engine = make_engine(database_url, pool_size=1)
+        migrate.upgrade(engine)
+        engine.dispose()
+        self.path = tmp_path / "winback.yaml"
+        self.path.write_text(CONFIG.format(sf_fallback=self.sf_fallback,
+                                           hs_fallback=self.hs_fallback))
+        self.offset = timedelta(0)
+        self.service: Service = build_service(load_config(self.path), self.path,
+                                              clock=self.now)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+        for crm in ("salesforce", "hubspot"):
+            self.box.admin(crm, "POST", "clock", {"offset_seconds": self.offset.total_seconds()})
+
+    def tick(self) -> dict[str, TickResult]:
+        results = {name: run_tick(ctx, ignore_schedule=True)
+                   for name, ctx in self.service.contexts.items()}
+        for name, result in results.items():
+            assert result.result == "ok", (name, result)
+        return results
+
+    def tasks(self, crm: str) -> list[dict[str, Any]]:
+        found = self.box.admin(crm, "GET", "tasks")
+        items = found.get("tasks", found.get("results", [])) if isinstance(found, dict) \
+            else found
+        return [t for t in items if not t.get("IsDeleted") and not t.get("archived")]
+
+    def close(self) -> None:
+        self.service.close()
+        self.box.stop()
+
+
+@pytest.fixture
+def year(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Year]:
+    y = Year(tmp_path, database_url, monkeypatch)
+    yield y
+    y.close()
