@@ -143,6 +143,8 @@ class Planner:
         self._all_version = hashlib.blake2b("".join(
             c.id + v for c, v in zip(config.cadences, self._versions.values(), strict=True))
             .encode(), digest_size=8).hexdigest()
+        self._per_stakeholder = {
+            c.id: any(s.per == "stakeholder" for s in c.steps) for c in config.cadences}
         self._has_contract_steps = {
             c.id: any(s.anchor == "contract_end" for s in c.steps) for c in config.cadences}
         self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
@@ -153,6 +155,11 @@ class Planner:
 
     def match(self, deal: Deal) -> Cadence | None:
         return first_match(self._when, deal)
+
+    def needs_contacts(self, deal: Deal) -> bool:
+        """Whether planning this deal reads its contacts (a `per: stakeholder` step)."""
+        cadence = self.match(deal)
+        return cadence is not None and self._per_stakeholder[cadence.id]
 
     # -- owners ---------------------------------------------------------------------------
     def owner_context(self, deal: Deal) -> OwnerContext | None:

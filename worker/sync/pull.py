@@ -69,7 +69,8 @@ def _attach_stakeholders(tick: Tick, page: DealPage) -> list[Deal]:
         return page.deals
     with ctx.ledger.engine.connect() as conn:
         known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in candidates])
-    wanted = [d.id for d in candidates if not _unchanged(tick, d, known.get(d.id))]
+    wanted = [d.id for d in candidates if not _unchanged(tick, d, known.get(d.id))
+              and ctx.planner.needs_contacts(d)]
     if not wanted:
         return page.deals
     tick.check()
@@ -119,17 +120,26 @@ def _store_page(tick: Tick, conn: Connection, deals: list[Deal],
 
 def replan_changed_rules(tick: Tick) -> None:
     """Enrollments planned under rules that have changed since: re-plan them from their
-    snapshot (only tasks not yet written move; written ones stay as they are)."""
+    snapshot (only tasks not yet written move; written ones stay as they are). Contacts are
+    read first when the new rules need them and the snapshot has none."""
     ctx = tick.ctx
+    versions, unmatched = ctx.planner.versions(), ctx.planner.rule_version(None)
     while not ctx.stop.is_set():
+        with ctx.ledger.engine.connect() as conn:
+            stale = ctx.ledger.stale_enrollments(conn, ctx.name, versions, unmatched, limit=200)
+        if not stale:
+            return
+        deals = {e.deal_id: enrolled_deal(e) for e in stale}
+        wanted = [i for i, d in deals.items() if not d.contacts and ctx.planner.needs_contacts(d)]
+        if wanted:
+            tick.check()
+            found = ctx.connector.stakeholders(wanted)
+            deals.update({i: deals[i].model_copy(update={"contacts": tuple(found.get(i, ()))})
+                          for i in wanted})
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
-            stale = ctx.ledger.stale_enrollments(conn, ctx.name, ctx.planner.versions(),
-                                                 ctx.planner.rule_version(None), limit=200)
-            if not stale:
-                return
             for enrolled in stale:
-                _lost(tick, conn, enrolled_deal(enrolled), enrolled, force=True)
+                _lost(tick, conn, deals[enrolled.deal_id], enrolled, force=True)
 
 
 def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *,
