@@ -145,14 +145,10 @@ def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
 
 
 def _observer(metrics: Metrics, connection: str, crm: str) -> Callable[[CallRecord], None]:
-    log = get_logger("winback.crm")
-
-    def observe(call: CallRecord) -> None:
+    def observe(call: CallRecord) -> None:  # the adapters log `crm.call` themselves
         metrics.api_calls.labels(connection, crm, call.endpoint).inc()
         if call.error:
             metrics.api_errors.labels(connection, crm, call.endpoint, call.error).inc()
-        log.debug("crm.call", endpoint=call.endpoint, status=call.status, ms=round(call.ms, 1),
-                  items=call.items, error=call.error)
 
     return observe
 

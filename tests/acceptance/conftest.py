@@ -92,8 +92,8 @@ class Year:
 
     def tasks(self, crm: str) -> list[dict[str, Any]]:
         found = self.box.admin(crm, "GET", "tasks")
-        items = found.get("tasks", found.get("results", [])) if isinstance(found, dict) \
-            else found
+        items = found.get("tasks", found.get("records", found.get("results", []))) \
+            if isinstance(found, dict) else found
         return [t for t in items if not t.get("IsDeleted") and not t.get("archived")]
 
     def close(self) -> None:

@@ -1,0 +1,234 @@
+"""One logged-in simple-salesforce client with the call discipline every request follows.
+
+Login: our own `SalesforceLogin` (SOAP for username + password + security token, the OAuth
+username-password flow when a client id and secret are configured), then a `Salesforce` in
+direct session mode. simple-salesforce's built-in refresh would re-login on every 401 and, in
+SFType calls, recurse without bound (reference §6 "Retries"); it also drops extra headers on
+the replay. In direct mode a 401 surfaces as `SalesforceExpiredSession`, and `call` re-logs-in
+exactly once before it gives up with AuthError.
+
+Every call: budget guard -> request -> (401: re-login, repeat once) -> map failures; the one
+tenacity policy (`retrying`) retries what `failures` marks transient, with full-jitter
+exponential backoff, until `retry_budget` seconds would be passed. Each HTTP request becomes a
+`crm.call` log line and a CallRecord for the observer.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import structlog
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceExpiredSession
+from simple_salesforce.login import SalesforceLogin
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from connectors.base import ApiUsage, CallObserver, CallRecord, SalesforceSettings
+from connectors.errors import BudgetExhausted, ConnectorError, RetryableError
+from connectors.salesforce.failures import StaleCursor, login_error, translate
+from connectors.salesforce.transport import DEFAULT_LOGIN_HOST, SalesforceTransport, Trace
+
+T = TypeVar("T")
+BATCH_HEADER = {"Sforce-Query-Options": "batchSize=2000"}  # the maximum (reference: Key numbers)
+MAX_RETRY_AFTER = 60.0
+LOGIN_ENDPOINTS = ("login.soap", "login.oauth")
+
+
+def log() -> Any:
+    # A fresh proxy per use, so `structlog.testing.capture_logs` sees events even when the
+    # application configured `cache_logger_on_first_use`.
+    return structlog.get_logger("connectors.salesforce")
+
+
+class Client:
+    def __init__(self, settings: SalesforceSettings, observer: CallObserver | None) -> None:
+        self.settings = settings
+        self.observer = observer
+        self.transport = SalesforceTransport(settings.login_url or DEFAULT_LOGIN_HOST,
+                                             timeout=settings.timeout,
+                                             ca_bundle=settings.ca_bundle)
+        self.secrets = tuple(s for s in (settings.password, settings.security_token,
+                                         settings.client_secret) if s)
+        self.field_hint: dict[str, str] = {}
+        self._sf: Salesforce | None = None
+        self._login_lock = threading.Lock()
+        self._backoff = wait_random_exponential(multiplier=0.5, max=20)
+
+    # -- login ---------------------------------------------------------------------------
+    def _login(self) -> Salesforce:
+        s = self.settings
+        try:
+            if s.client_id and s.client_secret:
+                # The OAuth password flow takes the security token appended to the password
+                # (reference §5); SalesforceLogin picks SOAP whenever security_token is set.
+                session_id, instance = SalesforceLogin(
+                    username=s.username, password=s.password + (s.security_token or ""),
+                    consumer_key=s.client_id, consumer_secret=s.client_secret,
+                    domain="login", session=self.transport)
+            else:
+                session_id, instance = SalesforceLogin(
+                    username=s.username, password=s.password, security_token=s.security_token,
+                    sf_version=s.api_version, domain="login", session=self.transport)
+        except Exception as exc:
+            raise login_error(exc, connection=s.name, secrets=self.secrets) from None
+        instance_url = s.instance_url or f"https://{instance.rstrip('/')}"
+        log().info("crm.login", connection=s.name, crm="salesforce",
+                   mode="oauth" if s.client_id and s.client_secret else "soap")
+        return Salesforce(session_id=session_id, instance_url=instance_url,
+                          session=self.transport, version=s.api_version)
+
+    def sf(self) -> Salesforce:
+        with self._login_lock:
+            if self._sf is None:
+                self._sf = self._login()
+            return self._sf
+
+    def _relogin(self, stale: Salesforce) -> Salesforce:
+        with self._login_lock:
+            if self._sf is stale or self._sf is None:  # another thread may have done it
+                log().info("crm.relogin", connection=self.settings.name, crm="salesforce")
+                self._sf = self._login()
+            return self._sf
+
+    @property
+    def instance_host(self) -> str | None:
+        return self._sf.sf_instance if self._sf is not None else None
+
+    # -- usage and budget -----------------------------------------------------------------
+    def usage(self) -> ApiUsage | None:
+        seen = self.transport.usage
+        return ApiUsage(seen.used, seen.limit) if seen is not None else None
+
+    def guard(self, endpoint: str) -> None:
+        usage = self.usage()
+        share = self.settings.api_budget_share
+        if usage is not None and usage.limit and usage.used >= share * usage.limit:
+            raise BudgetExhausted(
+                f"{usage.used} of {usage.limit} daily API calls used; winback may use "
+                f"{share:.0%} ({int(share * usage.limit)})",
+                connection=self.settings.name, endpoint=endpoint)
+
+    # -- one call ------------------------------------------------------------------------
+    def call(self, endpoint: str, fn: Callable[[Salesforce], T], *,
+             items: Callable[[T], int] | int = 0, retry: bool = True) -> T:
+        """Run `fn(sf)` (one HTTP request) under the guard, re-login and failure mapping;
+        with `retry`, under the retry policy too."""
+        def attempt() -> T:
+            result: T | None = None
+            try:
+                self.guard(endpoint)
+                sf = self.sf()
+                try:
+                    result = fn(sf)
+                except SalesforceExpiredSession:
+                    self._flush(endpoint, 0)
+                    result = fn(self._relogin(sf))
+                return result
+            except ConnectorError:
+                raise
+            except Exception as exc:
+                last = self.transport.last_trace()
+                raise translate(exc, connection=self.settings.name, endpoint=endpoint,
+                                secrets=self.secrets,
+                                retry_after=last.retry_after if last else None,
+                                field_hint=self.field_hint) from None
+            finally:
+                count = items(result) if callable(items) and result is not None else items
+                self._flush(endpoint, count if isinstance(count, int) else 0)
+        return self.retrying(endpoint, attempt) if retry else attempt()
+
+    def retrying(self, endpoint: str, attempt: Callable[[], T]) -> T:
+        """The one retry policy: transient failures, full jitter, `retry_budget` seconds."""
+        policy = Retrying(retry=retry_if_exception_type(RetryableError), wait=self._wait,
+                          stop=stop_before_delay(self.settings.retry_budget), reraise=True,
+                          before_sleep=lambda state: self._log_retry(endpoint, state))
+        try:
+            return policy(attempt)
+        except RetryableError as exc:
+            tries = policy.statistics.get("attempt_number", 1)
+            if tries > 1:
+                exc.message = f"{exc.message} (gave up after {tries} attempts)"
+            raise
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        hint = getattr(exc, "retry_after", None)
+        if isinstance(hint, int | float) and hint > 0:
+            return min(float(hint), MAX_RETRY_AFTER) + random.uniform(0, 0.5)
+        return float(self._backoff(state))
+
+    def _log_retry(self, endpoint: str, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log().warning("crm.retry", connection=self.settings.name, crm="salesforce",
+                      endpoint=endpoint, attempt=state.attempt_number,
+                      wait_s=round(state.upcoming_sleep, 3),
+                      error=getattr(exc, "code", None) or type(exc).__name__)
+
+    def _flush(self, endpoint: str, items: int) -> None:
+        traces = self.transport.drain()
+        data = [t for t in traces if t.endpoint not in LOGIN_ENDPOINTS]
+        for trace in traces:
+            count = items if data and trace is data[-1] and trace.error is None else 0
+            self._emit(trace, count)
+
+    def _emit(self, trace: Trace, items: int) -> None:
+        name = self.settings.name
+        log().debug("crm.call", connection=name, crm="salesforce", endpoint=trace.endpoint,
+                    status=trace.status, ms=round(trace.ms, 1), items=items, error=trace.error)
+        if self.observer is not None:
+            try:
+                self.observer(CallRecord(name, "salesforce", trace.endpoint, trace.status,
+                                         trace.ms, items, trace.error))
+            except Exception as exc:  # metrics trouble must not fail a CRM call
+                log().warning("crm.observer_failed", connection=name, error=type(exc).__name__)
+
+    # -- queries -------------------------------------------------------------------------
+    def pages(self, soql: str, *, include_deleted: bool, retry: bool = True
+              ) -> Iterator[list[dict[str, Any]]]:
+        """The records of a SOQL query, one REST page (up to 2,000) at a time; each page is
+        its own call with its own retries. Raises StaleCursor if a locator dies midway."""
+        first = "queryAll" if include_deleted else "query"
+        result: dict[str, Any] = self.call(
+            first, lambda sf: sf.query(soql, include_deleted=include_deleted,
+                                       headers=BATCH_HEADER),
+            items=lambda r: len(r["records"]), retry=retry)
+        yield list(result["records"])
+        while not result.get("done", True):
+            next_url = str(result.get("nextRecordsUrl") or "")
+            if not next_url.startswith("/services/data/"):
+                raise ConnectorError(f"unexpected nextRecordsUrl {next_url[:80]!r}",
+                                     connection=self.settings.name, endpoint="query_more")
+            result = self.call("query_more", _more(next_url), items=lambda r: len(r["records"]),
+                               retry=retry)
+            yield list(result["records"])
+
+    def query_all(self, soql: str, *, include_deleted: bool = False, retry: bool = True
+                  ) -> list[dict[str, Any]]:
+        """Every record of a (small) query; re-runs it if a locator goes stale."""
+        for attempt in range(3):
+            try:
+                return [r for page in self.pages(soql, include_deleted=include_deleted,
+                                                 retry=retry) for r in page]
+            except StaleCursor:
+                if attempt == 2:
+                    raise
+                log().warning("crm.cursor_restart", connection=self.settings.name,
+                              crm="salesforce")
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def _more(next_url: str) -> Callable[[Salesforce], Any]:
+    # nextRecordsUrl is a path on the instance; simple-salesforce prefixes the instance host.
+    return lambda sf: sf.query_more(next_url, identifier_is_url=True, headers=BATCH_HEADER)
