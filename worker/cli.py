@@ -181,8 +181,21 @@ def schema(
 
 
 @app.command()
-def demo() -> None:
-    """Plan the default playbook over a bundled sample of closed-lost deals (no CRM needed)."""
+def demo(
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Only plan the bundled sample "
+                                            "of deals (no sandbox, no worker).")] = False,
+) -> None:
+    """See winback work with no credentials: the real worker syncs the CRM sandbox while a
+    simulated clock moves through the first weeks after the losses."""
+    if plan_only:
+        _plan_sample()
+        return
+    from worker.demo import main as run_demo
+
+    raise typer.Exit(run_demo(table_console()))
+
+
+def _plan_sample() -> None:
     from importlib.resources import files
 
     from worker.cadence.engine import Planner

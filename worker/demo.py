@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from worker.logs import configure
 from worker.settings import load_config
 from worker.sync.tick import run_tick
 from worker.wiring import build_service
@@ -90,15 +90,16 @@ class Demo:
 
     def tasks(self, crm: str) -> list[dict[str, Any]]:
         found = self.box.admin(crm, "GET", "tasks")
-        items = found.get("tasks", found.get("results", [])) if isinstance(found, dict) \
-            else found
-        return list(items or [])
+        if isinstance(found, dict):
+            found = found.get("records", found.get("tasks", found.get("results", [])))
+        return [t for t in found or [] if not t.get("IsDeleted") and not t.get("archived")]
 
     def calls(self) -> dict[str, int]:
         return {crm: int(self.box.admin(crm, "GET", "calls")["total"])
                 for crm in ("salesforce", "hubspot")}
 
     def run(self) -> int:
+        configure("WARNING")
         c = self.console
         path = self.setup()
         config = load_config(path)
@@ -126,10 +127,12 @@ class Demo:
                     self.advance(7)
                 elif week == WEEKS - 1:
                     self.advance(1)
-        finally:
+        except BaseException:
             service.close()
+            raise
         c.print(summary)
-        self._show_tasks()
+        self._show_tasks(service)
+        service.close()
         totals = self.calls()
         c.print(f"\nAPI calls used, whole demo: Salesforce {totals['salesforce']}, HubSpot "
                 f"{totals['hubspot']} (tasks are written in batches of 200 and 100).")
@@ -148,27 +151,43 @@ class Demo:
         self.console.print(f"\n[bold]A rep reopens[/bold] {lost.get('Name')} in Salesforce "
                            "(stage Negotiation/Review).\n")
 
-    def _show_tasks(self) -> None:
+    def _show_tasks(self, service: Any) -> None:
+        from sqlalchemy import func, select
+
+        from worker.ledger.schema import task
+
         c = self.console
-        for crm in ("salesforce", "hubspot"):
-            tasks = self.tasks(crm)
-            c.print(f"\n[bold]{crm}[/bold]: {len(tasks)} tasks written")
-            subjects = Counter(_subject(crm, t).split(":")[0] for t in tasks)
-            table = Table(show_header=True, title_justify="left")
-            table.add_column("kind of task")
-            table.add_column("count")
-            for subject, count in subjects.most_common(12):
-                table.add_row(subject, str(count))
-            c.print(table)
+        with service.ledger.engine.connect() as conn:
+            rows = conn.execute(select(task.c.connection, task.c.step, func.count())
+                                .where(task.c.status == "written")
+                                .group_by(task.c.connection, task.c.step)).all()
+        table = Table(title="Tasks written, by step of the playbook", title_justify="left")
+        table.add_column("step")
+        names = sorted({r[0] for r in rows})
+        for name in names:
+            table.add_column(name)
+        steps: dict[str, dict[str, int]] = {}
+        for name, step, count in rows:
+            steps.setdefault(step, {})[name] = int(count)
+        for step, counts in sorted(steps.items(), key=lambda i: -sum(i[1].values())):
+            table.add_row(step, *(str(counts.get(n, 0)) for n in names))
+        c.print(table)
+        sample = Table(title="What a rep sees in Salesforce (a few tasks)", title_justify="left")
+        for column in ("due", "subject", "status"):
+            sample.add_column(column)
+        for t in sorted(self.tasks("salesforce"), key=lambda t: str(t.get("ActivityDate")))[:6]:
+            sample.add_row(str(t.get("ActivityDate")), _subject("salesforce", t),
+                           str(t.get("Status")))
+        c.print(sample)
         opp = getattr(self, "reopened", None)
         if opp is not None:
-            reborn = [t for t in self.tasks("salesforce")
+            mine = [t for t in self.tasks("salesforce") if t.get("WhatId") == opp["Id"]]
+            reborn = [_subject("salesforce", t) for t in mine
                       if _subject("salesforce", t).startswith("Opportunity reborn")]
-            closed = [t for t in self.tasks("salesforce")
-                      if t.get("WhatId") == opp["Id"] and t.get("Status") == "Completed"]
-            c.print(f"\nThe reopened deal {opp.get('Name')}: cadence stopped, {len(closed)} "
-                    f"open follow-up(s) closed, and the owner got: "
-                    f"{[_subject('salesforce', t) for t in reborn]}")
+            closed = [t for t in mine if t.get("Status") == "Completed"]
+            c.print(f"\nThe reopened deal {opp.get('Name')}: its cadence stopped, "
+                    f"{len(closed)} open follow-up(s) were closed, later ones were dropped, "
+                    f"and the owner got the task {reborn}.")
 
 
 def _subject(crm: str, task: dict[str, Any]) -> str:
