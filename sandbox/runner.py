@@ -47,6 +47,16 @@ class Sandbox:
         response.raise_for_status()
         return response.json() if response.content else None
 
+    def tasks(self, crm: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Every task one CRM holds, in its own shape (Salesforce fields / HubSpot object)."""
+        found = self.admin(crm, "GET", "tasks")
+        if isinstance(found, dict):
+            found = found.get("records", found.get("tasks", found.get("results", [])))
+        items = list(found or [])
+        if include_deleted:
+            return items
+        return [t for t in items if not t.get("IsDeleted") and not t.get("archived")]
+
     def seed(self, deals: int, seed: int, **kw: Any) -> dict[str, Any]:
         body = {"generate": {"deals": deals, "seed": seed, **kw}}
         return {"salesforce": self.admin("salesforce", "POST", "seed", body),

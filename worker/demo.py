@@ -89,10 +89,7 @@ class Demo:
         return path
 
     def tasks(self, crm: str) -> list[dict[str, Any]]:
-        found = self.box.admin(crm, "GET", "tasks")
-        if isinstance(found, dict):
-            found = found.get("records", found.get("tasks", found.get("results", [])))
-        return [t for t in found or [] if not t.get("IsDeleted") and not t.get("archived")]
+        return self.box.tasks(crm)
 
     def calls(self) -> dict[str, int]:
         return {crm: int(self.box.admin(crm, "GET", "calls")["total"])

@@ -91,10 +91,7 @@ class Year:
         return results
 
     def tasks(self, crm: str) -> list[dict[str, Any]]:
-        found = self.box.admin(crm, "GET", "tasks")
-        items = found.get("tasks", found.get("records", found.get("results", []))) \
-            if isinstance(found, dict) else found
-        return [t for t in items if not t.get("IsDeleted") and not t.get("archived")]
+        return self.box.tasks(crm)
 
     def close(self) -> None:
         self.service.close()

@@ -1,0 +1,247 @@
+"""The reliability harness: the sandbox in this process, real `winback` processes against it,
+and the checks that count: no key twice in a CRM, every planned task present.
+
+"Planned" is computed independently of the worker's ledger: the deals are read back from each
+CRM with a fresh connector and planned again, so a worker that silently dropped a deal fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sandbox.runner import Sandbox, start_sandbox
+from worker.cadence.engine import Planner
+from worker.settings import Config, load_config
+from worker.wiring import default_connector
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SECRET_SF_PASSWORD = "SfPassw0rd-S3CRET-7f3a9"  # recognisable fake secrets: must never be logged
+SECRET_SF_TOKEN = "SFTOKEN-S3CRET-44b1"
+SECRET_HS_TOKEN = "pat-na1-S3CRET-0c9e-4d1f"
+SECRETS = (SECRET_SF_PASSWORD, SECRET_SF_TOKEN, SECRET_HS_TOKEN)
+
+CONFIG_HEAD = """\
+version: 1
+defaults:
+  timezone: America/New_York
+  calendar: {{country: US}}
+  lead_time: 7d
+  grace: 7d
+  horizon: 3y
+service: {{tick: 1s, lease_ttl: {ttl}s, http_port: 0, workers: {workers}}}
+connections:
+"""
+SF_CONNECTION = """\
+  - name: {name}
+    kind: salesforce
+    login_url: ${{SF_LOGIN_URL}}
+    ca_bundle: ${{SF_CA_BUNDLE}}
+    auth: {{username: "{username}", password: "${{SF_PASSWORD}}",
+            security_token: "${{SF_TOKEN}}"}}
+    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,
+              contract_end: Contract_End__c}}
+    task_key_field: {key_field}
+    fallback_owner: "{fallback}"
+    poll_every: 1s
+    timeout: 2s
+"""
+HS_CONNECTION = """\
+  - name: {name}
+    kind: hubspot
+    base_url: ${{HUBSPOT_BASE_URL}}
+    auth: {{access_token: "{token}"}}
+    fields: {{loss_reason: closed_lost_reason, competitor: competitor,
+              contract_end: contract_end_date}}
+    fallback_owner: "{fallback}"
+    poll_every: 1s
+    timeout: 2s
+"""
+
+
+@dataclass
+class Run:
+    argv: list[str]
+    returncode: int
+    seconds: float
+    log: str
+
+
+@dataclass
+class Stack:
+    """The sandbox plus a configuration for `connections` CRM accounts, and ways to run
+    winback processes against them."""
+
+    tmp: Path
+    database_url: str
+    box: Sandbox = field(init=False)
+    config_path: Path = field(init=False)
+    logs: list[str] = field(default_factory=list)
+    offset: float = 0.0
+    hubspot_connections: int = 1
+
+    def start(self, *, deals: int = 300, seed: int = 3, salesforce: int = 1, hubspot: int = 1,
+              ttl: float = 20, workers: int = 4, key_field: str = "Winback_Key__c",
+              hubspot_options: dict[str, Any] | None = None,
+              salesforce_options: dict[str, Any] | None = None) -> Stack:
+        self.box = start_sandbox(seed=seed, ca_dir=self.tmp / "ca",
+                                 hubspot_options={"burst": 100_000, "search_per_second": 1000,
+                                                  **(hubspot_options or {})},
+                                 salesforce_options={"password": SECRET_SF_PASSWORD,
+                                                     "security_token": SECRET_SF_TOKEN,
+                                                     **(salesforce_options or {})})
+        seeded = self.box.seed(deals, seed, days_back=6, owners=8, inactive_owners=1)
+        sf = seeded["salesforce"]
+        sf_fallback = next(u for u in sf["ids"]["User"] if u not in sf["inactive_user_ids"])
+        owners = self.box.admin("hubspot", "GET", "objects/owners")
+        owners = owners.get("results", owners) if isinstance(owners, dict) else owners
+        hs_fallback = next(str(o["id"]) for o in owners if not o.get("archived"))
+        text = CONFIG_HEAD.format(ttl=ttl, workers=workers)
+        for i in range(salesforce):
+            username = "winback@sandbox.example" if i == 0 else f"winback{i}@sandbox.example"
+            if i:
+                self.box.admin("salesforce", "POST", "users", {
+                    "username": username, "password": SECRET_SF_PASSWORD,
+                    "security_token": SECRET_SF_TOKEN})
+            text += SF_CONNECTION.format(name=f"sf{i}", username=username, key_field=key_field,
+                                         fallback=sf_fallback)
+        for i in range(hubspot):
+            text += HS_CONNECTION.format(name=f"hs{i}", fallback=hs_fallback,
+                                         token="${HUBSPOT_TOKEN}" if i == 0
+                                         else f"${{HUBSPOT_TOKEN_{i}}}")
+        self.hubspot_connections = hubspot
+        self.config_path = self.tmp / "winback.yaml"
+        self.config_path.write_text(text)
+        return self
+
+    # -- processes --------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WINBACK_", "SF_",
+                                                                          "HUBSPOT_"))}
+        env.update(self.box.environment())
+        env.update({"SF_PASSWORD": SECRET_SF_PASSWORD, "SF_TOKEN": SECRET_SF_TOKEN,
+                    "HUBSPOT_TOKEN": SECRET_HS_TOKEN, "WINBACK_DATABASE_URL": self.database_url,
+                    "WINBACK_LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json",
+                    "WINBACK_CLOCK_OFFSET": str(self.offset), "PYTHONUNBUFFERED": "1"})
+        env.update({f"HUBSPOT_TOKEN_{i}": f"{SECRET_HS_TOKEN}-{i}"
+                    for i in range(1, self.hubspot_connections)})
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "worker", *args]
+
+    def migrate(self) -> None:
+        self.run_once(self.command("migrate", str(self.config_path)), timeout=120)
+
+    def run_once(self, argv: list[str], timeout: float = 300) -> Run:
+        started = time.monotonic()
+        proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True,
+                              timeout=timeout, cwd=self.tmp)
+        log = proc.stdout + proc.stderr
+        self.logs.append(log)
+        return Run(argv, proc.returncode, time.monotonic() - started, log)
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        log = open(self.tmp / f"proc-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        return subprocess.Popen(self.command(*args), env=self.env(), stdout=log,
+                                stderr=subprocess.STDOUT, text=True, cwd=self.tmp)
+
+    def collect_logs(self) -> str:
+        for path in sorted(self.tmp.glob("proc-*.log")):
+            self.logs.append(path.read_text(errors="replace"))
+            path.unlink()
+        return "\n".join(self.logs)
+
+    @staticmethod
+    def kill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            proc.wait(timeout=60)
+
+    # -- the CRMs' truth --------------------------------------------------------------------
+    def crm_keys(self) -> dict[str, list[str]]:
+        """Every task key written, per CRM (a key twice in a list is a duplicate task)."""
+        return {
+            "salesforce": [t.get("Winback_Key__c") or _marker(t.get("Subject", ""))
+                           for t in self.box.tasks("salesforce")],
+            "hubspot": [(t.get("properties") or {}).get("winback_key")
+                        for t in self.box.tasks("hubspot")],
+        }
+
+    def duplicates(self) -> dict[str, int]:
+        return {crm: sum(n - 1 for n in Counter(keys).values() if n > 1)
+                for crm, keys in self.crm_keys().items()}
+
+    def expected_keys(self, now: datetime | None = None) -> dict[str, set[str]]:
+        """Plan every deal read back from the CRMs: the keys due to be written by `now`."""
+        config = self.config()
+        now = now or datetime.now(UTC) + timedelta(seconds=self.offset)
+        out: dict[str, set[str]] = {"salesforce": set(), "hubspot": set()}
+        environment = self.env()
+        saved = dict(os.environ)
+        os.environ.update(environment)
+        try:
+            for settings in config.connections:
+                connector = default_connector(settings, lambda call: None)
+                planner = Planner(config, settings.name)
+                try:
+                    for page in connector.changed_deals(datetime(2000, 1, 1, tzinfo=UTC)):
+                        lost = [d for d in page.deals if d.is_lost]
+                        contacts = connector.stakeholders([d.id for d in lost]) if lost else {}
+                        for deal in lost:
+                            deal = deal.model_copy(update={"contacts": tuple(
+                                contacts.get(deal.id, ()))})
+                            for task in planner.plan(deal, now).tasks:
+                                if task.create_on <= now.date():
+                                    out[settings.kind].add(task.key)
+                finally:
+                    connector.close()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return out
+
+    def config(self) -> Config:
+        return load_config(self.config_path, env=self.env())
+
+    def missing(self) -> dict[str, int]:
+        written = {crm: set(keys) for crm, keys in self.crm_keys().items()}
+        return {crm: len(expected - written[crm]) for crm, expected in
+                self.expected_keys().items()}
+
+    def assert_secrets_absent(self) -> None:
+        text = self.collect_logs()
+        for secret in SECRETS:
+            assert secret not in text, f"a secret appears in the logs: {secret[:6]}..."
+
+    def stop(self) -> None:
+        self.box.stop()
+
+
+def _marker(subject: str) -> str | None:
+    start = subject.rfind("[wb:")
+    return subject[start + 4:subject.find("]", start)] if start >= 0 else None
+
+
+def events(log: str, name: str) -> list[dict[str, Any]]:
+    found = []
+    for line in log.splitlines():
+        if f'"{name}"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("event") == name:
+            found.append(record)
+    return found
