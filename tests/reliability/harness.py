@@ -28,7 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET_SF_PASSWORD = "SfPassw0rd-S3CRET-7f3a9"  # recognisable fake secrets: must never be logged
 SECRET_SF_TOKEN = "SFTOKEN-S3CRET-44b1"
 SECRET_HS_TOKEN = "pat-na1-S3CRET-0c9e-4d1f"
-SECRETS = (SECRET_SF_PASSWORD, SECRET_SF_TOKEN, SECRET_HS_TOKEN)
+SECRET_HS_CLIENT = "hs-client-S3CRET-91ab"
+SECRET_HS_REFRESH = "hs-refresh-S3CRET-5d2e"
+SECRETS = (SECRET_SF_PASSWORD, SECRET_SF_TOKEN, SECRET_HS_TOKEN, SECRET_HS_CLIENT,
+           SECRET_HS_REFRESH)
 
 CONFIG_HEAD = """\
 version: 1
@@ -92,14 +95,18 @@ class Stack:
     def start(self, *, deals: int = 300, seed: int = 3, salesforce: int = 1, hubspot: int = 1,
               ttl: float = 20, workers: int = 4, key_field: str = "Winback_Key__c",
               hubspot_options: dict[str, Any] | None = None,
-              salesforce_options: dict[str, Any] | None = None) -> Stack:
+              salesforce_options: dict[str, Any] | None = None,
+              hubspot_oauth: bool = False, seed_data: bool = True) -> Stack:
         self.box = start_sandbox(seed=seed, ca_dir=self.tmp / "ca",
                                  hubspot_options={"burst": 100_000, "search_per_second": 1000,
+                                                  "client_secret": SECRET_HS_CLIENT,
+                                                  "refresh_tokens": [SECRET_HS_REFRESH],
                                                   **(hubspot_options or {})},
                                  salesforce_options={"password": SECRET_SF_PASSWORD,
                                                      "security_token": SECRET_SF_TOKEN,
                                                      **(salesforce_options or {})})
-        seeded = self.box.seed(deals, seed, days_back=6, owners=8, inactive_owners=1)
+        seeded = self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8,
+                               inactive_owners=1)
         sf = seeded["salesforce"]
         sf_fallback = next(u for u in sf["ids"]["User"] if u not in sf["inactive_user_ids"])
         owners = self.box.admin("hubspot", "GET", "objects/owners")
@@ -115,9 +122,15 @@ class Stack:
             text += SF_CONNECTION.format(name=f"sf{i}", username=username, key_field=key_field,
                                          fallback=sf_fallback)
         for i in range(hubspot):
-            text += HS_CONNECTION.format(name=f"hs{i}", fallback=hs_fallback,
+            block = HS_CONNECTION.format(name=f"hs{i}", fallback=hs_fallback,
                                          token="${HUBSPOT_TOKEN}" if i == 0
                                          else f"${{HUBSPOT_TOKEN_{i}}}")
+            if hubspot_oauth and i == 0:
+                block = block.replace('auth: {access_token: "${HUBSPOT_TOKEN}"}',
+                                      'auth: {client_id: sandbox-client-id, client_secret: '
+                                      '"${HS_CLIENT_SECRET}", refresh_token: '
+                                      '"${HS_REFRESH_TOKEN}"}')
+            text += block
         self.hubspot_connections = hubspot
         self.config_path = self.tmp / "winback.yaml"
         self.config_path.write_text(text)
@@ -129,7 +142,8 @@ class Stack:
                                                                           "HUBSPOT_"))}
         env.update(self.box.environment())
         env.update({"SF_PASSWORD": SECRET_SF_PASSWORD, "SF_TOKEN": SECRET_SF_TOKEN,
-                    "HUBSPOT_TOKEN": SECRET_HS_TOKEN, "WINBACK_DATABASE_URL": self.database_url,
+                    "HUBSPOT_TOKEN": SECRET_HS_TOKEN, "HS_CLIENT_SECRET": SECRET_HS_CLIENT,
+                    "HS_REFRESH_TOKEN": SECRET_HS_REFRESH, "WINBACK_DATABASE_URL": self.database_url,
                     "WINBACK_LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json",
                     "WINBACK_CLOCK_OFFSET": str(self.offset), "PYTHONUNBUFFERED": "1"})
         env.update({f"HUBSPOT_TOKEN_{i}": f"{SECRET_HS_TOKEN}-{i}"
@@ -220,9 +234,26 @@ class Stack:
                 self.expected_keys().items()}
 
     def assert_secrets_absent(self) -> None:
-        text = self.collect_logs()
+        """No fake secret in any process output (DEBUG logs included) or ledger error."""
+        text = self.collect_logs() + "\n".join(self.ledger_errors())
         for secret in SECRETS:
             assert secret not in text, f"a secret appears in the logs: {secret[:6]}..."
+
+    def ledger_errors(self) -> list[str]:
+        from sqlalchemy import create_engine, select
+
+        from worker.ledger.schema import connection_state, task
+
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                rows = list(conn.execute(select(connection_state.c.last_error)).scalars())
+                rows += list(conn.execute(select(task.c.last_error)).scalars())
+        except Exception:
+            return []
+        finally:
+            engine.dispose()
+        return [r for r in rows if r]
 
     def stop(self) -> None:
         self.box.stop()

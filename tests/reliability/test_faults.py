@@ -1,0 +1,90 @@
+"""Faults: a storm of 5xx, 429s, slow answers and dropped connections on both CRMs; sessions
+and tokens that expire in the middle of a sync; a wrong password. The sync converges in a
+bounded number of ticks, writes every task once, never comes back before a Retry-After, and
+never shows a secret."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.reliability.harness import SECRET_SF_PASSWORD, Stack, events
+
+STORM = {"error_rate": 0.10, "error_status": 503, "rate_429": 0.05, "retry_after": 1,
+         "slow_rate": 0.02, "slow_seconds": 3, "drop_rate": 0.01}
+MAX_TICKS = 8
+
+
+def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stack: Stack
+                                                                     ) -> None:
+    """10% 5xx, 5% 429 + Retry-After, 2% slow past the 2 s timeout, 1% dropped connections."""
+    stack = sqlite_stack
+    stack.start(deals=1500, salesforce_options={"retry_after_on_503": 1})
+    for crm in ("salesforce", "hubspot"):
+        stack.box.admin(crm, "POST", "faults", {"endpoint": "*", **STORM})
+    ticks = 0
+    for ticks in range(1, MAX_TICKS + 1):  # noqa: B007 - the count is reported
+        run = stack.run_once(stack.command("sync", str(stack.config_path)), timeout=600)
+        if run.returncode == 0 and stack.missing() == {"salesforce": 0, "hubspot": 0}:
+            break
+    for crm in ("salesforce", "hubspot"):
+        stack.box.admin(crm, "POST", "faults", {"clear": True})
+    assert stack.missing() == {"salesforce": 0, "hubspot": 0}, f"not converged in {ticks}"
+    assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
+    retries = sum(len(events(log, "crm.retry")) for log in stack.logs)
+    assert retries >= 5, "the storm did not reach the connectors"
+    for crm in ("salesforce", "hubspot"):
+        violations = stack.box.admin(crm, "GET", "violations")
+        assert violations["retry_after"] == [], (crm, violations["retry_after"][:3])
+    stack.assert_secrets_absent()
+    print(f"fault storm converged in {ticks} tick(s), {retries} retries")
+
+
+def test_sessions_and_tokens_expiring_mid_sync_do_not_fail_the_tick(sqlite_stack: Stack
+                                                                    ) -> None:
+    """Salesforce sessions and HubSpot OAuth tokens expire while the first sync runs: the
+    connectors log in / refresh and the same tick finishes."""
+    stack = sqlite_stack
+    stack.start(deals=400, hubspot_oauth=True)
+    for crm in ("salesforce", "hubspot"):
+        stack.box.admin(crm, "POST", "latency", {"ms": 25})
+    stop = threading.Event()
+
+    def expire() -> None:
+        while not stop.wait(0.7):
+            stack.box.admin("salesforce", "POST", "sessions/expire", {})
+            stack.box.admin("hubspot", "POST", "tokens/expire", {})
+
+    thread = threading.Thread(target=expire, daemon=True)
+    thread.start()
+    try:
+        run = stack.run_once(stack.command("sync", str(stack.config_path)), timeout=600)
+    finally:
+        stop.set()
+        thread.join()
+    assert run.returncode == 0, run.log[-3000:]
+    assert events(run.log, "crm.relogin") or events(run.log, "crm.login")
+    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
+    stack.assert_secrets_absent()
+
+
+def test_a_wrong_password_fails_the_connection_with_a_fix_and_no_secret(sqlite_stack: Stack
+                                                                        ) -> None:
+    """Bad credentials: exit 1, the reason and the fix, the password nowhere."""
+    stack = sqlite_stack
+    stack.start(deals=20)
+    env_password = SECRET_SF_PASSWORD + "-wrong"
+    argv = stack.command("sync", str(stack.config_path), "--connection", "sf0")
+    started = time.monotonic()
+    import subprocess
+
+    env = stack.env()
+    env["SF_PASSWORD"] = env_password
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                          cwd=stack.tmp)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert "credentials" in log
+    assert env_password not in log and SECRET_SF_PASSWORD not in log
+    assert time.monotonic() - started < 60

@@ -1,0 +1,170 @@
+"""Replicas on PostgreSQL: real `winback run` processes sharing one ledger. Each connection's
+tick runs on one replica at a time (the sandbox flags overlapping runs of one login), replicas
+that die or freeze are replaced, and every task is written once."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from tests.pgserver import PgServer
+from tests.reliability.conftest import ledger_counts, wait_until
+from tests.reliability.harness import Stack, events
+from worker.ledger.schema import connection_state
+
+
+def converged(stack: Stack) -> bool:
+    counts = ledger_counts(stack.database_url)
+    if counts.get("sending", 0):
+        return False
+    return stack.missing() == {"salesforce": 0, "hubspot": 0}
+
+
+def overlaps(stack: Stack) -> list[object]:
+    return [*stack.box.admin("salesforce", "GET", "violations")["overlapping_runs"],
+            *stack.box.admin("hubspot", "GET", "violations")["overlapping_runs"]]
+
+
+def stop_all(stack: Stack, procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def holders(url: str) -> dict[str, str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(connection_state.c.name, connection_state.c.owner))
+            return {name: owner for name, owner in rows if owner}
+    finally:
+        engine.dispose()
+
+
+def test_two_replicas_share_twenty_connections_without_overlap(pg_stack: Stack) -> None:
+    """2 replicas x 20 connections: every connection synced, no connection's run on two
+    replicas at once, 0 duplicates, 0 missed; SIGTERM exits 0."""
+    stack = pg_stack
+    stack.start(deals=25, salesforce=10, hubspot=10, ttl=10)
+    stack.migrate()
+    procs = [stack.spawn("run", str(stack.config_path)) for _ in range(2)]
+    try:
+        wait_until(lambda: converged(stack), 240, "all tasks written")
+        time.sleep(3)  # a few more ticks on both replicas
+    finally:
+        stop_all(stack, procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert overlaps(stack) == []
+    assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
+    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    log = stack.collect_logs()
+    pids = {p.pid for p in procs}
+    worked = {pid for pid in pids if f":{pid}:" in log}
+    assert worked == pids, "one replica never ticked"
+    stack.assert_secrets_absent()
+
+
+@pytest.mark.parametrize("duration", [pytest.param(25, id="short"),
+                                      pytest.param(300, id="long", marks=pytest.mark.slow)])
+def test_three_replicas_fifty_connections_one_killed_every_few_seconds(
+        pg_stack: Stack, duration: float) -> None:
+    """3 replicas x 50 connections; every 3 s one replica is killed (-9) and replaced."""
+    stack = pg_stack
+    stack.start(deals=20, salesforce=25, hubspot=25, ttl=4, workers=8)
+    stack.migrate()
+    for crm in ("salesforce", "hubspot"):
+        stack.box.admin(crm, "POST", "latency", {"ms": 10, "jitter_ms": 20})
+    rng = random.Random(3)
+    procs = [stack.spawn("run", str(stack.config_path)) for _ in range(3)]
+    kills = 0
+    try:
+        deadline = time.monotonic() + duration
+        while time.monotonic() < deadline:
+            time.sleep(3)
+            victim = rng.randrange(len(procs))
+            stack.kill(procs[victim], signal.SIGKILL)
+            kills += 1
+            procs[victim] = stack.spawn("run", str(stack.config_path))
+        wait_until(lambda: converged(stack), 300, "all tasks written")
+    finally:
+        stop_all(stack, procs)
+    assert kills >= duration // 4
+    assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
+    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    assert overlaps(stack) == []  # dead replicas never overlap: their leases expire first
+    stack.assert_secrets_absent()
+
+
+def test_a_paused_lease_holder_is_replaced_and_writes_nothing_twice(pg_stack: Stack) -> None:
+    """SIGSTOP the replica holding a connection past its lease; another takes over; SIGCONT:
+    the woken replica's fenced writes fail, and the keyed CRM write absorbs its last call."""
+    stack = pg_stack
+    stack.start(deals=600, ttl=3)
+    stack.migrate()
+    for crm, endpoint in (("salesforce", "collections_upsert"),
+                          ("hubspot", "tasks.batch.create")):
+        stack.box.admin(crm, "POST", "latency", {"endpoint": endpoint, "ms": 400})
+    procs = [stack.spawn("run", str(stack.config_path)) for _ in range(2)]
+    try:
+        held = wait_until(lambda: holders(stack.database_url), 60, "a lease holder")
+        connection, owner = next(iter(held.items()))
+        pid = int(owner.split(":")[1])
+        paused = next(p for p in procs if p.pid == pid)
+        wait_until(lambda: ledger_counts(stack.database_url).get("sending", 0) > 0, 60,
+                   "a batch in flight")
+        paused.send_signal(signal.SIGSTOP)
+        time.sleep(3 + 1.5)  # past the lease: the other replica takes over
+        wait_until(lambda: holders(stack.database_url).get(connection, owner) != owner, 30,
+                   "a new lease holder")
+        paused.send_signal(signal.SIGCONT)
+        wait_until(lambda: converged(stack), 240, "all tasks written")
+    finally:
+        stop_all(stack, procs)
+    assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
+    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    log = stack.collect_logs()
+    lost = [e for e in events(log, "sync.failed") if e.get("result") == "lease_lost"]
+    assert lost, "the paused replica never noticed it had lost its lease"
+    assert overlaps(stack), "the pause did not overlap the new holder's run"
+    print(f"pause: {len(lost)} lease_lost tick(s); overlapping runs flagged: "
+          f"{len(overlaps(stack))}")
+    stack.assert_secrets_absent()
+
+
+def test_postgresql_restarted_in_the_middle_of_a_tick(tmp_path: object) -> None:
+    """The database goes away mid-sync and comes back: the service recovers by itself."""
+    from pathlib import Path
+
+    server = PgServer()
+    stack = Stack(Path(str(tmp_path)), server.url)
+    try:
+        stack.start(deals=800, ttl=5)
+        stack.migrate()
+        for crm in ("salesforce", "hubspot"):
+            stack.box.admin(crm, "POST", "latency", {"ms": 20})
+        proc = stack.spawn("run", str(stack.config_path))
+        try:
+            wait_until(lambda: ledger_counts(stack.database_url).get("written", 0) > 0, 90,
+                       "the first writes")
+            server.restart(pause=2.0)
+            wait_until(lambda: converged(stack), 240, "all tasks written after the restart")
+        finally:
+            stop_all(stack, [proc])
+        assert proc.returncode == 0
+        assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
+        assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+        stack.assert_secrets_absent()
+    finally:
+        stack.stop()
+        server.destroy()
