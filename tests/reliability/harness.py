@@ -143,7 +143,8 @@ class Stack:
         env.update(self.box.environment())
         env.update({"SF_PASSWORD": SECRET_SF_PASSWORD, "SF_TOKEN": SECRET_SF_TOKEN,
                     "HUBSPOT_TOKEN": SECRET_HS_TOKEN, "HS_CLIENT_SECRET": SECRET_HS_CLIENT,
-                    "HS_REFRESH_TOKEN": SECRET_HS_REFRESH, "WINBACK_DATABASE_URL": self.database_url,
+                    "HS_REFRESH_TOKEN": SECRET_HS_REFRESH,
+                    "WINBACK_DATABASE_URL": self.database_url,
                     "WINBACK_LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json",
                     "WINBACK_CLOCK_OFFSET": str(self.offset), "PYTHONUNBUFFERED": "1"})
         env.update({f"HUBSPOT_TOKEN_{i}": f"{SECRET_HS_TOKEN}-{i}"
