@@ -136,6 +136,19 @@ class Stack:
         self.config_path.write_text(text)
         return self
 
+    def set_fallbacks(self, *, salesforce: str, hubspot: str) -> None:
+        """Point the connections' fallback_owner at these owners (after a custom seed)."""
+        lines = []
+        kind = ""
+        for line in self.config_path.read_text().splitlines():
+            if line.strip().startswith("kind:"):
+                kind = line.split(":", 1)[1].strip()
+            if line.strip().startswith("fallback_owner:"):
+                owner = salesforce if kind == "salesforce" else hubspot
+                line = f'    fallback_owner: "{owner}"'
+            lines.append(line)
+        self.config_path.write_text("\n".join(lines) + "\n")
+
     # -- processes --------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WINBACK_", "SF_",

@@ -75,6 +75,22 @@ def check(source: str, *, with_contact: bool) -> None:
                 raise TemplateProblem(
                     f"unknown field {target.name}.{attr} (known: {', '.join(known)})",
                     node.lineno)
+        elif not _is_custom_field(target):
+            # Fields are plain values: reading attributes of them (deal.name.format) is how
+            # sandbox escapes start, and never needed; filters do the formatting.
+            raise TemplateProblem("templates may read fields such as deal.name, not "
+                                  "attributes of them (use a filter: {{ deal.name | upper }})",
+                                  node.lineno)
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call, nodes.Call):
+            raise TemplateProblem("templates cannot call functions or methods (use filters)",
+                                  call.lineno)
+
+
+def _is_custom_field(node: nodes.Node) -> bool:
+    """deal.custom (whose keys are ops' own field names) may be read one level down."""
+    return (isinstance(node, nodes.Getattr) and node.attr == "custom"
+            and isinstance(node.node, nodes.Name) and node.node.name == "deal")
 
 
 def _const_key(node: nodes.Getitem) -> str | None:
