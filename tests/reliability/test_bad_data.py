@@ -1,7 +1,8 @@
 """Bad CRM data: missing close dates, missing or inactive owners, deleted contacts, the biggest
 text the CRM holds, unicode and quotes everywhere (values the CRMs refuse to store, such as
-unparseable dates or unknown stages, are covered in tests/unit/test_bad_crm_values.py). Each bad deal is skipped (or given the
-fallback owner) with a logged reason; the tick completes and the good deals get their tasks."""
+unparseable dates or unknown stages, are covered in tests/unit/test_bad_crm_values.py).
+Each bad deal is skipped (or given the fallback owner) with a logged reason; the tick
+completes and the good deals get their tasks."""
 
 from __future__ import annotations
 
