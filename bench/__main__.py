@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from bench import planner
+from bench import first_sync, planner
 
-BENCHES = {"planner": planner.main}
+BENCHES = {"planner": planner.main, "first_sync": first_sync.main}
 
 
 def run() -> None:
+    from worker.logs import configure
+
+    configure("WARNING")
     args = sys.argv[1:]
     if args and args[0] in BENCHES:
         BENCHES[args[0]](args[1:])

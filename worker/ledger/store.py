@@ -77,6 +77,10 @@ class Ledger:
             return conn.execute(select(connection_state)
                                 .where(connection_state.c.name == name)).one_or_none()
 
+    def connection_row_in(self, conn: Connection, name: str) -> Row[Any] | None:
+        return conn.execute(select(connection_state)
+                            .where(connection_state.c.name == name)).one_or_none()
+
     def set_watermark(self, conn: Connection, name: str, watermark: datetime) -> None:
         conn.execute(update(connection_state).where(connection_state.c.name == name)
                      .values(watermark=watermark))

@@ -53,9 +53,19 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None) -> None:
         if ctx.progress is not None:
             ctx.progress("pull", seen, None)
         tick.check()
-    if watermark is None and not ctx.stop.is_set() and conn_for_dry_run is None:
-        with ctx.ledger.write() as conn:
-            ctx.leases.fence(conn, tick.lease)
+    if ctx.stop.is_set() or conn_for_dry_run is not None:
+        return
+    # A complete pull saw every change up to (about) now. Move the watermark up to now minus
+    # the overlap even when nothing changed lately, so that a quiet CRM costs one call per tick
+    # instead of re-reading the last changes forever (the next pull still re-reads one more
+    # overlap, which covers late commits, search-index lag and moderate clock skew).
+    floor = tick.now - timedelta(seconds=ctx.settings.overlap)
+    with ctx.ledger.write() as conn:
+        ctx.leases.fence(conn, tick.lease)
+        current = ctx.ledger.connection_row_in(conn, ctx.name)
+        if current is not None and (current.watermark is None or current.watermark < floor):
+            ctx.ledger.set_watermark(conn, ctx.name, floor)
+        if watermark is None:
             ctx.ledger.mark_backfill_done(conn, ctx.name)
 
 
