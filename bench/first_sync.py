@@ -72,11 +72,13 @@ def run_winback(emu: EmulatorProcess, fallback: str, tmp: Path) -> dict[str, Any
     result = run_tick(ctx, ignore_schedule=True)
     wall = time.monotonic() - started
     calls = emu.calls()
-    # idle tick: nothing changed since, and the overlap window has passed
-    offset[0] = timedelta(hours=1)
-    emu.admin("POST", "clock", {"offset_seconds": 3600})
-    emu.reset_calls()
-    idle = run_tick(ctx, ignore_schedule=True)
+    # An hour later: one tick re-reads the last overlap window (by design), then the CRM is
+    # quiet: the steady-state idle tick.
+    for hours in (1, 2):
+        offset[0] = timedelta(hours=hours)
+        emu.admin("POST", "clock", {"offset_seconds": 3600 * hours})
+        emu.reset_calls()
+        idle = run_tick(ctx, ignore_schedule=True)
     idle_calls = emu.calls()
     service.close()
     writes = sum(n for e, n in calls.items() if e.startswith("tasks.batch"))
@@ -167,8 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # 2. winback's first sync of the full data set
         emu, fallback = start(args.deals)
         try:
-            companies = int(emu.admin("GET", "stats").get("objects", {}).get("companies", 0)
-                            or args.deals // 2)
+            companies = int(emu.admin("GET", "stats")["objects"]["companies"]["live"])
             full = run_winback(emu, fallback, Path(tmp) / "b")
         finally:
             emu.stop()

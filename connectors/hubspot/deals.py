@@ -118,28 +118,40 @@ class DealReader:
             raise ValueError("since needs a time zone")
         bound, strict = epoch_ms(since), False
         recent: dict[str, int] = {}  # id -> stamp handed out (last page, and the newest stamp)
+        buffered: list[Row] = []
         while True:
             after, top = 0, bound
             while True:
                 page = self._search(bound, strict, after)
                 rows = [_row(r) for r in page.results or []]
-                fresh = [r for r in rows if recent.get(r[0]) != r[2]]
-                if fresh:
-                    yield DealPage(self._build(fresh), _moment(max(r[2] for r in fresh)))
+                buffered += [r for r in rows if recent.get(r[0]) != r[2]]
+                if len(buffered) >= ASSOC_BATCH - PAGE:
+                    yield self._page(buffered)
+                    buffered = []
                 top = max([top, *(r[2] for r in rows)])
                 recent = {i: s for i, s in recent.items() if s == top}
                 recent.update((r[0], r[2]) for r in rows)
                 nxt = _next_after(page)
                 if nxt is None:
+                    if buffered:
+                        yield self._page(buffered)
                     return
                 after = max(int(nxt) - OVERLAP, after + 1)
                 if after + PAGE > self.search_cap:
                     break
+            if buffered:
+                yield self._page(buffered)
+                buffered = []
             if top > bound:
                 bound, strict = top, False
             else:  # a whole 10,000-row window shares one stamp: walk it by id, then go past
                 yield from self._same_stamp(bound, {i for i, s in recent.items() if s == bound})
                 strict = True
+
+    def _page(self, rows: list[Row]) -> DealPage:
+        """Up to five search pages built at once: their companies and owners are read in full
+        batches (1,000 association inputs, 100 companies) instead of one short batch a page."""
+        return DealPage(self._build(rows), _moment(max(r[2] for r in rows)))
 
     def by_id(self, ids: Sequence[str]) -> list[Deal]:
         wanted = _ids(ids)

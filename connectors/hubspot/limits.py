@@ -25,7 +25,7 @@ from connectors.errors import BudgetExhausted
 
 BURST_SPAN = 10.0  # seconds; HubSpot's ten-secondly rolling window
 SEARCH_SPAN = 1.0
-BURST_SHARE = 0.9  # keep 10% of the burst window free: other apps share the account
+BURST_SHARE = 0.97  # the burst limit is per app (reference §0); a little slack for clock edges
 EDGE = 0.05  # seconds added to each window for clock granularity
 
 

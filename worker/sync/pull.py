@@ -6,6 +6,7 @@ advance: a crash loses no page and a stale process writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,8 +25,11 @@ from worker.sync.context import Tick
 REBORN_CADENCE = "reborn"
 
 
-def pull(tick: Tick, conn_for_dry_run: Connection | None = None) -> None:
-    """Read every deal changed since the watermark (minus the overlap), page by page."""
+def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
+         after_page: Callable[[Tick], None] | None = None) -> None:
+    """Read every deal changed since the watermark (minus the overlap), page by page.
+    `after_page` runs once each page is stored (the tick writes due tasks there, so that the
+    CRM's write budget is used while the next pages are read)."""
     ctx = tick.ctx
     state = ctx.ledger.connection_row(ctx.name)
     watermark = state.watermark if state is not None else None
@@ -53,6 +57,8 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None) -> None:
         if ctx.progress is not None:
             ctx.progress("pull", seen, None)
         tick.check()
+        if after_page is not None:
+            after_page(tick)
     if ctx.stop.is_set() or conn_for_dry_run is not None:
         return
     # A complete pull saw every change up to (about) now. Move the watermark up to now minus

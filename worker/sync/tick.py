@@ -44,9 +44,9 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         if dry_run:
             _dry_run(tick)
         else:
-            pull(tick)
+            reconcile(tick)  # before anything can be sent again
+            pull(tick, after_page=write_due)  # writes start while later pages are read
             replan_changed_rules(tick)
-            reconcile(tick)
             write_due(tick)
             close_stopped(tick)
         if ctx.stop.is_set():

@@ -1,0 +1,107 @@
+"""Peak memory of a first sync of N deals (Salesforce emulator in its own process), to show
+that memory stays flat as the CRM grows: the pull streams pages, nothing holds the result.
+
+    python -m bench memory --deals 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.emulator import EmulatorProcess
+
+CONFIG = """\
+version: 1
+defaults: {timezone: America/New_York}
+connections:
+  - name: bench-sf
+    kind: salesforce
+    login_url: URL
+    ca_bundle: CA
+    auth: {username: winback@sandbox.example, password: "${SF_PASSWORD}",
+           security_token: "${SF_TOKEN}"}
+    fields: {loss_reason: Loss_Reason__c, competitor: Competitor__c,
+             contract_end: Contract_End__c}
+    task_key_field: Winback_Key__c
+    backfill: 400d
+    timeout: 120s
+cadences:
+  - id: later
+    steps:
+      - {id: first-touch, at: 30d, subject: "First touch: {{ deal.name }}"}
+"""
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (the peak resident set) of a live process, in MB."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def sync_once(deals: int, tmp: Path) -> dict[str, Any]:
+    emu = EmulatorProcess("salesforce", daily_api_requests=10_000_000,
+                          session_ttl_seconds=36_000)
+    try:
+        started = time.monotonic()
+        emu.admin("POST", "seed", {"generate": {"deals": deals, "seed": 4, "days_back": 300,
+                                                "lost_share": 0.8, "won_share": 0.1}},
+                  timeout=3600)
+        seed_seconds = time.monotonic() - started
+        work = tmp / f"n{deals}"
+        work.mkdir()
+        path = work / "winback.yaml"
+        path.write_text(CONFIG.replace("URL", emu.url).replace("CA", str(emu.ca_path)))
+        env = {**os.environ, "SF_PASSWORD": "sandbox-password", "SF_TOKEN": "SANDBOXTOKEN",
+               "WINBACK_DATABASE_URL": f"sqlite:///{work / 'ledger.db'}",
+               "WINBACK_LOG_LEVEL": "WARNING"}
+        started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "sync", str(path)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak = 0.0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, peak_rss_mb(proc.pid))
+            except OSError:
+                break
+            time.sleep(0.2)
+        out, err = proc.communicate()
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"sync failed: {out[-500:]} {err[-2000:]}")
+        return {"deals": deals, "peak_rss_mb": round(peak, 1), "sync_seconds": round(seconds, 1),
+                "deals_per_second": round(deals / seconds), "seed_seconds": round(seed_seconds),
+                "summary": out.strip().splitlines()[-1] if out.strip() else ""}
+    finally:
+        emu.stop()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench memory")
+    parser.add_argument("--deals", type=int, nargs="+", default=[100_000, 1_000_000])
+    args = parser.parse_args(argv)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for deals in args.deals:
+            runs.append(sync_once(deals, Path(tmp)))
+            print(json.dumps(runs[-1]), flush=True)
+    out: dict[str, Any] = {"runs": runs}
+    if len(runs) >= 2:
+        out["rss_ratio_largest_to_smallest"] = round(runs[-1]["peak_rss_mb"] /
+                                                     runs[0]["peak_rss_mb"], 2)
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
