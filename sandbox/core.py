@@ -450,7 +450,11 @@ class _Handler(BaseHTTPRequestHandler):
         reason = HTTPStatus(response.status).phrase if response.status in _STATUSES else ""
         head = [f"HTTP/1.1 {response.status} {reason}"]
         head += [f"{name}: {value}" for name, value in response.headers.items()]
-        head += [f"Date: {self.date_time_string()}", f"Content-Length: {len(response.body)}"]
+        # The Date header follows the emulator's clock (the admin clock offset included), so a
+        # skewed CRM clock can be staged.
+        stamp = self.server.emulator.now().timestamp()
+        head += [f"Date: {self.date_time_string(stamp)}",
+                 f"Content-Length: {len(response.body)}"]
         # One write for head and body: two small writes meet Nagle + delayed ACK (40 ms each).
         payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if self.command != "HEAD":

@@ -182,7 +182,9 @@ def report_html(payload: dict[str, Any]) -> str:
              f"<td>{r['amount_won_back']:,.0f}</td></tr>" for r in rows]
     body.append("</table>")
     steps = payload["by_step"]
-    body.append("<h2>Tasks written and completed per step</h2>")
+    body.append("<h2>Tasks written and completed per step</h2><p class=\"legend\"><span>"
+                '<i class="dot" style="background:#2e90fa"></i>written</span><span>'
+                '<i class="dot" style="background:#12b76a"></i>completed in the CRM</span></p>')
     body.append(_bars("tasks written vs completed per step",
                       [f"{s['cadence']} / {s['step']}" for s in steps], [
                           ("written", "#2e90fa", [float(s["written"]) for s in steps]),

@@ -21,6 +21,7 @@ from worker.cadence.keys import task_key
 from worker.cadence.templates import deal_view, owner_view, render
 from worker.ledger.store import TaskRow, start_of_day
 from worker.sync.context import Tick
+from worker.sync.prefetch import read_ahead
 
 REBORN_CADENCE = "reborn"
 
@@ -41,7 +42,7 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
         since = watermark - timedelta(seconds=ctx.settings.overlap)
     tick.check()
     seen = 0
-    for page in ctx.connector.changed_deals(since):
+    for page in read_ahead(ctx.connector.changed_deals(since)):
         if ctx.stop.is_set():
             break
         seen += len(page.deals)
