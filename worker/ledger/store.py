@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -229,6 +229,17 @@ class Ledger:
     def set_tasks(self, conn: Connection, ids: Sequence[int], **values: Any) -> None:
         for part in chunks(list(ids)):
             conn.execute(update(task).where(task.c.id.in_(part)).values(**values))
+
+    def update_tasks(self, conn: Connection, changes: Sequence[dict[str, Any]]) -> None:
+        """Update many rows in one executemany: each change is {"id": ..., column: value},
+        all with the same columns (the write path does this once per CRM batch)."""
+        if not changes:
+            return
+        columns = [c for c in changes[0] if c != "id"]
+        statement = update(task).where(task.c.id == bindparam("p_id")).values(
+            {c: bindparam(f"p_{c}") for c in columns})
+        conn.execute(statement, [{f"p_{k}": v for k, v in change.items()}
+                                 for change in changes])
 
     def set_text(self, conn: Connection, key: str, subject: str, body: str) -> None:
         conn.execute(update(task).where(task.c.key == key).values(subject=subject, body=body))

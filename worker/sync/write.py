@@ -58,17 +58,21 @@ def write_due(tick: Tick) -> None:
             if not rows:
                 return
             snapshots = ctx.ledger.enrollments(conn, ctx.name, list({r.deal_id for r in rows}))
+            deals: dict[str, Deal] = {}
             drafts: list[TaskDraft] = []
+            sending: list[dict[str, Any]] = []
             for row in rows:
-                draft = _draft(tick, row, snapshots.get(row.deal_id))
+                draft = _draft(tick, row, snapshots.get(row.deal_id), deals)
                 if draft is None:
                     ctx.ledger.set_task(conn, row.id, status="cancelled",
                                         cancel_reason="rule_removed", updated_at=tick.now)
                     continue
                 drafts.append(draft)
-                ctx.ledger.set_task(conn, row.id, status="sending", claimed_epoch=tick.lease.epoch,
-                                    sending_since=tick.now, attempts=row.attempts + 1,
-                                    subject=draft.subject, body=draft.body, updated_at=tick.now)
+                sending.append({"id": row.id, "status": "sending",
+                                "claimed_epoch": tick.lease.epoch, "sending_since": tick.now,
+                                "attempts": row.attempts + 1, "subject": draft.subject,
+                                "body": draft.body, "updated_at": tick.now})
+            ctx.ledger.update_tasks(conn, sending)
         if not drafts:
             continue
         tick.check()
@@ -83,7 +87,8 @@ def write_due(tick: Tick) -> None:
             ctx.progress("write", tick.counts.tasks_written, None)
 
 
-def _draft(tick: Tick, row: Row[Any], enrolled: Row[Any] | None) -> TaskDraft | None:
+def _draft(tick: Tick, row: Row[Any], enrolled: Row[Any] | None,
+           deals: dict[str, Deal]) -> TaskDraft | None:
     ctx = tick.ctx
     account_id = enrolled.account_id if enrolled is not None else None
     if row.cadence == REBORN_CADENCE:
@@ -95,7 +100,9 @@ def _draft(tick: Tick, row: Row[Any], enrolled: Row[Any] | None) -> TaskDraft | 
         cadence = ctx.planner.cadence(cadence_id)
         if cadence is None or all(s.id != row.step for s in cadence.steps):
             return None
-        deal = Deal.model_validate(enrolled.deal_json)
+        deal = deals.get(row.deal_id)
+        if deal is None:
+            deal = deals[row.deal_id] = Deal.model_validate(enrolled.deal_json)
         planned = PlannedTask(
             key=row.key, connection=row.connection, deal_id=row.deal_id, cadence=cadence_id,
             step=row.step, occurrence=row.occurrence, contact_id=row.contact_id,
@@ -113,44 +120,55 @@ def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult]) -> None
     ctx = tick.ctx
     by_key = {r.key: r for r in results}
     fallback = ctx.settings.fallback_owner
+    written: list[dict[str, Any]] = []
     with ctx.ledger.write() as conn:
         ctx.leases.fence(conn, tick.lease)
         for row in rows:
             result = by_key.get(row.key)
             if result is None:
                 continue  # not sent (cancelled above) or not answered: stays as it is
-            log = ctx.log.bind(deal_id=row.deal_id, key=row.key, step=row.step)
             if result.ok:
-                ctx.ledger.set_task(conn, row.id, status="written", crm_id=result.crm_id,
-                                    written_at=tick.now, updated_at=tick.now, last_error=None)
-                tick.counts.tasks_written += 1
-                ctx.metrics.tasks.labels(ctx.name, "written").inc()
-                log.info("task.written", crm_id=result.crm_id, due_date=str(row.due_date),
-                         owner_id=row.owner_id)
+                written.append({"id": row.id, "status": "written", "crm_id": result.crm_id,
+                                "written_at": tick.now, "updated_at": tick.now,
+                                "last_error": None})
+                ctx.log.info("task.written", deal_id=row.deal_id, key=row.key, step=row.step,
+                             crm_id=result.crm_id, due_date=str(row.due_date),
+                             owner_id=row.owner_id)
                 continue
-            error = f"{result.error_code}: {result.message}"
-            if result.error_code in OWNER_ERRORS and fallback and row.owner_id != fallback:
-                ctx.ledger.set_task(conn, row.id, status="queued", owner_id=fallback,
-                                    last_error=error, updated_at=tick.now)
-                tick.counts.owner_fallbacks += 1
-                log.warning("owner.fallback", owner_id=row.owner_id, fallback_owner=fallback,
-                            error=result.error_code)
-                ctx.ledger.record(conn, ctx.name, "owner.fallback", row.deal_id, tick.now,
-                                  owner_id=row.owner_id, fallback_owner=fallback)
-            elif result.retryable:
-                # Not before the next tick: a retry in this one would hammer the same error.
-                ctx.ledger.set_task(conn, row.id, status="queued", last_error=error,
-                                    create_after=tick.now + RETRY_BACKOFF * row.attempts,
-                                    updated_at=tick.now)
-                log.warning("task.retry", error=error)
-            else:
-                status = "skipped" if result.error_code in OWNER_ERRORS else "failed"
-                ctx.ledger.set_task(conn, row.id, status=status, last_error=error,
-                                    updated_at=tick.now)
-                counter = "tasks_skipped" if status == "skipped" else "tasks_failed"
-                setattr(tick.counts, counter, getattr(tick.counts, counter) + 1)
-                ctx.metrics.tasks.labels(ctx.name, status).inc()
-                log.warning(f"task.{status}", error=error)
+            _refused(tick, conn, row, result, fallback)
+        ctx.ledger.update_tasks(conn, written)
+    tick.counts.tasks_written += len(written)
+    ctx.metrics.tasks.labels(ctx.name, "written").inc(len(written))
+
+
+def _refused(tick: Tick, conn: Any, row: Row[Any], result: WriteResult,
+             fallback: str | None) -> None:
+    """A record the CRM refused: another owner, a later retry, or a final failure."""
+    ctx = tick.ctx
+    log = ctx.log.bind(deal_id=row.deal_id, key=row.key, step=row.step)
+    error = f"{result.error_code}: {result.message}"
+    if result.error_code in OWNER_ERRORS and fallback and row.owner_id != fallback:
+        ctx.ledger.set_task(conn, row.id, status="queued", owner_id=fallback,
+                            last_error=error, updated_at=tick.now)
+        tick.counts.owner_fallbacks += 1
+        log.warning("owner.fallback", owner_id=row.owner_id, fallback_owner=fallback,
+                    error=result.error_code)
+        ctx.ledger.record(conn, ctx.name, "owner.fallback", row.deal_id, tick.now,
+                          owner_id=row.owner_id, fallback_owner=fallback)
+    elif result.retryable:
+        # Not before the next tick: a retry in this one would hammer the same error.
+        ctx.ledger.set_task(conn, row.id, status="queued", last_error=error,
+                            create_after=tick.now + RETRY_BACKOFF * row.attempts,
+                            updated_at=tick.now)
+        log.warning("task.retry", error=error)
+    else:
+        status = "skipped" if result.error_code in OWNER_ERRORS else "failed"
+        ctx.ledger.set_task(conn, row.id, status=status, last_error=error,
+                            updated_at=tick.now)
+        counter = "tasks_skipped" if status == "skipped" else "tasks_failed"
+        setattr(tick.counts, counter, getattr(tick.counts, counter) + 1)
+        ctx.metrics.tasks.labels(ctx.name, status).inc()
+        log.warning(f"task.{status}", error=error)
 
 
 def close_stopped(tick: Tick) -> None:
