@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import first_sync, planner
+from bench import first_sync, memory, planner
 
-BENCHES = {"planner": planner.main, "first_sync": first_sync.main}
+BENCHES = {"planner": planner.main, "first_sync": first_sync.main, "memory": memory.main}
 
 
 def run() -> None:

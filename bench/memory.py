@@ -66,8 +66,9 @@ def sync_once(deals: int, tmp: Path) -> dict[str, Any]:
                "WINBACK_DATABASE_URL": f"sqlite:///{work / 'ledger.db'}",
                "WINBACK_LOG_LEVEL": "WARNING"}
         started = time.monotonic()
+        log = (work / "sync.log").open("w")
         proc = subprocess.Popen([sys.executable, "-m", "worker", "sync", str(path)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
         peak = 0.0
         while proc.poll() is None:
             try:
@@ -75,13 +76,16 @@ def sync_once(deals: int, tmp: Path) -> dict[str, Any]:
             except OSError:
                 break
             time.sleep(0.2)
-        out, err = proc.communicate()
+        proc.wait()
+        log.close()
         seconds = time.monotonic() - started
+        out = (work / "sync.log").read_text()
         if proc.returncode != 0:
-            raise RuntimeError(f"sync failed: {out[-500:]} {err[-2000:]}")
+            raise RuntimeError(f"sync failed: {out[-2000:]}")
         return {"deals": deals, "peak_rss_mb": round(peak, 1), "sync_seconds": round(seconds, 1),
                 "deals_per_second": round(deals / seconds), "seed_seconds": round(seed_seconds),
-                "summary": out.strip().splitlines()[-1] if out.strip() else ""}
+                "summary": next((line for line in reversed(out.splitlines())
+                                 if line.startswith("bench-sf:")), "")}
     finally:
         emu.stop()
 

@@ -57,6 +57,15 @@ class Sandbox:
             return items
         return [t for t in items if not t.get("IsDeleted") and not t.get("archived")]
 
+    def active_owners(self) -> tuple[str, str]:
+        """An active owner in each CRM (Salesforce user id, HubSpot owner id): fallback owners."""
+        users = self.admin("salesforce", "GET", "records/User")
+        users = users.get("records", users) if isinstance(users, dict) else users
+        owners = self.admin("hubspot", "GET", "objects/owners")
+        owners = owners.get("results", owners) if isinstance(owners, dict) else owners
+        return (next(str(u["Id"]) for u in users if u.get("IsActive")),
+                next(str(o["id"]) for o in owners if not o.get("archived")))
+
     def seed(self, deals: int, seed: int, **kw: Any) -> dict[str, Any]:
         body = {"generate": {"deals": deals, "seed": seed, **kw}}
         return {"salesforce": self.admin("salesforce", "POST", "seed", body),
@@ -87,3 +96,26 @@ def start_sandbox(*, salesforce_port: int = 0, hubspot_port: int = 0, seed: int 
         sf_server.stop()
         raise
     return Sandbox(sf_server, sf, hs_server, hs, ca)
+
+
+def salesforce_connection(name: str, *, fallback: str = "", username: str = "${SF_USERNAME}",
+                          key_field: str = "Winback_Key__c", extra: str = "") -> str:
+    """A `connections:` entry of a winback configuration for the Salesforce emulator, reading
+    its endpoints and credentials from the variables `Sandbox.environment()` sets."""
+    return (f"  - name: {name}\n    kind: salesforce\n    login_url: ${{SF_LOGIN_URL}}\n"
+            f"    ca_bundle: ${{SF_CA_BUNDLE}}\n"
+            f'    auth: {{username: "{username}", password: "${{SF_PASSWORD}}",\n'
+            f'            security_token: "${{SF_TOKEN}}"}}\n'
+            f"    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,\n"
+            f"              contract_end: Contract_End__c}}\n"
+            f"    task_key_field: {key_field}\n    fallback_owner: \"{fallback}\"\n{extra}")
+
+
+def hubspot_connection(name: str, *, fallback: str = "",
+                       auth: str = 'access_token: "${HUBSPOT_TOKEN}"', extra: str = "") -> str:
+    """A `connections:` entry for the HubSpot emulator (see salesforce_connection)."""
+    return (f"  - name: {name}\n    kind: hubspot\n    base_url: ${{HUBSPOT_BASE_URL}}\n"
+            f"    auth: {{{auth}}}\n"
+            f"    fields: {{loss_reason: closed_lost_reason, competitor: competitor,\n"
+            f"              contract_end: contract_end_date}}\n"
+            f"    fallback_owner: \"{fallback}\"\n{extra}")

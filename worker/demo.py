@@ -29,30 +29,13 @@ CONFIG = """\
 version: 1
 defaults:
   timezone: America/New_York
-  calendar: {{country: US}}
+  calendar: {country: US}
   reminder_time: "09:00"
   lead_time: 7d
   grace: 7d
   horizon: 3y
+service: {http_port: 0}
 connections:
-  - name: demo-salesforce
-    kind: salesforce
-    login_url: ${{SF_LOGIN_URL}}
-    ca_bundle: ${{SF_CA_BUNDLE}}
-    auth: {{username: "${{SF_USERNAME}}", password: "${{SF_PASSWORD}}",
-            security_token: "${{SF_TOKEN}}"}}
-    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,
-              contract_end: Contract_End__c}}
-    task_key_field: Winback_Key__c
-    fallback_owner: "{sf_fallback}"
-  - name: demo-hubspot
-    kind: hubspot
-    base_url: ${{HUBSPOT_BASE_URL}}
-    auth: {{access_token: "${{HUBSPOT_TOKEN}}"}}
-    fields: {{loss_reason: closed_lost_reason, competitor: competitor,
-              contract_end: contract_end_date}}
-    fallback_owner: "{hs_fallback}"
-service: {{http_port: 0}}
 """
 
 
@@ -75,15 +58,13 @@ class Demo:
             self.box.admin(crm, "POST", "clock", {"offset_seconds": self.offset.total_seconds()})
 
     def setup(self) -> Path:
-        seeded = self.box.seed(DEALS, 7, days_back=6, owners=6, inactive_owners=1)
-        sf = seeded["salesforce"]
-        sf_active = [u for u in sf["ids"]["User"] if u not in sf["inactive_user_ids"]]
-        hs_owners = self.box.admin("hubspot", "GET", "objects/owners")
-        hs_owners = hs_owners.get("results", hs_owners) if isinstance(hs_owners, dict) \
-            else hs_owners
-        hs_active = [str(o["id"]) for o in hs_owners if not o.get("archived")]
+        from sandbox.runner import hubspot_connection, salesforce_connection
+
+        self.box.seed(DEALS, 7, days_back=6, owners=6, inactive_owners=1)
+        sf_fallback, hs_fallback = self.box.active_owners()
         path = self.dir / "winback.yaml"
-        path.write_text(CONFIG.format(sf_fallback=sf_active[0], hs_fallback=hs_active[0]))
+        path.write_text(CONFIG + salesforce_connection("demo-salesforce", fallback=sf_fallback)
+                        + hubspot_connection("demo-hubspot", fallback=hs_fallback))
         os.environ.update(self.box.environment())
         os.environ["WINBACK_DATABASE_URL"] = f"sqlite:///{self.dir / 'winback.db'}"
         return path

@@ -84,7 +84,7 @@ def _ledger(config: Config, path: Path) -> Check:
                      "check WINBACK_DATABASE_URL and that the database is running")
     finally:
         engine.dispose()
-    head = migrate.head_revision()
+    head = migrate.HEAD
     if current != head:
         created = url.startswith("sqlite") and current is None
         return Check("ledger", "ledger reachable and migrated", created,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.runner import Sandbox, start_sandbox
+from sandbox.runner import Sandbox, hubspot_connection, salesforce_connection, start_sandbox
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
 from worker.settings import load_config
@@ -21,29 +21,12 @@ CONFIG = """\
 version: 1
 defaults:
   timezone: America/New_York
-  calendar: {{country: US}}
+  calendar: {country: US}
   lead_time: 7d
   grace: 7d
   horizon: 3y
-stop: {{on_reopen: close_open_tasks, on_new_deal_for_account: true, notify_owner: true}}
+stop: {on_reopen: close_open_tasks, on_new_deal_for_account: true, notify_owner: true}
 connections:
-  - name: acme-sf
-    kind: salesforce
-    login_url: ${{SF_LOGIN_URL}}
-    ca_bundle: ${{SF_CA_BUNDLE}}
-    auth: {{username: "${{SF_USERNAME}}", password: "${{SF_PASSWORD}}",
-            security_token: "${{SF_TOKEN}}"}}
-    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,
-              contract_end: Contract_End__c}}
-    task_key_field: Winback_Key__c
-    fallback_owner: "{sf_fallback}"
-  - name: acme-hs
-    kind: hubspot
-    base_url: ${{HUBSPOT_BASE_URL}}
-    auth: {{access_token: "${{HUBSPOT_TOKEN}}"}}
-    fields: {{loss_reason: closed_lost_reason, competitor: competitor,
-              contract_end: contract_end_date}}
-    fallback_owner: "{hs_fallback}"
 """
 
 
@@ -56,12 +39,8 @@ class Year:
         self.box: Sandbox = start_sandbox(
             seed=5, ca_dir=tmp_path / "ca",
             hubspot_options={"burst": 100_000, "search_per_second": 1000})
-        seeded = self.box.seed(deals, 5, days_back=6, owners=6, inactive_owners=1)
-        sf = seeded["salesforce"]
-        self.sf_fallback = next(u for u in sf["ids"]["User"] if u not in sf["inactive_user_ids"])
-        owners = self.box.admin("hubspot", "GET", "objects/owners")
-        owners = owners.get("results", owners) if isinstance(owners, dict) else owners
-        self.hs_fallback = next(str(o["id"]) for o in owners if not o.get("archived"))
+        self.box.seed(deals, 5, days_back=6, owners=6, inactive_owners=1)
+        self.sf_fallback, self.hs_fallback = self.box.active_owners()
         for key, value in self.box.environment().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("WINBACK_DATABASE_URL", database_url)
@@ -69,8 +48,8 @@ class Year:
         migrate.upgrade(engine)
         engine.dispose()
         self.path = tmp_path / "winback.yaml"
-        self.path.write_text(CONFIG.format(sf_fallback=self.sf_fallback,
-                                           hs_fallback=self.hs_fallback))
+        self.path.write_text(CONFIG + salesforce_connection("acme-sf", fallback=self.sf_fallback)
+                             + hubspot_connection("acme-hs", fallback=self.hs_fallback))
         self.offset = timedelta(0)
         self.service: Service = build_service(load_config(self.path), self.path,
                                               clock=self.now)

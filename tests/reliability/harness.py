@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sandbox.runner import Sandbox, start_sandbox
+from sandbox.runner import Sandbox, hubspot_connection, salesforce_connection, start_sandbox
 from worker.cadence.engine import Planner
 from worker.settings import Config, load_config
 from worker.wiring import default_connector
@@ -44,31 +44,7 @@ defaults:
 service: {{tick: 1s, lease_ttl: {ttl}s, http_port: 0, workers: {workers}}}
 connections:
 """
-SF_CONNECTION = """\
-  - name: {name}
-    kind: salesforce
-    login_url: ${{SF_LOGIN_URL}}
-    ca_bundle: ${{SF_CA_BUNDLE}}
-    auth: {{username: "{username}", password: "${{SF_PASSWORD}}",
-            security_token: "${{SF_TOKEN}}"}}
-    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,
-              contract_end: Contract_End__c}}
-    task_key_field: {key_field}
-    fallback_owner: "{fallback}"
-    poll_every: 1s
-    timeout: 2s
-"""
-HS_CONNECTION = """\
-  - name: {name}
-    kind: hubspot
-    base_url: ${{HUBSPOT_BASE_URL}}
-    auth: {{access_token: "{token}"}}
-    fields: {{loss_reason: closed_lost_reason, competitor: competitor,
-              contract_end: contract_end_date}}
-    fallback_owner: "{fallback}"
-    poll_every: 1s
-    timeout: 2s
-"""
+FAST = "    poll_every: 1s\n    timeout: 2s\n"
 
 
 @dataclass
@@ -105,13 +81,8 @@ class Stack:
                                  salesforce_options={"password": SECRET_SF_PASSWORD,
                                                      "security_token": SECRET_SF_TOKEN,
                                                      **(salesforce_options or {})})
-        seeded = self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8,
-                               inactive_owners=1)
-        sf = seeded["salesforce"]
-        sf_fallback = next(u for u in sf["ids"]["User"] if u not in sf["inactive_user_ids"])
-        owners = self.box.admin("hubspot", "GET", "objects/owners")
-        owners = owners.get("results", owners) if isinstance(owners, dict) else owners
-        hs_fallback = next(str(o["id"]) for o in owners if not o.get("archived"))
+        self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8, inactive_owners=1)
+        sf_fallback, hs_fallback = self.box.active_owners()
         text = CONFIG_HEAD.format(ttl=ttl, workers=workers)
         for i in range(salesforce):
             username = "winback@sandbox.example" if i == 0 else f"winback{i}@sandbox.example"
@@ -119,18 +90,14 @@ class Stack:
                 self.box.admin("salesforce", "POST", "users", {
                     "username": username, "password": SECRET_SF_PASSWORD,
                     "security_token": SECRET_SF_TOKEN})
-            text += SF_CONNECTION.format(name=f"sf{i}", username=username, key_field=key_field,
-                                         fallback=sf_fallback)
+            text += salesforce_connection(f"sf{i}", username=username, key_field=key_field,
+                                          fallback=sf_fallback, extra=FAST)
         for i in range(hubspot):
-            block = HS_CONNECTION.format(name=f"hs{i}", fallback=hs_fallback,
-                                         token="${HUBSPOT_TOKEN}" if i == 0
-                                         else f"${{HUBSPOT_TOKEN_{i}}}")
-            if hubspot_oauth and i == 0:
-                block = block.replace('auth: {access_token: "${HUBSPOT_TOKEN}"}',
-                                      'auth: {client_id: sandbox-client-id, client_secret: '
-                                      '"${HS_CLIENT_SECRET}", refresh_token: '
-                                      '"${HS_REFRESH_TOKEN}"}')
-            text += block
+            token = "${HUBSPOT_TOKEN}" if i == 0 else f"${{HUBSPOT_TOKEN_{i}}}"
+            auth = (f'access_token: "{token}"' if not (hubspot_oauth and i == 0) else
+                    'client_id: sandbox-client-id, client_secret: "${HS_CLIENT_SECRET}", '
+                    'refresh_token: "${HS_REFRESH_TOKEN}"')
+            text += hubspot_connection(f"hs{i}", fallback=hs_fallback, auth=auth, extra=FAST)
         self.hubspot_connections = hubspot
         self.config_path = self.tmp / "winback.yaml"
         self.config_path.write_text(text)
@@ -246,6 +213,18 @@ class Stack:
         written = {crm: set(keys) for crm, keys in self.crm_keys().items()}
         return {crm: len(expected - written[crm]) for crm, expected in
                 self.expected_keys().items()}
+
+    def record(self, scenario: str, **figures: Any) -> None:
+        """Append this scenario's figures (tasks per CRM, duplicates, missed, and `figures`)
+        to $WINBACK_RELIABILITY_REPORT, which docs/reliability.md is written from."""
+        target = os.environ.get("WINBACK_RELIABILITY_REPORT")
+        if not target:
+            return
+        keys = self.crm_keys()
+        line = {"scenario": scenario, "tasks": {crm: len(k) for crm, k in keys.items()},
+                "duplicates": self.duplicates(), "missed": self.missing(), **figures}
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
 
     def assert_secrets_absent(self) -> None:
         """No fake secret in any process output (DEBUG logs included) or ledger error."""

@@ -113,3 +113,4 @@ def test_bad_crm_data_is_skipped_or_repaired_and_the_tick_completes(sqlite_stack
     assert all(len(t["Subject"]) <= 255 for t in sf_tasks)
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
     stack.assert_secrets_absent()
+    stack.record("bad CRM data", skipped=len(skipped))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.reliability.conftest import ledger_counts, wait_until
-from tests.reliability.harness import Stack
+from tests.reliability.harness import Stack, events
 
 KILLS_SHORT, KILLS_LONG = 20, 200
 
@@ -39,6 +39,8 @@ def test_kill_between_sending_and_written_loses_and_duplicates_nothing(stack: St
     assert stack.missing() == {"salesforce": 0, "hubspot": 0}
     assert ledger_counts(stack.database_url).get("sending", 0) == 0
     stack.assert_secrets_absent()
+    stack.record("kill between sending and written", database=stack.database_url.split(":")[0],
+                 reconciled=len(events(run.log, "task.reconciled")))
 
 
 @pytest.mark.parametrize("kills", [
@@ -70,3 +72,4 @@ def test_random_kills_during_a_large_first_sync(sqlite_stack: Stack, kills: int)
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
     assert stack.missing() == {"salesforce": 0, "hubspot": 0}
     stack.assert_secrets_absent()
+    stack.record(f"random kill -9 during first sync ({kills} runs)", kills=killed, deals=800)

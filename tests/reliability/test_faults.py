@@ -37,7 +37,7 @@ def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stac
         violations = stack.box.admin(crm, "GET", "violations")
         assert violations["retry_after"] == [], (crm, violations["retry_after"][:3])
     stack.assert_secrets_absent()
-    print(f"fault storm converged in {ticks} tick(s), {retries} retries")
+    stack.record("fault storm", ticks_to_converge=ticks, retries=retries, deals=1500)
 
 
 def test_sessions_and_tokens_expiring_mid_sync_do_not_fail_the_tick(sqlite_stack: Stack
@@ -67,6 +67,8 @@ def test_sessions_and_tokens_expiring_mid_sync_do_not_fail_the_tick(sqlite_stack
     assert stack.missing() == {"salesforce": 0, "hubspot": 0}
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
     stack.assert_secrets_absent()
+    stack.record("sessions and tokens expiring mid-sync", deals=400,
+                 relogins=len(events(run.log, "crm.relogin")))
 
 
 def test_a_wrong_password_fails_the_connection_with_a_fix_and_no_secret(sqlite_stack: Stack

@@ -73,6 +73,7 @@ def test_two_replicas_share_twenty_connections_without_overlap(pg_stack: Stack) 
     worked = {pid for pid in pids if f":{pid}:" in log}
     assert worked == pids, "one replica never ticked"
     stack.assert_secrets_absent()
+    stack.record("2 replicas x 20 connections (PostgreSQL)", overlapping_runs=0)
 
 
 @pytest.mark.parametrize("duration", [pytest.param(25, id="short"),
@@ -104,6 +105,8 @@ def test_three_replicas_fifty_connections_one_killed_every_few_seconds(
     assert stack.missing() == {"salesforce": 0, "hubspot": 0}
     assert overlaps(stack) == []  # dead replicas never overlap: their leases expire first
     stack.assert_secrets_absent()
+    stack.record(f"3 replicas x 50 connections, kill -9 every 3 s for {duration} s",
+                 kills=kills, overlapping_runs=0)
 
 
 def test_a_paused_lease_holder_is_replaced_and_writes_nothing_twice(pg_stack: Stack) -> None:
@@ -137,9 +140,9 @@ def test_a_paused_lease_holder_is_replaced_and_writes_nothing_twice(pg_stack: St
     lost = [e for e in events(log, "sync.failed") if e.get("result") == "lease_lost"]
     assert lost, "the paused replica never noticed it had lost its lease"
     assert overlaps(stack), "the pause did not overlap the new holder's run"
-    print(f"pause: {len(lost)} lease_lost tick(s); overlapping runs flagged: "
-          f"{len(overlaps(stack))}")
     stack.assert_secrets_absent()
+    stack.record("SIGSTOP the lease holder past its lease (PostgreSQL)", lease_lost=len(lost),
+                 overlapping_runs=len(overlaps(stack)))
 
 
 def test_postgresql_restarted_in_the_middle_of_a_tick(tmp_path: object) -> None:
@@ -165,6 +168,7 @@ def test_postgresql_restarted_in_the_middle_of_a_tick(tmp_path: object) -> None:
         assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
         assert stack.missing() == {"salesforce": 0, "hubspot": 0}
         stack.assert_secrets_absent()
+        stack.record("PostgreSQL restarted mid-tick", deals=800)
     finally:
         stack.stop()
         server.destroy()

@@ -10,6 +10,7 @@ import pytest
 
 from connectors.memory import InMemoryConnector
 from connectors.models import Contact, Deal, Owner
+from tests.unit.planning import BASE
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
 from worker.settings import load_config
@@ -17,20 +18,7 @@ from worker.sync.context import SyncContext, TickResult
 from worker.sync.tick import run_tick
 from worker.wiring import Service, build_service
 
-CONFIG = """\
-version: 1
-defaults:
-  timezone: America/New_York
-  calendar: {country: US}
-  lead_time: 7d
-  grace: 7d
-  horizon: 3y
-connections:
-  - name: crm
-    kind: hubspot
-    auth: {access_token: "${T:-pat-test}"}
-    fallback_owner: "FALLBACK"
-"""
+CONFIG = BASE  # the planner tests' configuration: one connection, fallback owner FALLBACK
 
 
 class World:

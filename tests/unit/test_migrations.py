@@ -13,7 +13,7 @@ from worker.ledger.schema import metadata
 def test_migrations_build_the_declared_schema(database_url: str) -> None:
     """Upgrading an empty database to head leaves no difference with schema.py."""
     engine = make_engine(database_url, pool_size=1)
-    assert migrate.upgrade(engine) == (None, migrate.head_revision())
+    assert migrate.upgrade(engine) == (None, migrate.HEAD)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
@@ -31,3 +31,8 @@ def test_a_database_behind_head_is_refused(database_url: str) -> None:
         raise AssertionError("an empty ledger was accepted")
     finally:
         engine.dispose()
+
+
+def test_head_constant_names_the_newest_migration() -> None:
+    """migrate.HEAD (checked at start without importing Alembic) is the scripts' head."""
+    assert migrate.head_revision() == migrate.HEAD

@@ -152,7 +152,9 @@ task = Table(
     Column("written_at", UTCDateTime()),
 )
 Index("ix_task_queue", task.c.connection, task.c.status, task.c.create_after)
-Index("ix_task_deal", task.c.connection, task.c.deal_id)
+# (connection, deal_id, status): the stop and re-plan updates filter on all three; with only
+# two columns SQLite prefers ix_task_queue and scans every open task of the connection.
+Index("ix_task_deal", task.c.connection, task.c.deal_id, task.c.status)
 
 event = Table(
     "event", metadata,

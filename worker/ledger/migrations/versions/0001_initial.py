@@ -104,7 +104,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_task')),
     sa.UniqueConstraint('key', name=op.f('uq_task_key'))
     )
-    op.create_index('ix_task_deal', 'task', ['connection', 'deal_id'], unique=False)
+    op.create_index('ix_task_deal', 'task', ['connection', 'deal_id', 'status'], unique=False)
     op.create_index('ix_task_queue', 'task', ['connection', 'status', 'create_after'], unique=False)
 
 
