@@ -38,7 +38,9 @@ from connectors.salesforce.failures import StaleCursor, login_error, translate
 from connectors.salesforce.transport import DEFAULT_LOGIN_HOST, SalesforceTransport, Trace
 
 T = TypeVar("T")
-BATCH_HEADER = {"Sforce-Query-Options": "batchSize=2000"}  # the maximum (reference: Key numbers)
+# 1,000 rows a page (the maximum is 2,000): half the memory of a page in flight for one more
+# call per 1,000 changed deals (bench/RESULTS.md: 140 MB instead of 155 MB at 100k deals).
+BATCH_HEADER = {"Sforce-Query-Options": "batchSize=1000"}
 MAX_RETRY_AFTER = 60.0
 LOGIN_ENDPOINTS = ("login.soap", "login.oauth")
 

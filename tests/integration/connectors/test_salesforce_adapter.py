@@ -117,24 +117,24 @@ def test_a_refused_login_is_an_auth_error_without_the_password(sf: SalesforceBac
 
 
 # -- pulling -----------------------------------------------------------------------------------
-def test_pull_pages_of_2000_past_ten_thousand(sf: SalesforceBackend) -> None:
-    """10,500 deals arrive in 2,000-row pages through queryAll + nextRecordsUrl, each page
+def test_pull_pages_of_1000_past_ten_thousand(sf: SalesforceBackend) -> None:
+    """10,500 deals arrive in 1,000-row pages through queryAll + nextRecordsUrl, each page
     carrying its newest stamp as watermark; one CallRecord per page with its row count."""
     lost = sf.generate(10_500, seed=9)
     calls: list[CallRecord] = []
     connector = sf.connector(observer=calls.append)
     sf.reset_calls()
     pages = pull(connector)
-    assert [len(p.deals) for p in pages] == [2000] * 5 + [500]
+    assert [len(p.deals) for p in pages] == [1000] * 10 + [500]
     assert len({d.id for p in pages for d in p.deals}) == 10_500
     assert sum(d.is_lost for p in pages for d in p.deals) == lost
     for page in pages:
         assert page.watermark == max(d.modified_at for d in page.deals if d.modified_at)
     marks = [p.watermark for p in pages if p.watermark is not None]
-    assert len(marks) == 6 and marks == sorted(marks)
-    assert sf.calls() == {"soap_login": 1, "query_all": 1, "query_more": 5}
-    assert [(c.endpoint, c.items) for c in calls] == [("login.soap", 0), ("queryAll", 2000)] \
-        + [("query_more", 2000)] * 4 + [("query_more", 500)]
+    assert len(marks) == 11 and marks == sorted(marks)
+    assert sf.calls() == {"soap_login": 1, "query_all": 1, "query_more": 10}
+    assert [(c.endpoint, c.items) for c in calls] == [("login.soap", 0), ("queryAll", 1000)] \
+        + [("query_more", 1000)] * 9 + [("query_more", 500)]
 
 
 def test_incremental_pull_returns_only_later_changes(sf: SalesforceBackend) -> None:
