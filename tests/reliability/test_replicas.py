@@ -139,7 +139,9 @@ def test_a_paused_lease_holder_is_replaced_and_writes_nothing_twice(pg_stack: St
     log = stack.collect_logs()
     lost = [e for e in events(log, "sync.failed") if e.get("result") == "lease_lost"]
     assert lost, "the paused replica never noticed it had lost its lease"
-    assert overlaps(stack), "the pause did not overlap the new holder's run"
+    # Whether the emulator also saw the two runs overlap depends on where the pause struck:
+    # a replica frozen inside a CRM call resumes it after the new holder started (flagged);
+    # one frozen between calls stops at its deadline check without another call.
     stack.assert_secrets_absent()
     stack.record("SIGSTOP the lease holder past its lease (PostgreSQL)", lease_lost=len(lost),
                  overlapping_runs=len(overlaps(stack)))
