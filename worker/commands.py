@@ -74,7 +74,7 @@ def _service(config_path: Path, **kw: Any) -> Any:
 @app.command()
 def migrate(config: ConfigArg) -> None:
     """Create or upgrade the ledger's schema (run once per release, before the replicas)."""
-    settings = config_or_exit(config)
+    config_or_exit(config, require_env=False)  # a bad file is reported before the database
     url = database_url(config)
     engine = make_engine(url, pool_size=1)
     before, after = migrations.upgrade(engine)
@@ -83,7 +83,6 @@ def migrate(config: ConfigArg) -> None:
         typer.echo(f"ledger {shown_url(url)} is up to date (revision {after})")
     else:
         typer.echo(f"ledger {shown_url(url)} migrated from {before or 'empty'} to {after}")
-    del settings
 
 
 @app.command()
@@ -170,7 +169,6 @@ def status(
 ) -> None:
     """Per connection: watermark, last tick, enrollments, tasks by status, next writes, lease."""
     from worker.reports import status as read_status
-    from worker.wiring import open_ledger
 
     settings = config_or_exit(config, require_env=False)
     _, ledger = _ledger_or_exit(settings, config)
@@ -192,7 +190,6 @@ def status(
                      if isinstance(value, dict) else value)
             table.add_row(key.replace("_", " "), "-" if shown is None else str(shown))
         console.print(table)
-    del open_ledger
 
 
 def _ledger_or_exit(settings: Any, config: Path) -> Any:
@@ -289,9 +286,6 @@ def _print_report(payload: dict[str, Any]) -> None:
                       str(row["completed"]), str(row["cancelled"]))
     console.print(steps)
 
-
-def _since_days(text: str) -> timedelta:
-    return timedelta(days=Duration.parse(text).approx_days)
 
 
 @app.command()
