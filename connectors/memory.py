@@ -81,6 +81,12 @@ class InMemoryConnector:
     def admin_delete_deal(self, deal_id: str) -> None:
         self.admin_update_deal(deal_id, deleted=True)
 
+    def admin_vanish(self, deal_id: str) -> None:
+        """Remove a deal without a trace in changed_deals (as HubSpot archives: search stops
+        returning it); deals_by_id then reports it deleted."""
+        with self._lock:
+            self._deals.pop(deal_id, None)
+
     def admin_fail_next(self, endpoint: str, error: Exception, times: int = 1) -> None:
         """Make the next `times` calls of `endpoint` raise `error`."""
         with self._lock:
@@ -128,8 +134,9 @@ class InMemoryConnector:
         for start in range(0, len(ids), 100):
             self._call("deals.read")
             with self._lock:
-                found += [self._with_owner(self._deals[i]) for i in ids[start:start + 100]
-                          if i in self._deals]
+                found += [self._with_owner(self._deals[i]) if i in self._deals
+                          else Deal(id=i, deleted=True, is_closed=False)
+                          for i in ids[start:start + 100]]
         return found
 
     def stakeholders(self, deal_ids: Sequence[str]) -> dict[str, list[Contact]]:

@@ -197,7 +197,7 @@ class Stack:
                             deal = deal.model_copy(update={"contacts": tuple(
                                 contacts.get(deal.id, ()))})
                             for task in planner.plan(deal, now).tasks:
-                                if task.create_on <= now.date():
+                                if planner.create_after(deal, task) <= now:
                                     out[settings.kind].add(task.key)
                 finally:
                     connector.close()

@@ -61,6 +61,18 @@ def test_create_on_is_lead_time_before_due_but_never_before_today(tmp_path: Path
     ]
 
 
+def test_a_task_becomes_writable_at_the_owners_midnight_not_utcs(tmp_path: Path) -> None:
+    """At 01:30 UTC it is still yesterday in New York: a task created "today" there waits
+    until 05:00 UTC (midnight EST). The worker and the tests' expectations share this rule."""
+    planner = one_step(tmp_path, "{id: s, at: 0d}")
+    now = datetime(2027, 11, 17, 1, 30, tzinfo=UTC)  # Tuesday 20:30 in New York
+    ny = deal(date(2027, 11, 17))
+    [task] = planner.plan(ny, datetime(2027, 11, 17, 15, tzinfo=UTC)).tasks
+    assert task.create_on == date(2027, 11, 17)
+    assert planner.create_after(ny, task) == datetime(2027, 11, 17, 5, tzinfo=UTC)
+    assert planner.create_after(ny, task) > now
+
+
 def test_until_and_horizon_are_inclusive_before_the_shift(tmp_path: Path) -> None:
     """An occurrence exactly on `until` counts, even when its working day is after `until`."""
     planner = one_step(tmp_path, "{id: s, every: 1w, from: 0d, until: 15d}")

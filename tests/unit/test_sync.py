@@ -303,3 +303,19 @@ def test_plan_diff_shows_what_a_new_config_would_change(world: World, tmp_path: 
     assert not any(c["step"] in ("thank-you", "ask-post-mortem") for c in changes)  # written
     after = sorted((r.key, r.status, r.due_date) for r in ledger_tasks(world))  # type: ignore[attr-defined]
     assert after == before
+
+
+def test_a_deal_that_vanishes_from_the_crm_is_stopped_by_the_daily_check(world: World) -> None:
+    """A deal deleted where no pull can see it (HubSpot search skips archived deals) is found
+    by the daily re-read of tracked deals, and its cadence stops."""
+    world.lost()
+    world.tick()
+    world.crm.admin_vanish("D1")
+    world.advance(hours=2)
+    assert world.tick().counts.stopped == 0  # within the day: not re-read yet
+    world.advance(days=1)
+    result = world.tick()
+    assert result.counts.stopped == 1
+    with world.service.ledger.engine.connect() as conn:
+        row = conn.execute(select(enrollment)).one()
+    assert (row.status, row.stop_reason) == ("stopped", "deleted")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from typing import Any
 
@@ -162,6 +162,14 @@ class Planner:
         return cadence is not None and self._per_stakeholder[cadence.id]
 
     # -- owners ---------------------------------------------------------------------------
+    def create_after(self, deal: Deal, task: PlannedTask) -> datetime:
+        """The UTC instant `task` becomes due for writing: the start of its create_on day in
+        the owner's zone (UTC when the deal has no owner). Between midnight UTC and the
+        owner's midnight the two calendars disagree on the date; this is the one rule."""
+        owner = self.owner_context(deal)
+        tz = zone(owner.zone_name) if owner is not None else UTC
+        return datetime.combine(task.create_on, time(0), tzinfo=tz).astimezone(UTC)
+
     def owner_context(self, deal: Deal) -> OwnerContext | None:
         owner = deal.owner
         fallback = owner is None or not owner.active

@@ -82,6 +82,7 @@ connection_state = Table(
     Column("next_due", UTCDateTime()),
     Column("watermark", UTCDateTime()),
     Column("backfill_done", Boolean, nullable=False, default=False),
+    Column("verified_at", UTCDateTime()),  # last re-read of every tracked deal
     Column("last_tick_at", UTCDateTime()),
     Column("last_tick_result", String(32)),
     Column("last_tick_seconds", Float),

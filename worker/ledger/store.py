@@ -145,6 +145,17 @@ class Ledger:
         return list(conn.execute(select(enrollment).where(
             enrollment.c.connection == connection, condition).limit(limit)))
 
+    def tracked_after(self, conn: Connection, connection: str, after_id: int, limit: int
+                      ) -> list[Row[Any]]:
+        """Active enrollments by id, in keyset pages (the daily re-read of tracked deals)."""
+        return list(conn.execute(select(enrollment.c.id, enrollment.c.deal_id).where(
+            enrollment.c.connection == connection, enrollment.c.status == "active",
+            enrollment.c.id > after_id).order_by(enrollment.c.id).limit(limit)))
+
+    def set_verified(self, conn: Connection, name: str, at: datetime) -> None:
+        conn.execute(update(connection_state).where(connection_state.c.name == name)
+                     .values(verified_at=at))
+
     def active_enrollments(self, connection: str) -> list[Row[Any]]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(enrollment).where(

@@ -16,10 +16,10 @@ from sqlalchemy.engine import Row
 from connectors.base import DealPage
 from connectors.models import Deal
 from worker.cadence.calendar import zone
-from worker.cadence.engine import DealPlan, PlannedTask
+from worker.cadence.engine import DealPlan, PlannedTask, Planner
 from worker.cadence.keys import task_key
 from worker.cadence.templates import deal_view, owner_view, render
-from worker.ledger.store import TaskRow, start_of_day
+from worker.ledger.store import TaskRow
 from worker.sync.context import Tick
 from worker.sync.prefetch import read_ahead
 
@@ -74,6 +74,7 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
             ctx.ledger.set_watermark(conn, ctx.name, floor)
         if watermark is None:
             ctx.ledger.mark_backfill_done(conn, ctx.name)
+            ctx.ledger.set_verified(conn, ctx.name, tick.now)  # every deal was just read
 
 
 def _attach_stakeholders(tick: Tick, page: DealPage) -> list[Deal]:
@@ -133,6 +134,39 @@ def _store_page(tick: Tick, conn: Connection, deals: list[Deal],
         _new_deals_on_accounts(tick, conn, opened)
     if watermark is not None:
         ctx.ledger.set_watermark(conn, ctx.name, watermark)
+
+
+VERIFY_EVERY = timedelta(hours=24)
+VERIFY_BATCH = 500
+
+
+def verify_tracked(tick: Tick) -> None:
+    """Once a day, re-read every tracked deal by id. A pull sees what changed; it cannot see
+    what vanished (HubSpot search never returns archived deals), so this is how a deleted
+    deal's cadence stops everywhere."""
+    ctx = tick.ctx
+    state = ctx.ledger.connection_row(ctx.name)
+    if state is None or (state.verified_at is not None
+                         and tick.now - state.verified_at < VERIFY_EVERY):
+        return
+    after = 0
+    while not ctx.stop.is_set():
+        with ctx.ledger.engine.connect() as conn:
+            batch = ctx.ledger.tracked_after(conn, ctx.name, after, VERIFY_BATCH)
+        if not batch:
+            break
+        after = batch[-1].id
+        tick.check()
+        current = ctx.connector.deals_by_id([row.deal_id for row in batch])
+        gone = [d for d in current if not d.is_lost]
+        if gone:
+            with ctx.ledger.write() as conn:
+                ctx.leases.fence(conn, tick.lease)
+                _store_page(tick, conn, gone, None)
+    if not ctx.stop.is_set():
+        with ctx.ledger.write() as conn:
+            ctx.leases.fence(conn, tick.lease)
+            ctx.ledger.set_verified(conn, ctx.name, tick.now)
 
 
 def replan_changed_rules(tick: Tick) -> None:
@@ -199,7 +233,11 @@ def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *
             log.info("deal.enrolled", cadence=plan.cadence, tasks=inserted, day0=str(plan.day0))
             _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence, tasks=inserted)
     else:
-        changes = {k: v for k, v in values.items() if k not in ("connection", "deal_id")}
+        changes = {k: v for k, v in values.items()
+                   if k not in ("connection", "deal_id", "enrolled_at")}
+        if cycle != enrolled.cycle:  # a new loss: the last cycle's rebirth is history now
+            changes.update(enrolled_at=tick.now, reborn_at=None, reborn_deal_id=None,
+                           won_back_at=None, won_back_amount=None)
         ctx.ledger.update_enrollment(conn, ctx.name, deal.id, **changes)
         ctx.ledger.upsert_tasks(conn, rows, tick.now)
         dropped = ctx.ledger.cancel_missing(conn, ctx.name, deal.id, (r.key for r in rows),
@@ -223,14 +261,12 @@ def _enrollment_values(tick: Tick, deal: Deal, plan: DealPlan, cycle: int) -> di
     }
 
 
-def _task_row(connection: str, task: PlannedTask, planner: Any, deal: Deal) -> TaskRow:
-    owner = planner.owner_context(deal)
-    tz = zone(owner.zone_name) if owner is not None else UTC
+def _task_row(connection: str, task: PlannedTask, planner: Planner, deal: Deal) -> TaskRow:
     return TaskRow(
         key=task.key, connection=connection, deal_id=task.deal_id, cadence=task.cadence,
         step=task.step, occurrence=task.occurrence, contact_id=task.contact_id,
         owner_id=task.owner_id, due_date=task.due_date, remind_at=task.remind_at,
-        create_after=start_of_day(task.create_on, tz).astimezone(UTC),
+        create_after=planner.create_after(deal, task),
         channel=str(task.channel), priority=str(task.priority))
 
 

@@ -14,7 +14,7 @@ from connectors.errors import BudgetExhausted, FatalConnectionError, RetryableEr
 from worker.ledger.leases import LeaseLost
 from worker.logs import scrub
 from worker.sync.context import SyncContext, Tick, TickResult
-from worker.sync.pull import pull, replan_changed_rules
+from worker.sync.pull import pull, replan_changed_rules, verify_tracked
 from worker.sync.write import close_stopped, reconcile, write_due
 
 RETRY_SOON = timedelta(seconds=60)
@@ -46,6 +46,7 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         else:
             reconcile(tick)  # before anything can be sent again
             pull(tick, after_page=write_due)  # writes start while later pages are read
+            verify_tracked(tick)  # once a day: deals that vanished (deleted) stop too
             replan_changed_rules(tick)
             write_due(tick)
             close_stopped(tick)

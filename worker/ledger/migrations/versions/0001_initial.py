@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('next_due', sa.DateTime(timezone=True), nullable=True),
     sa.Column('watermark', sa.DateTime(timezone=True), nullable=True),
     sa.Column('backfill_done', sa.Boolean(), nullable=False),
+    sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_tick_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_tick_result', sa.String(length=32), nullable=True),
     sa.Column('last_tick_seconds', sa.Float(), nullable=True),
