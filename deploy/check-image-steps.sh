@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 work=$(mktemp -d)
-trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 
 # build stage: COPY the same paths, then pip wheel
 mkdir -p "$work/src"
@@ -23,7 +23,7 @@ cd "$work"   # away from the checkout: only the installed package is used from h
 
 export SF_USERNAME=u SF_PASSWORD=p SF_TOKEN=t HUBSPOT_TOKEN=pat-x
 "$work/image/bin/winback" validate "$work/src/config/winback.yaml"
-"$work/image/bin/winback" demo > "$work/demo.txt" && grep -q "task(s) planned" "$work/demo.txt"
+"$work/image/bin/winback" demo > "$work/demo.txt" && grep -q "Opportunity reborn" "$work/demo.txt"
 mkdir -p "$work/data"
 cat > "$work/run.yaml" <<YAML
 version: 1

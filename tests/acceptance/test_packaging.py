@@ -40,6 +40,7 @@ def test_dockerfile_runs_winback_as_a_non_root_user_with_a_healthcheck() -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1000)
 def test_image_install_steps_work_in_a_fresh_venv() -> None:
     """deploy/check-image-steps.sh: the Dockerfile's pip steps in fresh venvs, then the CLI."""
     proc = subprocess.run(["bash", str(ROOT / "deploy" / "check-image-steps.sh")],

@@ -45,7 +45,7 @@ def test_kill_between_sending_and_written_loses_and_duplicates_nothing(stack: St
 
 @pytest.mark.parametrize("kills", [
     pytest.param(KILLS_SHORT, id="short"),
-    pytest.param(KILLS_LONG, id="long", marks=pytest.mark.slow),
+    pytest.param(KILLS_LONG, id="long", marks=[pytest.mark.slow, pytest.mark.timeout(1800)]),
 ])
 def test_random_kills_during_a_large_first_sync(sqlite_stack: Stack, kills: int) -> None:
     """kill -9 at random moments, restart each time: 0 duplicates, 0 missed."""

@@ -77,7 +77,8 @@ def test_two_replicas_share_twenty_connections_without_overlap(pg_stack: Stack) 
 
 
 @pytest.mark.parametrize("duration", [pytest.param(25, id="short"),
-                                      pytest.param(300, id="long", marks=pytest.mark.slow)])
+                                      pytest.param(300, id="long", marks=[pytest.mark.slow,
+                                                                         pytest.mark.timeout(900)])])
 def test_three_replicas_fifty_connections_one_killed_every_few_seconds(
         pg_stack: Stack, duration: float) -> None:
     """3 replicas x 50 connections; every 3 s one replica is killed (-9) and replaced."""
