@@ -51,11 +51,13 @@ class Year:
         self.path.write_text(CONFIG + salesforce_connection("acme-sf", fallback=self.sf_fallback)
                              + hubspot_connection("acme-hs", fallback=self.hs_fallback))
         self.offset = timedelta(0)
+        self.frozen: datetime | None = None  # the clock stands still during a tick
+        self.last_tick = self.now()
         self.service: Service = build_service(load_config(self.path), self.path,
                                               clock=self.now)
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return self.frozen or datetime.now(UTC) + self.offset
 
     def advance(self, **delta: float) -> None:
         self.offset += timedelta(**delta)
@@ -63,8 +65,12 @@ class Year:
             self.box.admin(crm, "POST", "clock", {"offset_seconds": self.offset.total_seconds()})
 
     def tick(self) -> dict[str, TickResult]:
-        results = {name: run_tick(ctx, ignore_schedule=True)
-                   for name, ctx in self.service.contexts.items()}
+        self.last_tick = self.frozen = datetime.now(UTC) + self.offset
+        try:
+            results = {name: run_tick(ctx, ignore_schedule=True)
+                       for name, ctx in self.service.contexts.items()}
+        finally:
+            self.frozen = None
         for name, result in results.items():
             assert result.result == "ok", (name, result)
         return results

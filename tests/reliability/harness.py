@@ -55,6 +55,9 @@ class Run:
     log: str
 
 
+SETTLE = timedelta(minutes=10)
+
+
 @dataclass
 class Stack:
     """The sandbox plus a configuration for `connections` CRM accounts, and ways to run
@@ -178,9 +181,11 @@ class Stack:
                 for crm, keys in self.crm_keys().items()}
 
     def expected_keys(self, now: datetime | None = None) -> dict[str, set[str]]:
-        """Plan every deal read back from the CRMs: the keys due to be written by `now`."""
+        """Plan every deal read back from the CRMs: the keys due to be written by `now`
+        (default: SETTLE ago, so a task that became due at some owner's midnight after the
+        worker's last tick is not counted as missed)."""
         config = self.config()
-        now = now or datetime.now(UTC) + timedelta(seconds=self.offset)
+        now = now or datetime.now(UTC) + timedelta(seconds=self.offset) - SETTLE
         out: dict[str, set[str]] = {"salesforce": set(), "hubspot": set()}
         environment = self.env()
         saved = dict(os.environ)
