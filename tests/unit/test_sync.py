@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.unit.harness import World
 from worker.cadence.engine import Planner
 from worker.ledger.leases import LeaseLost, Leases
 from worker.ledger.schema import enrollment, task
+from worker.sync import pull
 from worker.sync.tick import run_tick
 
 
@@ -319,3 +321,27 @@ def test_a_deal_that_vanishes_from_the_crm_is_stopped_by_the_daily_check(world: 
     with world.service.ledger.engine.connect() as conn:
         row = conn.execute(select(enrollment)).one()
     assert (row.status, row.stop_reason) == ("stopped", "deleted")
+
+
+def test_the_daily_check_of_many_tracked_deals_keeps_its_lease(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-reading a large ledger takes longer than the lease: each batch renews it, so the
+    check finishes instead of losing the lease every day."""
+    w = World(tmp_path, database_url, monkeypatch, ttl=1.0)
+    try:
+        for i in range(6):
+            w.lost(f"D{i}")
+        w.tick()
+        monkeypatch.setattr(pull, "VERIFY_BATCH", 1)
+        read = w.crm.deals_by_id
+
+        def slow_read(ids: list[str]) -> list[Deal]:
+            time.sleep(0.3)  # six reads: 1.8 s, well past the 0.75 s local deadline
+            return read(ids)
+
+        monkeypatch.setattr(w.crm, "deals_by_id", slow_read)
+        w.advance(days=1, hours=1)
+        assert w.tick().result == "ok"
+        assert w.ctx.ledger.connection_row("crm").verified_at is not None
+    finally:
+        w.close()

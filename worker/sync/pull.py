@@ -159,9 +159,9 @@ def verify_tracked(tick: Tick) -> None:
         tick.check()
         current = ctx.connector.deals_by_id([row.deal_id for row in batch])
         gone = [d for d in current if not d.is_lost]
-        if gone:
-            with ctx.ledger.write() as conn:
-                ctx.leases.fence(conn, tick.lease)
+        with ctx.ledger.write() as conn:
+            ctx.leases.fence(conn, tick.lease)  # renews it: a large ledger takes a while
+            if gone:
                 _store_page(tick, conn, gone, None)
     if not ctx.stop.is_set():
         with ctx.ledger.write() as conn:
