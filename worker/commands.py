@@ -287,7 +287,6 @@ def _print_report(payload: dict[str, Any]) -> None:
     console.print(steps)
 
 
-
 @app.command()
 def sandbox(
     salesforce_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 8443,

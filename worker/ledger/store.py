@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
@@ -39,10 +39,6 @@ class TaskRow:
     def values(self, now: datetime) -> dict[str, Any]:
         return {**self.__dict__, "status": "planned", "created_at": now, "updated_at": now,
                 "attempts": 0, "close_requested": False, "completed": False}
-
-
-def start_of_day(day: date, tz: Any) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz)
 
 
 def _insert(conn: Connection, table: Any) -> Any:

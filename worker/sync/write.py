@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import Row
 
 from connectors.errors import RetryableError
@@ -141,7 +142,7 @@ def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult]) -> None
     ctx.metrics.tasks.labels(ctx.name, "written").inc(len(written))
 
 
-def _refused(tick: Tick, conn: Any, row: Row[Any], result: WriteResult,
+def _refused(tick: Tick, conn: Connection, row: Row[Any], result: WriteResult,
              fallback: str | None) -> None:
     """A record the CRM refused: another owner, a later retry, or a final failure."""
     ctx = tick.ctx
