@@ -123,6 +123,12 @@ class CallRecord:
 
 CallObserver = Callable[[CallRecord], None]
 
+# A call refused for an expired session or token gets a fresh one and is sent again, at most
+# this many times: a credential revoked just after it was issued (an admin, another process
+# refreshing the same grant) is survived, while a login the CRM keeps refusing stops the
+# connection with AuthError instead of looping.
+MAX_REAUTH = 2
+
 
 @runtime_checkable
 class Connector(Protocol):

@@ -32,7 +32,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from connectors.base import CallObserver, CallRecord, HubSpotSettings
+from connectors.base import MAX_REAUTH, CallObserver, CallRecord, HubSpotSettings
 from connectors.errors import AuthError, ConnectorError
 from connectors.hubspot.auth import Grant, TokenSource
 from connectors.hubspot.failures import (
@@ -120,7 +120,7 @@ class Transport:
 
     def _once(self, endpoint: str, method: Callable[..., Any], kwargs: dict[str, Any],
               items: int, search: bool, auth: bool) -> Any:
-        replayed = False
+        refreshes = 0
         while True:
             if not auth:
                 return self._send(endpoint, method, kwargs, items, None)
@@ -135,8 +135,9 @@ class Transport:
                     if exc.retry_after:
                         self.limiter.pause(min(exc.retry_after, MAX_RETRY_AFTER))
                     raise
-            if failure.status == 401 and not replayed and self.tokens.after_unauthorized(token):
-                replayed = True  # HubSpot: refresh once on EXPIRED_AUTHENTICATION, replay
+            if failure.status == 401 and refreshes < MAX_REAUTH \
+                    and self.tokens.after_unauthorized(token):
+                refreshes += 1  # HubSpot: refresh on EXPIRED_AUTHENTICATION, replay (bounded)
                 continue
             raise failure
 

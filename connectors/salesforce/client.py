@@ -5,9 +5,9 @@ username-password flow when a client id and secret are configured), then a `Sale
 direct session mode. simple-salesforce's built-in refresh would re-login on every 401 and, in
 SFType calls, recurse without bound (reference §6 "Retries"); it also drops extra headers on
 the replay. In direct mode a 401 surfaces as `SalesforceExpiredSession`, and `call` re-logs-in
-exactly once before it gives up with AuthError.
+and repeats the request at most `MAX_REAUTH` times before it gives up with AuthError.
 
-Every call: budget guard -> request -> (401: re-login, repeat once) -> map failures; the one
+Every call: budget guard -> request -> (401: re-login, repeat; bounded) -> map failures; the one
 tenacity policy (`retrying`) retries what `failures` marks transient, with full-jitter
 exponential backoff, until `retry_budget` seconds would be passed. Each HTTP request becomes a
 `crm.call` log line and a CallRecord for the observer.
@@ -32,7 +32,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from connectors.base import ApiUsage, CallObserver, CallRecord, SalesforceSettings
+from connectors.base import (
+    MAX_REAUTH,
+    ApiUsage,
+    CallObserver,
+    CallRecord,
+    SalesforceSettings,
+)
 from connectors.errors import BudgetExhausted, ConnectorError, RetryableError
 from connectors.salesforce.failures import StaleCursor, login_error, translate
 from connectors.salesforce.transport import DEFAULT_LOGIN_HOST, SalesforceTransport, Trace
@@ -128,12 +134,7 @@ class Client:
             result: T | None = None
             try:
                 self.guard(endpoint)
-                sf = self.sf()
-                try:
-                    result = fn(sf)
-                except SalesforceExpiredSession:
-                    self._flush(endpoint, 0)
-                    result = fn(self._relogin(sf))
+                result = self._logged_in(endpoint, fn)
                 return result
             except ConnectorError:
                 raise
@@ -147,6 +148,21 @@ class Client:
                 count = items(result) if callable(items) and result is not None else items
                 self._flush(endpoint, count if isinstance(count, int) else 0)
         return self.retrying(endpoint, attempt) if retry else attempt()
+
+    def _logged_in(self, endpoint: str, fn: Callable[[Salesforce], T]) -> T:
+        """`fn(sf)`; on an expired session, a fresh login and `fn` again, at most
+        MAX_REAUTH times (the refused request still counts as a call)."""
+        sf = self.sf()
+        relogins = 0
+        while True:
+            try:
+                return fn(sf)
+            except SalesforceExpiredSession:
+                if relogins == MAX_REAUTH:
+                    raise
+                relogins += 1
+                self._flush(endpoint, 0)
+                sf = self._relogin(sf)
 
     def retrying(self, endpoint: str, attempt: Callable[[], T]) -> T:
         """The one retry policy: transient failures, full jitter, `retry_budget` seconds."""

@@ -1,7 +1,7 @@
 """`SalesforceConnector`: the CRM port over the Salesforce REST API, through simple-salesforce.
 
     connector.py   the port's methods and `ensure_setup`
-    client.py      login, the call discipline (budget guard, re-login once, one retry
+    client.py      login, the call discipline (budget guard, bounded re-login, one retry
                    policy, crm.call records), paged queries
     transport.py   the requests.Session every request goes through (login host, timeout,
                    traces, Sforce-Limit-Info)

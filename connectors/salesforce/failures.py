@@ -3,7 +3,7 @@
 simple-salesforce raises one exception class per HTTP status (reference §6 "Exceptions"); the
 Salesforce error code inside the body decides what the caller should do (§4 table):
 
-    401 INVALID_SESSION_ID                  re-login once (client.py), then AuthError
+    401 INVALID_SESSION_ID                  re-login (client.py, bounded), then AuthError
     403 REQUEST_LIMIT_EXCEEDED TotalRequests BudgetExhausted (no retry: the day's budget is gone)
     403 REQUEST_LIMIT_EXCEEDED Concurrent... TransientError (short backoff)
     403 anything else                       PermissionDenied

@@ -248,7 +248,9 @@ def tokens_get(emu: HubSpotEmulator, request: Request) -> Response:
 
 
 def tokens_expire(emu: HubSpotEmulator, request: Request) -> Response:
-    return Response.json(200, {"expired": emu.auth.expire_all(emu.now())})
+    """{} expires every access token; {"and_next": n} also the next n as soon as issued."""
+    and_next = int(json_object(request).get("and_next", 0))
+    return Response.json(200, {"expired": emu.auth.expire_all(emu.now(), and_next)})
 
 
 def tokens_ttl(emu: HubSpotEmulator, request: Request) -> Response:

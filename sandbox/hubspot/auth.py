@@ -47,6 +47,7 @@ class Auth:
         self.ttl_seconds = ttl_seconds
         self._issued: dict[str, Issued] = {}
         self._lock = threading.Lock()
+        self.doomed = 0  # this many tokens issued from now on are expired at birth
 
     @staticmethod
     def bearer(header: str | None) -> str | None:
@@ -82,8 +83,9 @@ class Auth:
             return Caller(token, False)
         fail(401, "INVALID_AUTHENTICATION", NO_CREDENTIALS)
 
-    def expire_all(self, now: datetime) -> int:
+    def expire_all(self, now: datetime, and_next: int = 0) -> int:
         with self._lock:
+            self.doomed = and_next
             for issued in self._issued.values():
                 issued.expires_at = min(issued.expires_at, now)
             return len(self._issued)
@@ -116,7 +118,11 @@ class Auth:
         access = "CO" + secrets.token_urlsafe(150)
         ttl = self.ttl_seconds
         with self._lock:
-            self._issued[access] = Issued(refresh, now + timedelta(seconds=ttl))
+            expires = now + timedelta(seconds=ttl)
+            if self.doomed > 0:  # revoked as soon as issued; expires_in still says ttl
+                self.doomed -= 1
+                expires = now
+            self._issued[access] = Issued(refresh, expires)
         return Response.json(200, {"token_type": "bearer", "refresh_token": refresh,
                                    "access_token": access, "expires_in": int(ttl)})
 

@@ -167,8 +167,10 @@ class Admin:
         return self.limits_get(request)
 
     def expire_sessions(self, request: Request) -> Response:
-        """{} expires every session; {"username": u} only that user's."""
+        """{} expires every session; {"username": u} only that user's; {"and_next": n} also
+        revokes the next n sessions as soon as they are issued."""
         body = _json(request)
+        self.emu.auth.doomed = int(body.get("and_next", 0))
         return Response.json(200, {"expired": self.emu.auth.expire(body.get("username"))})
 
     def users(self, request: Request) -> Response:

@@ -72,6 +72,7 @@ class Auth:
         self.credentials: dict[str, Credential] = {}
         self.sessions: dict[str, Session] = {}
         self.apps: dict[str, ConnectedApp] = {}
+        self.doomed = 0  # this many sessions issued from now on are revoked at birth
 
     def clear(self) -> None:
         self.credentials.clear()
@@ -82,6 +83,9 @@ class Auth:
     def issue(self, credential: Credential, now: datetime) -> Session:
         token = f"{self.org_id[:15]}!AQ{secrets.token_urlsafe(72)}"
         session = Session(token, credential.username, credential.user_id, now)
+        if self.doomed > 0:  # an admin revoking it as soon as it was issued
+            self.doomed -= 1
+            session.revoked = True
         self.sessions[token] = session
         return session
 

@@ -16,7 +16,7 @@ import requests
 import structlog
 from structlog.testing import capture_logs
 
-from connectors.base import ApiUsage, CallRecord, FieldNames
+from connectors.base import MAX_REAUTH, ApiUsage, CallRecord, FieldNames
 from connectors.errors import (
     AuthError,
     BudgetExhausted,
@@ -399,6 +399,36 @@ def test_an_expired_oauth_token_is_refreshed_once_and_the_call_replayed(
     assert [e["event"] for e in logs if e["event"] == "crm.token_refreshed"] == \
         ["crm.token_refreshed"]
     assert connector.api_usage() is None  # OAuth calls carry no daily headers
+
+
+def test_a_token_expired_right_after_its_refresh_is_refreshed_again(
+        hs: HubSpotBackend, crm: dict[str, str]) -> None:
+    """The refreshed token is revoked before its first use: one more refresh, and the call
+    still goes through."""
+    connector = hs.connector(auth="oauth")
+    assert len(connector.owners()) == 2
+    hs.admin("POST", "tokens/expire", {"and_next": 1})
+    hs.reset_calls()
+    assert len(connector.owners()) == 2
+    assert hs.calls() == {"owners.list": 4, "oauth.token": 2}  # 2 refused, then 2 pages
+
+
+def test_tokens_refused_after_every_refresh_are_an_auth_error(
+        hs: HubSpotBackend, crm: dict[str, str]) -> None:
+    """If every new token is refused, the call stops with AuthError after MAX_REAUTH
+    refreshes: no refresh loop."""
+    connector = hs.connector(auth="oauth")
+    assert len(connector.owners()) == 2
+    hs.admin("POST", "tokens/expire", {"and_next": 10})
+    hs.reset_calls()
+    try:
+        with pytest.raises(AuthError) as info:
+            connector.owners()
+    finally:
+        hs.admin("POST", "tokens/expire", {"and_next": 0})
+    assert info.value.status == 401
+    assert MAX_REAUTH == 2
+    assert hs.calls() == {"owners.list": 1 + MAX_REAUTH, "oauth.token": MAX_REAUTH}
 
 
 def test_a_refused_static_token_is_an_auth_error_without_retry(hs: HubSpotBackend) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.base import CallRecord, Connector, DealPage, FieldNames
+from connectors.base import MAX_REAUTH, CallRecord, Connector, DealPage, FieldNames
 from connectors.errors import AuthError, BudgetExhausted, SetupError
 from connectors.models import Channel, Priority, TaskDraft
 from connectors.salesforce import SalesforceConnector
@@ -383,8 +383,24 @@ def test_an_expired_session_is_renewed_once(sf: SalesforceBackend) -> None:
     assert [e["event"] for e in logs if e["event"].startswith("crm.re")] == ["crm.relogin"]
 
 
-def test_a_session_refused_after_a_fresh_login_is_an_auth_error(sf: SalesforceBackend) -> None:
-    """If the new session is refused too, the connector stops with AuthError: no login loop."""
+def test_a_session_revoked_right_after_the_relogin_is_survived(sf: SalesforceBackend) -> None:
+    """The fresh session is revoked before its first use (an admin, another process): one
+    more login, and the call still goes through."""
+    world(sf)
+    connector = sf.connector()
+    connector.owners()
+    sf.admin("POST", "sessions/expire", {"and_next": 1})
+    sf.reset_calls()
+    with capture_logs() as logs:
+        assert connector.owners()
+    assert sf.calls() == {"query": 3, "soap_login": 2}
+    assert [e["event"] for e in logs if e["event"] == "crm.relogin"] == ["crm.relogin"] * 2
+
+
+def test_a_session_refused_after_every_fresh_login_is_an_auth_error(sf: SalesforceBackend
+                                                                    ) -> None:
+    """If new sessions keep being refused, the connector stops with AuthError after
+    MAX_REAUTH logins: no login loop."""
     world(sf)
     connector = sf.connector()
     sf.admin("POST", "options", {"session_ttl_seconds": 0})
@@ -394,7 +410,8 @@ def test_a_session_refused_after_a_fresh_login_is_an_auth_error(sf: SalesforceBa
             connector.owners()
     finally:
         sf.admin("POST", "options", {"session_ttl_seconds": 7200})
-    assert sf.calls() == {"soap_login": 2, "query": 2}
+    assert MAX_REAUTH == 2
+    assert sf.calls() == {"soap_login": 1 + MAX_REAUTH, "query": 1 + MAX_REAUTH}
 
 
 # -- budget ------------------------------------------------------------------------------------
