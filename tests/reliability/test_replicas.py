@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select
 from tests.pgserver import PgServer
 from tests.reliability.conftest import ledger_counts, wait_until
 from tests.reliability.harness import Stack, events
-from worker.ledger.schema import connection_state
+from worker.ledger.schema import connection_state, task
 
 
 def converged(stack: Stack) -> bool:
@@ -48,6 +48,31 @@ def holders(url: str) -> dict[str, str]:
         with engine.connect() as conn:
             rows = conn.execute(select(connection_state.c.name, connection_state.c.owner))
             return {name: owner for name, owner in rows if owner}
+    finally:
+        engine.dispose()
+
+
+def in_flight(url: str) -> dict[str, tuple[str, int]]:
+    """Connections with a batch being sent right now: {name: (lease holder, lease epoch)}."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(connection_state.c.name, connection_state.c.owner,
+                       connection_state.c.epoch).distinct()
+                .join(task, task.c.connection == connection_state.c.name)
+                .where(task.c.status == "sending", connection_state.c.owner.is_not(None)))
+            return {name: (owner, int(epoch)) for name, owner, epoch in rows}
+    finally:
+        engine.dispose()
+
+
+def epoch_of(url: str, connection: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(connection_state.c.epoch)
+                                    .where(connection_state.c.name == connection)).scalar_one())
     finally:
         engine.dispose()
 
@@ -121,15 +146,16 @@ def test_a_paused_lease_holder_is_replaced_and_writes_nothing_twice(pg_stack: St
         stack.box.admin(crm, "POST", "latency", {"endpoint": endpoint, "ms": 400})
     procs = [stack.spawn("run", str(stack.config_path)) for _ in range(2)]
     try:
-        held = wait_until(lambda: holders(stack.database_url), 60, "a lease holder")
-        connection, owner = next(iter(held.items()))
+        # The holder of a connection with a batch in flight, read in one query: a holder
+        # read earlier may have finished its tick and released the lease meanwhile.
+        flying = wait_until(lambda: in_flight(stack.database_url), 60, "a batch in flight")
+        connection, (owner, epoch) = next(iter(flying.items()))
         pid = int(owner.split(":")[1])
         paused = next(p for p in procs if p.pid == pid)
-        wait_until(lambda: ledger_counts(stack.database_url).get("sending", 0) > 0, 60,
-                   "a batch in flight")
         paused.send_signal(signal.SIGSTOP)
         time.sleep(3 + 1.5)  # past the lease: the other replica takes over
-        wait_until(lambda: holders(stack.database_url).get(connection, owner) != owner, 30,
+        # A new epoch, not a new holder's name: the new holder may have finished and let go.
+        wait_until(lambda: epoch_of(stack.database_url, connection) > epoch, 30,
                    "a new lease holder")
         paused.send_signal(signal.SIGCONT)
         wait_until(lambda: converged(stack), 240, "all tasks written")
