@@ -9,7 +9,8 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
     PATCH  records/<SObject>/<id>  change fields (system fields too); stamps move
     DELETE records/<SObject>/<id>  soft delete (cascades like the API)
     GET    limits / POST limits    {"daily_api_requests": M, "used": N}
-    POST   sessions/expire         {} or {"username": u}
+    POST   sessions/expire         {} or {"username": u}; "and_next": n also revokes the
+                                   next n sessions as soon as they are issued
     POST   users                   {"username", "password", "security_token", ...}
     POST   oauth/apps              {"consumer_key", "consumer_secret", "jwt_public_key"?}
     POST   locks                   {"ids": [...], "next": N, "rate": r} | {"clear": true}
