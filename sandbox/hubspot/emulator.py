@@ -147,6 +147,7 @@ class HubSpotEmulator(Emulator):
         self.limiter.reset()
         self.batch_conflicts = opts.batch_conflicts
         self.auth.ttl_seconds = opts.token_ttl_seconds
+        self.auth.doomed = 0
 
 
 def start_hubspot(port: int = 0, *, seed: int = 0,

@@ -78,6 +78,7 @@ class Auth:
         self.credentials.clear()
         self.sessions.clear()
         self.apps.clear()
+        self.doomed = 0
 
     # -- sessions -----------------------------------------------------------------------
     def issue(self, credential: Credential, now: datetime) -> Session:
