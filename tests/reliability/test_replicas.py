@@ -42,16 +42,6 @@ def stop_all(stack: Stack, procs: list[subprocess.Popen[str]]) -> None:
             proc.kill()
 
 
-def holders(url: str) -> dict[str, str]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(connection_state.c.name, connection_state.c.owner))
-            return {name: owner for name, owner in rows if owner}
-    finally:
-        engine.dispose()
-
-
 def in_flight(url: str) -> dict[str, tuple[str, int]]:
     """Connections with a batch being sent right now: {name: (lease holder, lease epoch)}."""
     engine = create_engine(url)
