@@ -48,7 +48,7 @@ CASES: list[tuple[str, str, int, str]] = [
     ("unknown subdivision", "version: 1\ndefaults:\n  calendar: {country: US, subdivision: ZZ}\n",
      3, "unknown subdivision 'ZZ'"),
     ("bad weekday", "version: 1\ndefaults:\n  calendar: {weekend: [saturday]}\n", 3,
-     "expected 'mon'"),
+     "'saturday' is not one of 'mon', 'tue'"),
     ("all week is weekend", "version: 1\ndefaults:\n  calendar: {weekend: [mon, tue, wed, thu, "
      "fri, sat, sun]}\n", 3, "no day would be a working day"),
     ("bad reminder time", "version: 1\ndefaults:\n  reminder_time: \"25:00\"\n", 3, "time"),
@@ -90,10 +90,14 @@ CASES: list[tuple[str, str, int, str]] = [
     ("until before from", step("{id: s, every: 1w, from: 4w, until: 1w}"), 9, "is before from"),
     ("zero every", step("{id: s, every: 0d, until: 4w}"), 9, "must be more than 0d"),
     ("bad step duration", step("{id: s, at: fortnight}"), 9, "'fortnight' is not a duration"),
-    ("bad channel", step("{id: s, at: 1d, channel: fax}"), 9, "expected 'email', 'call' or 'todo'"),
-    ("bad priority", step("{id: s, at: 1d, priority: urgent}"), 9, "expected 'high'"),
-    ("bad anchor", step("{id: s, at: 1d, anchor: renewal_date}"), 9, "expected 'close_date'"),
-    ("bad per", step("{id: s, at: 1d, per: contact}"), 9, "expected 'deal' or 'stakeholder'"),
+    ("bad channel", step("{id: s, at: 1d, channel: fax}"), 9,
+     "steps[s].channel: 'fax' is not one of 'email', 'call', 'todo'"),
+    ("bad priority", step("{id: s, at: 1d, priority: urgent}"), 9,
+     "'urgent' is not one of 'high', 'normal', 'low'"),
+    ("bad anchor", step("{id: s, at: 1d, anchor: renewal_date}"), 9,
+     "'renewal_date' is not one of 'close_date', 'contract_end'"),
+    ("bad per", step("{id: s, at: 1d, per: contact}"), 9,
+     "'contact' is not one of 'deal', 'stakeholder'"),
     ("unknown step key", step("{id: s, at: 1d, subjcet: hi}"), 9, "did you mean 'subject'"),
     ("duplicate step id", step("{id: s, at: 1d}\n      - {id: s, at: 2d}"), 10, "duplicate id 's'"),
     ("duplicate cadence id", HEAD + "cadences:\n  - id: c\n    steps: []\n  - id: c\n"
@@ -120,10 +124,29 @@ CASES: list[tuple[str, str, int, str]] = [
     ("template escape via item", step("{id: s, at: 1d, body: \"{{ deal['__init__'] }}\"}"), 9,
      "private attribute"),
     ("bad stop policy", HEAD + "stop: {on_reopen: delete_everything}\n", 6,
-     "expected 'close_open_tasks' or 'keep_open_tasks'"),
+     "'delete_everything' is not one of 'close_open_tasks', 'keep_open_tasks'"),
     ("bad notify template", HEAD + "stop: {notify_subject: \"{{ deal.owner_name }}\"}\n", 6,
      "unknown field deal.owner_name"),
     ("bad service port", HEAD + "service: {http_port: 70000}\n", 6, "less than or equal to 65535"),
+    ("reminder time 9am", "version: 1\ndefaults:\n  reminder_time: 9am\n", 3,
+     "defaults.reminder_time: '9am' is not a time of day (expected HH:MM"),
+    ("reminder time as a number", "version: 1\ndefaults:\n  reminder_time: 9\n", 3,
+     "9 is not a time of day (expected HH:MM"),
+    ("yaml indentation hint", "version: 1\n defaults:\n  timezone: UTC\n", 2,
+     "2:10: YAML syntax error: mapping values are not allowed here; a plain value contains "
+     "': ' or the indentation is off"),
+    ("yaml tab hint", "version: 1\ndefaults:\n\ttimezone: UTC\n", 3,
+     "3:1: YAML syntax error: found character '\\t' that cannot start any token; YAML "
+     "indents with spaces only"),
+    ("yaml unclosed quote hint", "version: 1\ndefaults: {timezone: \"UTC}\n", 3,
+     "(while scanning a quoted scalar at 2:22); the file ends inside an open quote"),
+    ("paths name cadences and steps by id", HEAD + "cadences:\n  - id: first\n    steps: []\n"
+     "  - id: lost-to-competitor\n    steps:\n      - {id: intro, at: 1d}\n"
+     "      - {id: post-mortem, at: 1d, channel: fax}\n", 12,
+     "cadences[lost-to-competitor].steps[post-mortem].channel: 'fax' is not one of 'email', "
+     "'call', 'todo'"),
+    ("paths name connections by name", HEAD + "    api_budget_share: 1.5\n", 6,
+     "connections[crm].api_budget_share:"),
 ]
 
 

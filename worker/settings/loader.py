@@ -50,6 +50,7 @@ class Source:
     key_positions: dict[Path_, tuple[str, int, int]] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
     names: dict[Path_, str] = field(default_factory=dict)  # connections[i] -> its name
+    labels: dict[Path_, str] = field(default_factory=dict)  # list item -> its id, for paths
 
     def where(self, path: Path_, *, key: bool = False) -> tuple[str, int, int]:
         """The position of `path` (its key if asked and known), else of its nearest parent."""
@@ -66,14 +67,32 @@ class Source:
 
     def error(self, path: Path_, message: str, *, key: bool = False) -> ConfigError:
         file, line, col = self.where(path, key=key)
-        return ConfigError(file, line, col, format_path(path), message)
+        return ConfigError(file, line, col, format_path(path, self.labels), message)
 
 
-def format_path(path: Path_) -> str:
+def format_path(path: Path_, labels: Mapping[Path_, str] | None = None) -> str:
+    """`cadences[lost-to-competitor].steps[post-mortem].channel`: list items by their `id`
+    (connections by `name`) when they have a unique one, else by index."""
     out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    for index, part in enumerate(path):
+        if isinstance(part, int):
+            out += f"[{(labels or {}).get(path[:index + 1], part)}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
+
+
+_LABEL_CHARS = re.compile(r"^[A-Za-z0-9_.:@/-]+$")
+
+
+def _label_items(node: CommentedSeq, path: Path_, source: Source) -> None:
+    """Name the items of a list of mappings by their `id` / `name`, when every such label is
+    plain text and unique among the siblings (a duplicate id keeps the index: unambiguous)."""
+    key = "name" if path == ("connections",) else "id"
+    found = [item.get(key) if isinstance(item, CommentedMap) else None for item in node]
+    for index, label in enumerate(found):
+        if isinstance(label, str) and _LABEL_CHARS.match(label) and found.count(label) == 1:
+            source.labels[(*path, index)] = label
 
 
 def read_yaml(path: Path, env: Mapping[str, str], *, prefix: Path_ = ()) -> Source:
@@ -93,7 +112,11 @@ def read_yaml(path: Path, env: Mapping[str, str], *, prefix: Path_ = ()) -> Sour
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        source.errors.append(ConfigError(shown, line, col, "", f"YAML syntax error: {problem}"))
+        start = exc.context_mark
+        if exc.problem and exc.context and start is not None and start is not mark:
+            problem += f" ({exc.context} at {start.line + 1}:{start.column + 1})"
+        source.errors.append(ConfigError(shown, line, col, "",
+                                         f"YAML syntax error: {problem}; {yaml_hint(problem)}"))
         return source
     except YAMLError as exc:
         source.errors.append(ConfigError(shown, 1, 1, "", f"YAML error: {exc}"))
@@ -101,6 +124,32 @@ def read_yaml(path: Path, env: Mapping[str, str], *, prefix: Path_ = ()) -> Sour
     source.positions[prefix] = (shown, 1, 1)
     source.data = _plain(tree, prefix, source, env)
     return source
+
+
+_YAML_HINTS = (
+    ("'\\t'", "YAML indents with spaces only: replace the tab with spaces"),
+    ("duplicate key", "a key may appear once in a mapping: remove or merge the repeated one"),
+    ("mapping values are not allowed", "a plain value contains ': ' or the indentation is "
+                                       "off: quote the value (\"...\") or align the key with "
+                                       "the keys above it"),
+    ("end of stream", "the file ends inside an open quote, [ or {: close it"),
+    ("<stream end>", "the file ends inside an open quote, [ or {: close it"),
+    ("expected ',' or", "a [ or { opened above is not closed before this point: close it, or "
+                        "quote a value that contains , : [ ] { }"),
+    ("expected <block end>", "the indentation does not match the lines above: align this "
+                             "line with its siblings (spaces only)"),
+    ("undefined alias", "*name needs an anchor &name defined earlier in the file"),
+    ("cannot start any token", "quote the value (\"...\"): this character cannot start plain "
+                               "YAML text"),
+)
+
+
+def yaml_hint(problem: str) -> str:
+    """How to fix a YAML syntax error, by what the parser said."""
+    for words, hint in _YAML_HINTS:
+        if words in problem:
+            return hint
+    return "check the indentation (spaces only) and the quoting on this line and the one above"
 
 
 def _shown_name(path: Path) -> str:
@@ -124,6 +173,7 @@ def _plain(node: Any, path: Path_, source: Source, env: Mapping[str, str]) -> An
             out[str(key)] = _plain(node[key], child, source, env)
         return out
     if isinstance(node, CommentedSeq):
+        _label_items(node, path, source)
         items = []
         for index, item in enumerate(node):
             line, col = node.lc.item(index)
@@ -240,5 +290,6 @@ def _merge(sources: list[Source]) -> Source:
     for source in reversed(sources):  # the main file's positions win
         merged.positions.update(source.positions)
         merged.key_positions.update(source.key_positions)
+        merged.labels.update(source.labels)
         merged.errors += source.errors
     return merged

@@ -109,13 +109,31 @@ class CalendarSettings(Model):
         return self
 
 
+_HH_MM = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _hh_mm(value: Any) -> Any:
+    """A time of day as `HH:MM` text only: YAML's `9` (pydantic's 9 seconds) or `9am` is an
+    error that says so; `9:30` is read as 09:30."""
+    if isinstance(value, time):
+        return value
+    match = _HH_MM.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not a time of day (expected HH:MM, 24-hour, "
+                         "e.g. \"09:00\" or \"14:30\")")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+ClockTime = Annotated[time, BeforeValidator(_hh_mm)]
+
+
 class Defaults(Model):
     """Settings that apply to every connection and owner unless something more specific says."""
 
     timezone: TimeZoneName = Field("UTC", description="Owner time zone when the CRM has none")
     calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings(),
                                        description="Weekends and public holidays")
-    reminder_time: time = Field("09:00", validate_default=True,
+    reminder_time: ClockTime = Field("09:00", validate_default=True,
                                 description="Reminder hour, owner's local time (HH:MM)")
     lead_time: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
         "7d", validate_default=True, description="Write each task this long before it is due")

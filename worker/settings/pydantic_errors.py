@@ -46,14 +46,28 @@ def describe(error: ErrorDetails, data: Any, source: Source) -> ConfigError:
         return source.error(path, "missing required key 'kind' (salesforce or hubspot)")
     if kind.startswith("value_error"):
         message = message.removeprefix("Value error, ")
-    elif kind == "literal_error":
-        message = message.replace("Input should be", "expected")
+    elif kind in ("literal_error", "enum"):
+        message = _not_one_of(error, path)
     elif kind == "string_pattern_mismatch":
         pattern = (error.get("ctx") or {}).get("pattern", "")
         message = f"not a valid value here (expected text matching {pattern})"
     else:
         message = message.replace("Input should be", "expected")
     return source.error(path, message)
+
+
+def _not_one_of(error: ErrorDetails, path: Path_) -> str:
+    """`'fax' is not one of 'email', 'call', 'todo'`; the value is named unless it sits under
+    a connection's `auth` (it could be a secret) or is not a plain scalar."""
+    expected = str((error.get("ctx") or {}).get("expected", "")).replace(" or ", ", ")
+    value = error.get("input")
+    shown = isinstance(value, str | int | float | bool) and "auth" not in path \
+        and len(repr(value)) <= 60
+    if "," not in expected:
+        return f"{value!r} is not allowed here (expected {expected})" if shown \
+            else f"expected {expected}"
+    return (f"{value!r} is not one of {expected}" if shown
+            else f"not one of {expected}")
 
 
 def data_path(loc: tuple[Any, ...], data: Any) -> Path_:
