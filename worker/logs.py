@@ -84,16 +84,20 @@ def configure(level: str | None = None, *, force_json: bool | None = None) -> No
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Library logs (APScheduler, SQLAlchemy, urllib3) through the same chain.
+    # Library logs (APScheduler, SQLAlchemy, Alembic, urllib3) through the same chain, named
+    # by their logger. At INFO only winback's own events are written: a library's INFO lines
+    # ("Context impl SQLiteImpl", "Added job ...") are not events; its warnings still are.
+    # WINBACK_LOG_LEVEL=DEBUG shows the libraries' INFO lines too (never their DEBUG ones:
+    # those can carry request headers).
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared, processors=[
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared], processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(max(numeric, logging.INFO) if numeric < logging.INFO else numeric)
-    for noisy in ("urllib3", "apscheduler.executors.default", "alembic.runtime.migration"):
+    root.setLevel(logging.INFO if numeric < logging.INFO else max(numeric, logging.WARNING))
+    for noisy in ("urllib3", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
