@@ -3,6 +3,9 @@
 (in the ledger) has come, so N replicas share the connections and never work one at once.
 
 SIGTERM / SIGINT: finish the batch in flight, release the leases, exit 0.
+SIGHUP: read the configuration file again (see worker/reload.py): validated first, refused
+with its errors logged (`config.reload_refused`, the old rules kept), or taken by each
+connection's next tick (`config.reloaded`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from worker.health import HealthServer
 from worker.logs import get_logger
+from worker.reload import Reloader
 from worker.sync.context import SyncContext
 from worker.sync.tick import run_tick
 from worker.wiring import Service
@@ -38,6 +42,7 @@ class Runner:
         self._running = 0
         self._idle = threading.Condition()
         self.health: HealthServer | None = None
+        self.reloader = Reloader(service.config, service.config_path, log)
 
     def _job(self, ctx: SyncContext) -> None:
         if self.service.stop.is_set():
@@ -45,6 +50,7 @@ class Runner:
         with self._idle:
             self._running += 1
         try:
+            self.reloader.apply(ctx)
             run_tick(ctx)
         except Exception as exc:  # run_tick catches CRM errors; this is the ledger being down
             log.error("tick.crashed", connection=ctx.name, error=f"{type(exc).__name__}: {exc}")
@@ -58,12 +64,22 @@ class Runner:
         self.service.stop.set()
         self.scheduler.shutdown(wait=False)
 
+    def _hangup(self, _signum: int, _frame: FrameType | None) -> None:
+        # Off the signal handler: reading and validating the file takes a while and locks.
+        threading.Thread(target=self._reload, name="config-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        log.info("config.reloading", signal="SIGHUP", file=str(self.service.config_path))
+        if self.reloader.reload():
+            self.service.config = self.reloader.config
+
     def run(self) -> int:
         settings = self.service.config.service
         if self.http_port:
             self.health = HealthServer(self.service, settings.http_host, self.http_port).start()
         signal.signal(signal.SIGTERM, self._signal)
         signal.signal(signal.SIGINT, self._signal)
+        signal.signal(signal.SIGHUP, self._hangup)
         start = datetime.now(UTC)
         for index, (name, ctx) in enumerate(sorted(self.service.contexts.items())):
             interval = min(settings.tick, ctx.settings.poll_every)
