@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
-from datetime import UTC, datetime, time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -23,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -52,19 +56,47 @@ def config_or_exit(path: Path, *, require_env: bool = True) -> Config:
                    f"{len(exc.errors)} problem(s) in the configuration; nothing was run.")
 
 
-def table_console() -> Console:
+def table_console(out: TextIO | None = None) -> Console:
     """Tables are wide: off a terminal, lay them out for 160 columns instead of 80."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    out = out or sys.stdout
+    return Console(file=out, highlight=False, width=None if out.isatty() else 160)
+
+
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"winback {version('winback')}"
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "winback (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    _version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                           callback=_show_version, is_eager=True)] = False,
+) -> None:
+    """After a deal is lost, make sure the rep follows up, until the opportunity is reborn."""
 
 
 def parse_now(text: str | None) -> datetime:
+    """`--now`: an ISO 8601 date-time with a zone, or a plain date (the start of that day, UTC)."""
     if text is None:
         return datetime.now(UTC)
     try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        fail_input([f"--now: {text!r} is not an ISO 8601 date-time "
-                    "(expected e.g. 2027-11-12T14:00:00Z)"])
+        fail_input([f"--now: {text!r} is not an ISO 8601 date or date-time "
+                    "(expected e.g. 2027-11-12 for the start of that day UTC, or "
+                    "2027-11-12T14:00:00Z)"])
     if moment.tzinfo is None:
         fail_input([f"--now: {text!r} has no time zone (add Z for UTC or an offset like +01:00)"])
     return moment
@@ -82,7 +114,9 @@ def plan(
     config: ConfigArg,
     deals: Annotated[Path | None, typer.Option("--deals",
                                                help="Deals as JSON lines (Deal shape).")] = None,
-    now: Annotated[str | None, typer.Option(help="Plan as of this moment (ISO 8601).")] = None,
+    now: Annotated[str | None, typer.Option(
+        help="Plan as of this moment: 2027-11-12T14:00:00Z, or a date (00:00 UTC that day).")
+                   ] = None,
     connection: Annotated[str | None, typer.Option(help="Connection whose keys and fallback "
                                                         "owner to use (default: the first).")
                           ] = None,
@@ -90,7 +124,9 @@ def plan(
     show_diff: Annotated[bool, typer.Option("--diff", help="Compare this config's plan with "
                                             "the tasks in flight in the ledger.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="Write the html format here.")] = None,
+                                                help="Write the output (any format) to this "
+                                                     "file instead of stdout; html defaults "
+                                                     "to winback-plan.html.")] = None,
 ) -> None:
     """Show the tasks the rules plan for a file of deals (or, with --diff, what this config
     would change in the ledger's unwritten tasks), without touching any CRM."""
@@ -100,7 +136,11 @@ def plan(
     settings = config_or_exit(config, require_env=False)
     moment = parse_now(now)
     if show_diff:
-        _plan_diff(settings, config, moment, output_format)
+        if output_format is PlanFormat.html:
+            fail_input(["--format html: the diff is shown as table or json (give --format "
+                        "table or --format json with --diff)"])
+        with output_stream(output) as out:
+            _plan_diff(settings, config, moment, output_format, out)
         return
     if deals is None:
         fail_input(["--deals: give a deals file (JSON lines), or --diff to compare with the "
@@ -124,32 +164,62 @@ def plan(
         target = output or Path("winback-plan.html")
         target.write_text(page, encoding="utf-8")
         typer.echo(f"wrote {target} ({len(items)} deals)")
-    elif output_format is PlanFormat.json:
-        write_json(results, sys.stdout)
-    else:
-        console = table_console()
-        count = write_table(results, console)
-        console.print(f"{count} task(s) planned for {len(items)} deal(s) as of "
-                      f"{moment.isoformat()}")
+        return
+    with output_stream(output) as out:
+        if output_format is PlanFormat.json:
+            write_json(results, out)
+        else:
+            console = table_console(out)
+            count = write_table(results, console)
+            console.print(f"{count} task(s) planned for {len(items)} deal(s) as of "
+                          f"{moment.isoformat()}")
+
+
+@contextmanager
+def ledger_errors(config: Path) -> Iterator[None]:
+    """A ledger without the schema (or no SQLite file) exits 2, an unreachable one exits 1;
+    both with a message that names the ledger and the fix."""
+    from worker.ledger.migrate import SchemaOutOfDate
+    from worker.wiring import LedgerUnavailable
+
+    try:
+        yield
+    except SchemaOutOfDate as exc:
+        fail_input([f"{config}: {exc}"])
+    except LedgerUnavailable as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def output_stream(output: Path | None) -> Iterator[TextIO]:
+    """stdout, or the `-o` file: written whole once the command succeeded, then `wrote FILE`."""
+    if output is None:
+        yield sys.stdout
+        return
+    buffer = io.StringIO()
+    yield buffer
+    try:
+        output.write_text(buffer.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        fail_input([f"--output: cannot write {output}: {exc.strerror}"])
+    typer.echo(f"wrote {output}")
 
 
 def _plan_diff(settings: Config, config: Path, moment: datetime,
-               output_format: PlanFormat) -> None:
-    from worker.ledger.migrate import SchemaOutOfDate
+               output_format: PlanFormat, out: TextIO) -> None:
     from worker.plandiff import diff
     from worker.wiring import open_ledger
 
-    try:
+    with ledger_errors(config):
         _, ledger = open_ledger(settings, config, create_if_empty=False)
-    except SchemaOutOfDate as exc:
-        fail_input([f"{config}: {exc}"])
     changes = diff(settings, ledger, moment)
     ledger.engine.dispose()
     if output_format is PlanFormat.json:
         for change in changes:
-            sys.stdout.write(json.dumps(change.as_dict()) + "\n")
+            out.write(json.dumps(change.as_dict()) + "\n")
         return
-    console = table_console()
+    console = table_console(out)
     if not changes:
         console.print("No change: this configuration plans the same in-flight tasks.")
         return

@@ -6,17 +6,27 @@ import csv
 import json
 import os
 import sys
+from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
-from worker.cli import ConfigArg, app, config_or_exit, err, fail_input
+from worker.cli import (
+    ConfigArg,
+    app,
+    config_or_exit,
+    err,
+    fail_input,
+    ledger_errors,
+    output_stream,
+)
 from worker.ledger import migrate as migrations
 from worker.ledger.db import database_url, make_engine, shown_url
 from worker.logs import configure
@@ -58,15 +68,13 @@ def _clock() -> Any:
 
 
 def _service(config_path: Path, **kw: Any) -> Any:
-    from worker.ledger.migrate import SchemaOutOfDate
     from worker.wiring import LedgerInUse, build_service
 
     config = config_or_exit(config_path)
     kw.setdefault("clock", _clock())
     try:
-        return build_service(config, config_path, **kw)
-    except SchemaOutOfDate as exc:
-        fail_input([f"{config_path}: {exc}"])
+        with ledger_errors(config_path):
+            return build_service(config, config_path, **kw)
     except LedgerInUse as exc:
         _fail(str(exc), 1)
 
@@ -77,8 +85,14 @@ def migrate(config: ConfigArg) -> None:
     config_or_exit(config, require_env=False)  # a bad file is reported before the database
     url = database_url(config)
     engine = make_engine(url, pool_size=1)
-    before, after = migrations.upgrade(engine)
-    engine.dispose()
+    try:
+        before, after = migrations.upgrade(engine)
+    except OperationalError as exc:
+        from worker.wiring import ledger_problem
+
+        _fail(ledger_problem(shown_url(url), exc), 1)
+    finally:
+        engine.dispose()
     if before == after:
         typer.echo(f"ledger {shown_url(url)} is up to date (revision {after})")
     else:
@@ -166,6 +180,9 @@ def run(
 def status(
     config: ConfigArg,
     output_format: Annotated[Format, typer.Option("--format")] = Format.table,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write to this file instead of stdout.")
+                      ] = None,
 ) -> None:
     """Per connection: watermark, last tick, enrollments, tasks by status, next writes, lease."""
     from worker.reports import status as read_status
@@ -174,10 +191,15 @@ def status(
     _, ledger = _ledger_or_exit(settings, config)
     rows = read_status(ledger, [c.name for c in settings.connections], datetime.now(UTC))
     ledger.engine.dispose()
+    with output_stream(output) as out:
+        _print_status(rows, output_format, out)
+
+
+def _print_status(rows: list[dict[str, Any]], output_format: Format, out: TextIO) -> None:
     if output_format is Format.json:
-        typer.echo(json.dumps(rows, indent=2))
+        out.write(json.dumps(rows, indent=2) + "\n")
         return
-    console = Console(highlight=False)
+    console = Console(file=out, highlight=False)
     for row in rows:
         table = Table(title=f"connection {row['connection']}", show_header=False,
                       title_justify="left")
@@ -193,13 +215,10 @@ def status(
 
 
 def _ledger_or_exit(settings: Any, config: Path) -> Any:
-    from worker.ledger.migrate import SchemaOutOfDate
     from worker.wiring import open_ledger
 
-    try:
+    with ledger_errors(config):
         return open_ledger(settings, config, create_if_empty=False)
-    except SchemaOutOfDate as exc:
-        fail_input([f"{config}: {exc}"])
 
 
 @app.command()
@@ -236,14 +255,12 @@ def report(
     by_cadence, by_step = winback_report(ledger, names, start)
     ledger.engine.dispose()
     payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step}
-    text = _render_report(payload, output_format)
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}")
-    elif output_format is ReportFormat.table:
-        _print_report(payload)
-    else:
-        sys.stdout.write(text)
+    with output_stream(output) as out:
+        if output_format is ReportFormat.table:
+            with redirect_stdout(out):  # the table as on screen, into the -o file if given
+                _print_report(payload)
+        else:
+            out.write(_render_report(payload, output_format))
 
 
 def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:

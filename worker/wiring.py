@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
 from connectors.base import (
     CallRecord,
     Connector,
@@ -102,15 +105,51 @@ class Service:
             self.lock_file.close()
 
 
+class LedgerUnavailable(Exception):
+    """The ledger database cannot be reached or opened (the message names it, no password)."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
 def open_ledger(config: Config, config_path: Path, *, create_if_empty: bool = True
                 ) -> tuple[str, Ledger]:
-    """The ledger at WINBACK_DATABASE_URL (or next to the config), schema checked."""
+    """The ledger at WINBACK_DATABASE_URL (or next to the config), schema checked.
+
+    With `create_if_empty=False` (the read-only commands) a missing SQLite file is an error,
+    never created. Errors name the ledger (its URL without the password)."""
     url = database_url(config_path)
+    shown = shown_url(url)
+    path = sqlite_file(url)
+    if not create_if_empty and path is not None and not path.exists():
+        raise migrate.SchemaOutOfDate(
+            f"the SQLite ledger {path} does not exist: run `winback migrate CONFIG` or "
+            "`winback sync CONFIG` first, or set WINBACK_DATABASE_URL to the ledger in use")
     engine = make_engine(url, pool_size=config.service.workers + 2)
-    migrate.check(engine, create_if_empty=create_if_empty and url.startswith("sqlite"))
-    ledger = Ledger(engine)
-    ledger.ensure_connections((c.name, c.kind) for c in config.connections)
+    try:
+        migrate.check(engine, create_if_empty=create_if_empty and path is not None)
+        ledger = Ledger(engine)
+        ledger.ensure_connections((c.name, c.kind) for c in config.connections)
+    except migrate.SchemaOutOfDate as exc:
+        engine.dispose()
+        raise migrate.SchemaOutOfDate(f"ledger {shown}: {exc}") from None
+    except OperationalError as exc:
+        engine.dispose()
+        raise LedgerUnavailable(ledger_problem(shown, exc)) from None
     return url, ledger
+
+
+def ledger_problem(shown: str, exc: OperationalError) -> str:
+    """`cannot open the ledger URL: reason (fix)`: the driver's first line, never the URL's
+    password (SQLAlchemy's text would add the SQL; the driver's names host and port only)."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    return (f"cannot open the ledger {shown}: {reason} (is the database running and "
+            "reachable? check WINBACK_DATABASE_URL)")
 
 
 def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
