@@ -97,7 +97,9 @@ class DealReader:
         """Active owners, then archived (deactivated) ones: `archived=true` lists only those."""
         api = self._t.api("crm.owners.owners_api")
         found: dict[str, Owner] = {}
-        for archived in (False, True):
+        # As text: given a bool, the SDK writes Python's `False` into the query string;
+        # HubSpot's API reference writes `archived=false`: send exactly that.
+        for archived in ("false", "true"):
             after: str | None = None
             while True:
                 paging: dict[str, Any] = {"after": after} if after else {}

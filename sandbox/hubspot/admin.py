@@ -36,6 +36,7 @@ def register(emu: HubSpotEmulator) -> None:
     add("POST", "settings", settings)
     add("POST", "properties", properties)
     add("GET", "stats", stats)
+    add("GET", "queries", queries)
     for type_ in ("owners", *OBJECT_TYPES):
         add("GET", f"objects/{type_}", lambda e, r, t=type_: objects_list(e, t, r))
         add("POST", f"objects/{type_}", lambda e, r, t=type_: object_create(e, t, r))
@@ -294,3 +295,11 @@ def properties(emu: HubSpotEmulator, request: Request) -> Response:
         except HttpError as exc:
             return exc.response
         return Response.json(201, prop.to_json())
+
+
+def queries(emu: HubSpotEmulator, request: Request) -> Response:
+    """`GET queries?endpoint=owners.list`: the query parameters of the last calls there."""
+    endpoint = request.param("endpoint") or ""
+    with emu.lock:
+        seen = [dict(q) for q in emu.queries.get(endpoint, ())]
+    return Response.json(200, {"endpoint": endpoint, "queries": seen})

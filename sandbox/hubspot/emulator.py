@@ -8,6 +8,7 @@ three and are never counted.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,6 +69,8 @@ class HubSpotEmulator(Emulator):
         self.batch_conflicts = opts.batch_conflicts
         self.store = Store(lag_seconds=opts.search_lag_seconds)
         self.engine = SearchEngine()
+        # The query strings received, by endpoint (the last 200 each): what a client sent.
+        self.queries: dict[str, deque[dict[str, list[str]]]] = {}
 
         routes_objects.register(self)
         routes_crm.register(self)
@@ -81,6 +84,9 @@ class HubSpotEmulator(Emulator):
         """Wrap a public handler with authentication and rate limiting."""
 
         def run(request: Request) -> Response:
+            with self.lock:
+                self.queries.setdefault(request.endpoint, deque(maxlen=200)).append(
+                    {k: list(v) for k, v in request.query.items()})
             if auth:
                 caller = self.auth.authenticate(request.header("Authorization"), self.now())
                 today = self.now().date()
@@ -148,6 +154,7 @@ class HubSpotEmulator(Emulator):
         self.batch_conflicts = opts.batch_conflicts
         self.auth.ttl_seconds = opts.token_ttl_seconds
         self.auth.doomed = 0
+        self.queries.clear()
 
 
 def start_hubspot(port: int = 0, *, seed: int = 0,

@@ -34,8 +34,17 @@ def names_param(request: Request, name: str) -> list[str] | None:
 
 
 def bool_param(request: Request, name: str) -> bool:
-    """Booleans arrive as `True`/`False` from the Python SDK: parse case-insensitively."""
-    return (request.param(name) or "").strip().lower() == "true"
+    """A boolean query parameter: `true` / `false` (any case: the Python SDK sends `True` /
+    `False` when given a bool); left out means false; anything else is a 400, as HubSpot
+    answers a value it cannot read as a boolean."""
+    raw = request.param(name)
+    if raw is None or raw == "":
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        invalid(f"Unable to parse {name}: {raw!r} is not a boolean (true or false)",
+                context={name: [raw]})
+    return value == "true"
 
 
 def int_param(request: Request, name: str, default: int, maximum: int) -> int:

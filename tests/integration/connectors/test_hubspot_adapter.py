@@ -215,6 +215,16 @@ def test_owners_include_archived_ones_as_inactive(hs: HubSpotBackend) -> None:
     assert hs.calls()["owners.list"] == 3
 
 
+def test_owners_call_sends_archived_false_not_python_false(hs: HubSpotBackend) -> None:
+    """The query string HubSpot receives: `archived=false` / `archived=true`, as documented,
+    not the SDK's str(bool) `False` / `True`."""
+    hs.admin("POST", "seed", {"objects": {"owners": [
+        {"email": "ann@seller.example"}, {"email": "left@seller.example", "archived": True}]}})
+    assert len(hs.connector().owners()) == 2
+    seen = hs.admin("GET", "queries?endpoint=owners.list")["queries"]
+    assert [q["archived"] for q in seen] == [["false"], ["true"]]
+
+
 def test_deals_by_id_flags_deleted_and_unknown_deals(hs: HubSpotBackend,
                                                      crm: dict[str, str]) -> None:
     """Archived or unknown ids come back as deleted deals, the rest as they are now."""

@@ -126,6 +126,26 @@ def test_owners_active_archived_paging_and_lookup(seeded: HS) -> None:
     assert [o.id for o in by_email.results] == [active[3].id]
 
 
+def test_boolean_parameters_are_validated_like_hubspot(seeded: HS) -> None:
+    """`archived` reads true/false in any case (the SDK sends `True`/`False` for a bool);
+    a value that is no boolean is a 400 naming it, not silently "false"."""
+    def count(query: str) -> int:
+        resp = seeded.raw("GET", f"/crm/v3/owners/?limit=100&{query}")
+        assert resp.status_code == 200, resp.text
+        return len(resp.json()["results"])
+
+    assert count("archived=false") == count("archived=False") == count("") == 18
+    assert count("archived=true") == count("archived=TRUE") == 2
+    for bad in ("yes", "1", "0", "off"):
+        resp = seeded.raw("GET", f"/crm/v3/owners/?archived={bad}")
+        assert resp.status_code == 400, (bad, resp.text)
+        body = resp.json()
+        assert body["category"] == "VALIDATION_ERROR" and f"'{bad}' is not a boolean" in \
+            body["message"], body
+    seen = seeded.admin("GET", "queries?endpoint=owners.list")["queries"]
+    assert {"archived": ["False"], "limit": ["100"]} in seen
+
+
 def test_properties_and_groups(hs: HS) -> None:
     api = hs.client()
     status = api.crm.properties.core_api.get_by_name(object_type="tasks",
