@@ -4,6 +4,7 @@ winback's own events, and `run` reloads its rules on SIGHUP (validated first).""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -12,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.reliability.harness import Stack, events
+from worker.logs import configure
 
 EVENT_NAME = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")  # deal.enrolled, config.reloaded, ...
 
@@ -119,3 +123,21 @@ def test_run_reloads_its_rules_on_sighup(tmp_path: Path) -> None:
     log = log_path.read_text()
     assert proc.returncode == 0, log[-3000:]
     assert _foreign(log) == []
+
+
+def test_apscheduler_speaks_only_of_errors_at_info(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick longer than its interval is skipped by design: APScheduler's warning about it
+    is not a winback event. Its errors still show, named by their logger."""
+    monkeypatch.setenv("WINBACK_LOG_LEVEL", "INFO")
+    configure(force_json=True)
+    try:
+        scheduler_log = logging.getLogger("apscheduler.scheduler")
+        scheduler_log.info('Added job "tick sf0" to job store "default"')
+        scheduler_log.warning('Execution of job "tick sf0" skipped: maximum number of running '
+                              "instances reached (1)")
+        scheduler_log.error("Error getting due jobs from job store 'default'")
+    finally:
+        logging.getLogger().handlers.clear()
+    records = _records(capsys.readouterr().err)
+    assert [(r["level"], r["logger"]) for r in records] == [("error", "apscheduler.scheduler")]
