@@ -132,7 +132,7 @@ def open_ledger(config: Config, config_path: Path, *, create_if_empty: bool = Tr
             "`winback sync CONFIG` first, or set WINBACK_DATABASE_URL to the ledger in use")
     engine = make_engine(url, pool_size=config.service.workers + 2)
     try:
-        migrate.check(engine, create_if_empty=create_if_empty and path is not None)
+        migrate.check(engine, create_if_empty=create_if_empty and url.startswith("sqlite"))
         ledger = Ledger(engine)
         ledger.ensure_connections((c.name, c.kind) for c in config.connections)
     except migrate.SchemaOutOfDate as exc:
@@ -145,8 +145,8 @@ def open_ledger(config: Config, config_path: Path, *, create_if_empty: bool = Tr
 
 
 def ledger_problem(shown: str, exc: OperationalError) -> str:
-    """`cannot open the ledger URL: reason (fix)`: the driver's first line, never the URL's
-    password (SQLAlchemy's text would add the SQL; the driver's names host and port only)."""
+    """`cannot open the ledger URL: reason (fix)`, the reason being the driver's first line
+    (it names host and port, never the password; SQLAlchemy's own text would add the SQL)."""
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
     return (f"cannot open the ledger {shown}: {reason} (is the database running and "
             "reachable? check WINBACK_DATABASE_URL)")
