@@ -235,7 +235,8 @@ def report(
     _, ledger = _ledger_or_exit(settings, config)
     by_cadence, by_step = winback_report(ledger, names, start)
     ledger.engine.dispose()
-    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step}
+    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step,
+               "completion": "crm" if from_crm else "ledger"}
     text = _render_report(payload, output_format)
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -266,25 +267,9 @@ def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
 
 def _print_report(payload: dict[str, Any]) -> None:
     from worker.cli import table_console
+    from worker.reportview import print_report
 
-    console = table_console()
-    table = Table(title=f"Win-back report: deals lost since {payload['since']}",
-                  title_justify="left")
-    for column in ("cadence", "loss reason", "enrolled", "reborn ≤90d", "≤180d", "≤365d",
-                   "won back", "amount won back"):
-        table.add_column(column)
-    for row in payload["by_cadence"]:
-        table.add_row(row["cadence"], row["loss_reason"], str(row["enrolled"]),
-                      str(row["reborn_90d"]), str(row["reborn_180d"]), str(row["reborn_365d"]),
-                      str(row["won_back"]), f"{row['amount_won_back']:,.0f}")
-    console.print(table)
-    steps = Table(title="Tasks per step", title_justify="left")
-    for column in ("cadence", "step", "planned", "written", "completed", "cancelled"):
-        steps.add_column(column)
-    for row in payload["by_step"]:
-        steps.add_row(row["cadence"], row["step"], str(row["planned"]), str(row["written"]),
-                      str(row["completed"]), str(row["cancelled"]))
-    console.print(steps)
+    print_report(payload, table_console())
 
 
 @app.command()
