@@ -281,34 +281,41 @@ def sandbox(
     env_file: Annotated[Path | None, typer.Option(help="Also write the variables here.")
                         ] = None,
 ) -> None:
-    """Run the Salesforce and HubSpot emulators on 127.0.0.1 until Ctrl-C."""
+    """Run the Salesforce and HubSpot emulators on 127.0.0.1 until Ctrl-C or SIGTERM (either
+    stops them and removes the sandbox's temporary directory)."""
+    import signal
     import threading
 
     from sandbox.runner import start_sandbox
 
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         box = start_sandbox(salesforce_port=salesforce_port, hubspot_port=hubspot_port,
                             seed=seed)
     except OSError as exc:
         fail_input([f"cannot start the sandbox: {exc.strerror} (a port is taken? pass "
                     "--salesforce-port 0 --hubspot-port 0 for free ones)"])
-    box.seed(deals, seed)
-    variables = box.environment()
-    typer.echo(f"Salesforce emulator: {box.salesforce_url}  (HTTPS; CA: {box.ca.ca_path})")
-    typer.echo(f"HubSpot emulator:    {box.hubspot_url}")
-    typer.echo(f"{deals} generated deals in each (seed {seed}). To point config/winback.yaml "
-               "at them:")
-    lines = [f"export {k}={v}" for k, v in variables.items()]
-    typer.echo("\n".join(lines))
-    if env_file is not None:
-        env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    typer.echo("Press Ctrl-C to stop.")
     try:
-        threading.Event().wait()
+        box.seed(deals, seed)
+        variables = box.environment()
+        typer.echo(f"Salesforce emulator: {box.salesforce_url}  (HTTPS; CA: {box.ca.ca_path})")
+        typer.echo(f"HubSpot emulator:    {box.hubspot_url}")
+        typer.echo(f"{deals} generated deals in each (seed {seed}). To point "
+                   "config/winback.yaml at them:")
+        lines = [f"export {k}={v}" for k, v in variables.items()]
+        typer.echo("\n".join(lines))
+        if env_file is not None:
+            env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        typer.echo(f"Press Ctrl-C to stop (or send SIGTERM: kill {os.getpid()}; `kill %1` for "
+                   "a background job).", color=False)
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         box.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
