@@ -128,7 +128,9 @@ class Demo:
             "  your own rules:        edit config/playbook.yaml, then .venv/bin/winback "
             "validate config/winback.yaml\n"
             "  a sandbox to sync:     see \"Try the example configuration against the "
-            "sandbox\" in README.md", soft_wrap=True)
+            "sandbox\" in README.md\n"
+            f"The demo's files stay in {self.dir} for the first command; remove them with "
+            f"rm -r {self.dir}", soft_wrap=True)
 
     def _reopen_one(self) -> None:
         records = self.box.admin("salesforce", "GET", "records/Opportunity")
