@@ -131,11 +131,9 @@ def _text(html: str) -> str:
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
-def test_plan_html_shows_what_the_planner_decided(tmp_path: Path) -> None:
-    """Per cadence the number of deals the planner put in it (a deal whose cadence has no
-    steps counts too); every skipped step with its reason; a moved task marked with a ring
-    wider than its dot; the owner's name from the deals file; reminders in the owner's time
-    zone; the priority of each task."""
+def _detail_page(tmp_path: Path) -> tuple[Path, Path]:
+    """A deals file with an owner in Tokyo, one in London, a disqualified deal and a deal whose
+    early steps are past due; and its plan page. Returns (deals file, page)."""
     tokyo = {"id": "005T1", "name": "Kenji Sato", "timezone": "Asia/Tokyo", "country": "JP",
              "active": True}
     london = {"id": "005L1", "name": "Tom Reed", "timezone": "Europe/London", "country": "GB",
@@ -147,12 +145,21 @@ def test_plan_html_shows_what_the_planner_decided(tmp_path: Path) -> None:
         _deal("D3", "2026-11-18", "Disqualified", london),
         _deal("D4", "2026-11-17", "No budget", london),
     ]) + "\n")
-    config = default_config_dir() / "winback.yaml"
-    now = "2026-11-20T15:00:00Z"
     page = tmp_path / "plan.html"
-    result = CliRunner().invoke(app, ["plan", str(config), "--deals", str(deals), "--now", now,
+    result = CliRunner().invoke(app, ["plan", str(default_config_dir() / "winback.yaml"),
+                                      "--deals", str(deals), "--now", "2026-11-20T15:00:00Z",
                                       "--format", "html", "-o", str(page)])
     assert result.exit_code == 0, result.output
+    return deals, page
+
+
+def test_plan_html_shows_what_the_planner_decided(tmp_path: Path) -> None:
+    """Per cadence the number of deals the planner put in it (a deal whose cadence has no
+    steps counts too); every skipped step with its reason; a moved task marked with a ring
+    wider than its dot; the owner's name from the deals file; reminders in the owner's time
+    zone; the priority of each task."""
+    deals, page = _detail_page(tmp_path)
+    config = default_config_dir() / "winback.yaml"
     html = page.read_text()
     text = _text(html)
     planner = Planner(load_config(config, require_env=False))
@@ -186,3 +193,12 @@ def test_plan_html_shows_what_the_planner_decided(tmp_path: Path) -> None:
     assert re.findall(r"\d\d:\d\d (GMT|BST) ", d2)
     assert "priority" in text and re.search(r"\b(call|email|todo) high\b", d2)
     assert re.search(r"\b(call|email|todo) normal\b", d2)
+
+
+def test_plan_html_details_render_in_the_browser(tmp_path: Path) -> None:
+    """The same page in Chromium: no console message, and the details above are in the DOM."""
+    _, page = _detail_page(tmp_path)
+    dom, console = browse(page, tmp_path)
+    assert console == []
+    assert dom.count('class="moved-marker"') >= 1 and "Skipped steps" in dom
+    assert "Kenji Sato (005T1)" in dom and " JST" in dom and ">high<" in dom
