@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ class Sandbox:
     hubspot: EmulatorServer
     hubspot_emulator: HubSpotEmulator
     ca: TestCA
+    owned_dir: Path | None = None  # a temporary directory start_sandbox made; stop() removes it
 
     @property
     def salesforce_url(self) -> str:
@@ -80,22 +82,35 @@ class Sandbox:
         }
 
     def stop(self) -> None:
-        self.salesforce.stop()
-        self.hubspot.stop()
+        """Stop both emulators and remove the temporary directory the sandbox made (its CA)."""
+        try:
+            self.salesforce.stop()
+            self.hubspot.stop()
+        finally:
+            if self.owned_dir is not None:
+                shutil.rmtree(self.owned_dir, ignore_errors=True)
 
 
 def start_sandbox(*, salesforce_port: int = 0, hubspot_port: int = 0, seed: int = 0,
                   ca_dir: Path | None = None, salesforce_options: dict[str, Any] | None = None,
                   hubspot_options: dict[str, Any] | None = None) -> Sandbox:
-    ca_dir = ca_dir or Path(tempfile.mkdtemp(prefix="winback-sandbox-"))
-    sf_server, ca, sf = start_salesforce(salesforce_port, ca_dir=ca_dir, seed=seed,
-                                         **(salesforce_options or {}))
+    """Both emulators on 127.0.0.1. The CA goes to `ca_dir`, or to a temporary directory that
+    `Sandbox.stop()` removes."""
+    owned = None if ca_dir is not None else Path(tempfile.mkdtemp(prefix="winback-sandbox-"))
+    ca_dir = ca_dir or owned
     try:
-        hs_server, hs = start_hubspot(hubspot_port, seed=seed, **(hubspot_options or {}))
-    except Exception:
-        sf_server.stop()
+        sf_server, ca, sf = start_salesforce(salesforce_port, ca_dir=ca_dir, seed=seed,
+                                             **(salesforce_options or {}))
+        try:
+            hs_server, hs = start_hubspot(hubspot_port, seed=seed, **(hubspot_options or {}))
+        except Exception:
+            sf_server.stop()
+            raise
+    except BaseException:
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)
         raise
-    return Sandbox(sf_server, sf, hs_server, hs, ca)
+    return Sandbox(sf_server, sf, hs_server, hs, ca, owned)
 
 
 def salesforce_connection(name: str, *, fallback: str = "", username: str = "${SF_USERNAME}",

@@ -149,7 +149,7 @@ def plan(
         names = ", ".join(c.name for c in settings.connections) or "none"
         fail_input([f"--connection: no connection named {connection!r} (configured: {names})"])
     try:
-        items = read_deals(deals)
+        items = read_deals(deals, today=moment.astimezone(UTC).date())
     except InputErrors as exc:
         fail_input(exc.lines, "Fix the deals file; nothing was planned.")
     planner = Planner(settings, connection)

@@ -254,7 +254,8 @@ def report(
     _, ledger = _ledger_or_exit(settings, config)
     by_cadence, by_step = winback_report(ledger, names, start)
     ledger.engine.dispose()
-    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step}
+    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step,
+               "completion": "crm" if from_crm else "ledger"}
     with output_stream(output) as out:
         if output_format is ReportFormat.table:
             with redirect_stdout(out):  # the table as on screen, into the -o file if given
@@ -283,25 +284,9 @@ def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
 
 def _print_report(payload: dict[str, Any]) -> None:
     from worker.cli import table_console
+    from worker.reportview import print_report
 
-    console = table_console()
-    table = Table(title=f"Win-back report: deals lost since {payload['since']}",
-                  title_justify="left")
-    for column in ("cadence", "loss reason", "enrolled", "reborn ≤90d", "≤180d", "≤365d",
-                   "won back", "amount won back"):
-        table.add_column(column)
-    for row in payload["by_cadence"]:
-        table.add_row(row["cadence"], row["loss_reason"], str(row["enrolled"]),
-                      str(row["reborn_90d"]), str(row["reborn_180d"]), str(row["reborn_365d"]),
-                      str(row["won_back"]), f"{row['amount_won_back']:,.0f}")
-    console.print(table)
-    steps = Table(title="Tasks per step", title_justify="left")
-    for column in ("cadence", "step", "planned", "written", "completed", "cancelled"):
-        steps.add_column(column)
-    for row in payload["by_step"]:
-        steps.add_row(row["cadence"], row["step"], str(row["planned"]), str(row["written"]),
-                      str(row["completed"]), str(row["cancelled"]))
-    console.print(steps)
+    print_report(payload, table_console())
 
 
 @app.command()
@@ -313,34 +298,41 @@ def sandbox(
     env_file: Annotated[Path | None, typer.Option(help="Also write the variables here.")
                         ] = None,
 ) -> None:
-    """Run the Salesforce and HubSpot emulators on 127.0.0.1 until Ctrl-C."""
+    """Run the Salesforce and HubSpot emulators on 127.0.0.1 until Ctrl-C or SIGTERM (either
+    stops them and removes the sandbox's temporary directory)."""
+    import signal
     import threading
 
     from sandbox.runner import start_sandbox
 
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         box = start_sandbox(salesforce_port=salesforce_port, hubspot_port=hubspot_port,
                             seed=seed)
     except OSError as exc:
         fail_input([f"cannot start the sandbox: {exc.strerror} (a port is taken? pass "
                     "--salesforce-port 0 --hubspot-port 0 for free ones)"])
-    box.seed(deals, seed)
-    variables = box.environment()
-    typer.echo(f"Salesforce emulator: {box.salesforce_url}  (HTTPS; CA: {box.ca.ca_path})")
-    typer.echo(f"HubSpot emulator:    {box.hubspot_url}")
-    typer.echo(f"{deals} generated deals in each (seed {seed}). To point config/winback.yaml "
-               "at them:")
-    lines = [f"export {k}={v}" for k, v in variables.items()]
-    typer.echo("\n".join(lines))
-    if env_file is not None:
-        env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    typer.echo("Press Ctrl-C to stop.")
     try:
-        threading.Event().wait()
+        box.seed(deals, seed)
+        variables = box.environment()
+        typer.echo(f"Salesforce emulator: {box.salesforce_url}  (HTTPS; CA: {box.ca.ca_path})")
+        typer.echo(f"HubSpot emulator:    {box.hubspot_url}")
+        typer.echo(f"{deals} generated deals in each (seed {seed}). To point "
+                   "config/winback.yaml at them:")
+        lines = [f"export {k}={v}" for k, v in variables.items()]
+        typer.echo("\n".join(lines))
+        if env_file is not None:
+            env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        typer.echo(f"Press Ctrl-C to stop (or send SIGTERM: kill {os.getpid()}; `kill %1` for "
+                   "a background job).", color=False)
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         box.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from rich.table import Table
@@ -85,11 +86,7 @@ class Demo:
         c.print(f"[bold]winback demo[/bold]: the real worker against the CRM sandbox "
                 f"({self.box.salesforce_url}, {self.box.hubspot_url}), SQLite ledger in "
                 f"{self.dir}.\n{DEALS} generated deals in each CRM, most closed-lost in the "
-                "last week; the clock moves a week per tick.\n")
-        summary = Table(title="Ticks", title_justify="left")
-        for column in ("day", "connection", "deals read", "enrolled", "stopped", "tasks written",
-                       "API calls", "result"):
-            summary.add_column(column)
+                "last week; the clock moves a week per tick. What happens, in order:\n")
         try:
             for week in range(WEEKS + 1):
                 if week == WEEKS:
@@ -97,27 +94,43 @@ class Demo:
                 for name, ctx in service.contexts.items():
                     result = run_tick(ctx, ignore_schedule=True)
                     k = result.counts
-                    summary.add_row(str(week * 7), name, str(k.pulled), str(k.enrolled),
-                                    str(k.stopped), str(k.tasks_written), str(result.api_calls),
-                                    result.result if not result.error else
-                                    f"{result.result}: {result.error[:60]}")
+                    outcome = (result.result if not result.error
+                               else f"{result.result}: {result.error[:60]}")
+                    c.print(f"day {self.offset.days:>2}  {name:<16} tick {outcome}: "
+                            f"{k.pulled} deals read, {k.enrolled} enrolled, {k.stopped} stopped, "
+                            f"{k.tasks_written} tasks written, {result.api_calls} API calls",
+                            soft_wrap=True)
                 if week < WEEKS - 1:
                     self.advance(7)
                 elif week == WEEKS - 1:
                     self.advance(1)
-        except BaseException:
+            c.print()
+            self._show_tasks(service)
+            self._show_one_task()
+        finally:
             service.close()
-            raise
-        c.print(summary)
-        self._show_tasks(service)
-        service.close()
         totals = self.calls()
         c.print(f"\nAPI calls used, whole demo: Salesforce {totals['salesforce']}, HubSpot "
                 f"{totals['hubspot']} (tasks are written in batches of 200 and 100).")
-        c.print(f"Try: WINBACK_DATABASE_URL=sqlite:///{self.dir / 'winback.db'} winback status "
-                f"{path}")
         self.box.stop()
+        self._next_steps(path)
         return 0
+
+    def _next_steps(self, path: Path) -> None:
+        ledger = f"WINBACK_DATABASE_URL=sqlite:///{self.dir / 'winback.db'}"
+        self.console.print(
+            "\n[bold]Try next[/bold] (from the repository):\n"
+            f"  the demo's ledger:     {ledger} .venv/bin/winback status {path}\n"
+            "  plan the sample deals: .venv/bin/winback plan config/winback.yaml "
+            "--deals worker/samples/deals.jsonl\n"
+            "  the same as a page:    .venv/bin/winback plan config/winback.yaml "
+            "--deals worker/samples/deals.jsonl --format html -o plan.html\n"
+            "  your own rules:        edit config/playbook.yaml, then .venv/bin/winback "
+            "validate config/winback.yaml\n"
+            "  a sandbox to sync:     see \"Try the example configuration against the "
+            "sandbox\" in README.md\n"
+            f"The demo's files stay in {self.dir} for the first command; remove them with "
+            f"rm -r {self.dir}", soft_wrap=True)
 
     def _reopen_one(self) -> None:
         records = self.box.admin("salesforce", "GET", "records/Opportunity")
@@ -126,8 +139,8 @@ class Demo:
         self.box.admin("salesforce", "PATCH", f"records/Opportunity/{lost['Id']}",
                        {"StageName": "Negotiation/Review"})
         self.reopened = lost
-        self.console.print(f"\n[bold]A rep reopens[/bold] {lost.get('Name')} in Salesforce "
-                           "(stage Negotiation/Review).\n")
+        self.console.print(f"day {self.offset.days:>2}  a rep reopens {lost.get('Name')} in "
+                           "Salesforce (stage Negotiation/Review)", soft_wrap=True)
 
     def _show_tasks(self, service: Any) -> None:
         from sqlalchemy import func, select
@@ -163,9 +176,45 @@ class Demo:
             reborn = [_subject("salesforce", t) for t in mine
                       if _subject("salesforce", t).startswith("Opportunity reborn")]
             closed = [t for t in mine if t.get("Status") == "Completed"]
+            told = (f"the owner got the task \"{reborn[0]}\"" if reborn
+                    else "no \"reborn\" task reached the owner")
             c.print(f"\nThe reopened deal {opp.get('Name')}: its cadence stopped, "
                     f"{len(closed)} open follow-up(s) were closed, later ones were dropped, "
-                    f"and the owner got the task {reborn}.")
+                    f"and {told}.")
+
+    def _show_one_task(self) -> None:
+        """One task in full, as its owner sees it in Salesforce: who, when, what to say."""
+        tasks = [t for t in self.tasks("salesforce") if t.get("Description")
+                 and t.get("Status") != "Completed"]
+        if not tasks:
+            return
+        chosen = next((t for t in tasks if t.get("TaskSubtype") == "Call"), tasks[0])
+        users = self.admin_records("User")
+        owner = users.get(str(chosen.get("OwnerId")), {})
+        zone_name = str(owner.get("TimeZoneSidKey") or "UTC")
+        try:
+            zone: tzinfo = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone, zone_name = UTC, "UTC"
+        reminder = "none"
+        if chosen.get("ReminderDateTime"):
+            raw = str(chosen["ReminderDateTime"]).replace("Z", "+00:00")
+            moment = datetime.fromisoformat(raw)
+            reminder = f"{moment.astimezone(zone):%a %d %b %Y, %H:%M} ({zone_name})"
+        lines = ["\n[bold]One task as its owner sees it in Salesforce[/bold]",
+                 f"  subject:   {_subject('salesforce', chosen)}",
+                 f"  owner:     {owner.get('Name') or chosen.get('OwnerId')}",
+                 f"  due:       {chosen.get('ActivityDate')}",
+                 f"  reminder:  {reminder}",
+                 f"  priority:  {chosen.get('Priority')}",
+                 "  talking points:"]
+        lines += [f"    {line}" for line in str(chosen["Description"]).splitlines() if line.strip()]
+        self.console.print("\n".join(lines), soft_wrap=True)
+
+    def admin_records(self, sobject: str) -> dict[str, dict[str, Any]]:
+        found = self.box.admin("salesforce", "GET", f"records/{sobject}")
+        rows = found.get("records", found) if isinstance(found, dict) else found
+        return {str(r.get("Id")): r for r in rows}
 
 
 def _subject(crm: str, task: dict[str, Any]) -> str:

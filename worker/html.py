@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.models import Deal
 from worker.cadence.engine import DealPlan
@@ -22,7 +23,8 @@ th,td{border-bottom:1px solid #e4e7ec;padding:4px 8px;text-align:left;vertical-a
 th{background:#f5f7fa} svg{display:block;max-width:100%;height:auto}
 .legend span{display:inline-block;margin-right:14px} .dot{display:inline-block;width:10px;
 height:10px;border-radius:50%;margin-right:4px;vertical-align:middle}
-.moved{color:#b54708} .email{background:#2e90fa} .call{background:#12b76a}
+.moved{color:#b54708;font-weight:600} .skipped{color:#667085;margin:0 0 14px 18px}
+.email{background:#2e90fa} .call{background:#12b76a}
 .todo{background:#7a5af8}
 """
 COLORS = {"email": "#2e90fa", "call": "#12b76a", "todo": "#7a5af8"}
@@ -78,10 +80,12 @@ def _timeline(cadence: str, steps: list[str], rows: list[PlanRow], horizon: floa
             if row.task.moved_from is not None:
                 raw = (row.task.moved_from - day0).days
                 title += f"; moved from {row.task.moved_from} (weekend, holiday or late)"
+                # A ring wider than the dot, so a shift of a day or two still shows.
                 parts.append(f'<line x1="{_x(raw, horizon):.1f}" y1="{y}" '
                              f'x2="{_x(due, horizon):.1f}" y2="{y}" stroke="#b54708"/>'
-                             f'<circle cx="{_x(raw, horizon):.1f}" cy="{y}" r="4" fill="none" '
-                             f'stroke="#b54708"/>')
+                             f'<circle class="moved-marker" cx="{_x(due, horizon):.1f}" '
+                             f'cy="{y}" r="8" fill="none" stroke="#b54708" '
+                             f'stroke-width="2"/>')
             parts.append(f'<circle class="occurrence" cx="{_x(due, horizon):.1f}" cy="{y}" '
                          f'r="5" fill="{color}"><title>{escape(title)}</title></circle>')
         parts.append("</g>")
@@ -89,23 +93,52 @@ def _timeline(cadence: str, steps: list[str], rows: list[PlanRow], horizon: floa
     return "".join(parts)
 
 
+def _owner(deal: Deal, plan: DealPlan, zone: str) -> str:
+    """The owner as ops know them: the name from the deals file when it has one."""
+    owner = deal.owner
+    name = owner.name if owner is not None and owner.id == plan.owner_id and owner.name else None
+    shown = f"{name} ({plan.owner_id})" if name else str(plan.owner_id)
+    if plan.owner_fallback:
+        shown += ", the fallback owner"
+    return f"{shown}, time zone {zone}"
+
+
+def _local(moment: datetime, zone: str) -> str:
+    try:
+        tz: tzinfo = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = UTC
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M %Z}"
+
+
+def _skipped(plan: DealPlan) -> str:
+    if not plan.skipped:
+        return ""
+    items = "".join(f"<li>{escape(s.step)} #{s.occurrence}"
+                    f"{' due ' + s.due_date.isoformat() if s.due_date else ''}: "
+                    f"{escape(s.reason)}</li>" for s in plan.skipped)
+    return f'<div class="skipped">Skipped steps:<ul>{items}</ul></div>'
+
+
 def plan_html(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], *, steps_by_cadence:
               dict[str, list[str]], horizon_days: float, now: datetime, config_name: str) -> str:
     results = list(results)
     by_cadence: dict[str, list[PlanRow]] = defaultdict(list)
+    deals_by_cadence: dict[str, int] = defaultdict(int)
     for _, plan, rows in results:
         if plan.cadence:
             by_cadence[plan.cadence].extend(rows)
+            deals_by_cadence[plan.cadence] += 1
     body = [f"<h1>winback plan</h1><p class=\"muted\">{escape(config_name)} as of "
             f"{escape(now.astimezone(UTC).isoformat())}; {len(results)} deal(s), "
             f"{sum(len(r) for _, _, r in results)} task(s).</p>",
             '<p class="legend"><span><i class="dot email"></i>email</span><span><i class="dot '
             'call"></i>call</span><span><i class="dot todo"></i>to-do</span><span class="moved">'
-            "o&mdash; moved to the next working day</span></p>"]
+            "&#9711; ringed: moved to the next working day (weekend, holiday or late)</span></p>"]
     for cadence, steps in steps_by_cadence.items():
-        body.append(f'<h2>Cadence {escape(cadence)}</h2><p class="muted">{len(steps)} step(s); '
-                    f"{len({r.task.deal_id for r in by_cadence.get(cadence, [])})} deal(s) in "
-                    "this file.</p>")
+        body.append(f'<h2>Cadence {escape(cadence)}</h2><p class="muted" data-deals='
+                    f'"{deals_by_cadence.get(cadence, 0)}">{len(steps)} step(s); '
+                    f"{deals_by_cadence.get(cadence, 0)} deal(s) in this file.</p>")
         if steps:
             body.append(_timeline(cadence, steps, by_cadence.get(cadence, []), horizon_days))
     body.append("<h2>Deals</h2>")
@@ -113,44 +146,74 @@ def plan_html(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], *, steps_
         head = f"{deal.id} {deal.name}"
         if not rows:
             why = plan.reason or f"cadence {plan.cadence}: no tasks"
-            body.append(f"<h3>{escape(head)}</h3><p class=\"muted\">No tasks ({escape(why)}).</p>")
+            body.append(f"<h3>{escape(head)}</h3><p class=\"muted\">No tasks ({escape(why)})."
+                        f"</p>{_skipped(plan)}")
             continue
+        zone = rows[0].zone
         body.append(f"<h3>{escape(head)}</h3><p class=\"muted\">cadence "
                     f"{escape(str(plan.cadence))}, day 0 {plan.day0}, owner "
-                    f"{escape(str(plan.owner_id))}</p><table><tr><th>step</th><th>due</th>"
-                    "<th>reminder (UTC)</th><th>create on</th><th>channel</th><th>contact</th>"
-                    "<th>subject</th></tr>")
+                    f"{escape(_owner(deal, plan, zone))}</p><table><tr><th>step</th>"
+                    "<th>due</th><th>reminder (owner's time)</th><th>create on</th>"
+                    "<th>channel</th><th>priority</th><th>contact</th><th>subject</th></tr>")
         for row in rows:
             task = row.task
-            moved = (f' <span class="moved">(from {task.moved_from})</span>'
+            moved = (f' <span class="moved">moved from {task.moved_from}</span>'
                      if task.moved_from else "")
             body.append(f"<tr><td>{escape(task.step)} #{task.occurrence}</td><td>"
-                        f"{task.due_date}{moved}</td><td>"
-                        f"{task.remind_at.astimezone(UTC):%Y-%m-%d %H:%M}</td><td>"
-                        f"{task.create_on}</td><td>{escape(str(task.channel))}</td><td>"
+                        f"{task.due_date}{moved}</td><td>{_local(task.remind_at, row.zone)}"
+                        f"</td><td>{task.create_on}</td><td>{escape(str(task.channel))}</td>"
+                        f"<td>{escape(str(task.priority))}</td><td>"
                         f"{escape(task.contact_id or '')}</td><td>{escape(row.subject)}</td></tr>")
-        body.append("</table>")
+        body.append(f"</table>{_skipped(plan)}")
     return _page("winback plan", "".join(body))
 
 
+CHAR = 7.0  # a generous average advance of a 12px system-ui glyph, in SVG units
+
+
+def _label_lines(label: str, room: float) -> list[str]:
+    """A bar label whole: on one line when it fits, else broken after " / " (cadence, then
+    the reason or step) and at spaces; never cut."""
+    if len(label) * CHAR <= room:
+        return [label]
+    lines: list[str] = []
+    for part in label.replace(" / ", " /\n").splitlines():
+        line = ""
+        for word in part.split(" "):
+            if line and (len(line) + 1 + len(word)) * CHAR > room:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return lines
+
+
 def _bars(title: str, labels: list[str], series: list[tuple[str, str, list[float]]]) -> str:
-    """Grouped horizontal bars: one group per label, one bar per series."""
-    bar, gap = 12, 10
-    group = bar * len(series) + gap
-    height = 30 + group * max(len(labels), 1)
+    """Grouped horizontal bars: one group per label, one bar per series; the label column is
+    as wide as the longest label needs (up to half the chart), long labels wrap."""
+    bar, gap, line_height = 12, 10, 14
+    room = min(max([len(label) * CHAR for label in labels] + [180.0]), WIDTH / 2 - 20)
+    left = room + 16
+    wrapped = [_label_lines(label, room) for label in labels]
+    groups = [max(bar * len(series), line_height * len(lines)) + gap for lines in wrapped]
+    height = 30 + sum(groups)
     top = max([v for _, _, values in series for v in values] + [1])
     parts = [f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
              'xmlns="http://www.w3.org/2000/svg" class="chart">']
-    for index, label in enumerate(labels):
-        y = 20 + index * group
-        parts.append(f'<text x="4" y="{y + bar}" font-size="12">{escape(label[:40])}</text>')
+    y = 20
+    for index, lines in enumerate(wrapped):
+        spans = "".join(f'<tspan x="4" dy="{0 if n == 0 else line_height}">{escape(text)}'
+                        "</tspan>" for n, text in enumerate(lines))
+        parts.append(f'<text class="label" x="4" y="{y + bar}" font-size="12">{spans}</text>')
         for s, (_name, color, values) in enumerate(series):
             value = values[index]
-            w = (WIDTH - 320) * value / top
-            parts.append(f'<rect class="bar" x="300" y="{y + s * bar}" width="{w:.1f}" '
+            w = (WIDTH - left - 40) * value / top
+            parts.append(f'<rect class="bar" x="{left:.0f}" y="{y + s * bar}" width="{w:.1f}" '
                          f'height="{bar - 2}" fill="{color}"><title>{escape(_name)}: '
-                         f"{value:g}</title></rect><text x=\"{305 + w:.1f}\" "
+                         f"{value:g}</title></rect><text x=\"{left + 5 + w:.1f}\" "
                          f'y="{y + s * bar + bar - 3}" font-size="10">{value:g}</text>')
+        y += groups[index]
     parts.append("</svg>")
     return "".join(parts)
 
@@ -189,4 +252,7 @@ def report_html(payload: dict[str, Any]) -> str:
                       [f"{s['cadence']} / {s['step']}" for s in steps], [
                           ("written", "#2e90fa", [float(s["written"]) for s in steps]),
                           ("completed", "#12b76a", [float(s["completed"]) for s in steps])]))
+    from worker.reportview import completion_note
+
+    body.append(f'<p class="muted">{escape(completion_note(payload))}</p>')
     return _page("winback report", "".join(body))

@@ -58,6 +58,24 @@ def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]
     return event_dict
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # The stderr of the moment a logger is made, not of the moment logging was configured: a
+    # command run in-process (tests, CliRunner) replaces and closes its own stderr.
+    return structlog.PrintLogger(sys.stderr)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that always writes to the current sys.stderr (see `_stderr_logger`)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(level: str | None = None, *, force_json: bool | None = None) -> None:
     level_name = (level or os.environ.get("WINBACK_LOG_LEVEL") or "INFO").upper()
     numeric = logging.getLevelNamesMapping().get(level_name, logging.INFO)
@@ -81,7 +99,7 @@ def configure(level: str | None = None, *, force_json: bool | None = None) -> No
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # Library logs (APScheduler, SQLAlchemy, Alembic, urllib3) through the same chain, named
@@ -92,7 +110,7 @@ def configure(level: str | None = None, *, force_json: bool | None = None) -> No
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared], processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -22,6 +22,7 @@ class PlanRow:
     task: PlannedTask
     subject: str
     body: str
+    zone: str = "UTC"  # the owner's time zone, as the planner resolved it
 
 
 def utc_z(moment: datetime) -> str:
@@ -32,11 +33,13 @@ def plan_deals(planner: Planner, deals: Iterable[Deal], now: datetime
                ) -> Iterator[tuple[Deal, DealPlan, list[PlanRow]]]:
     for deal in deals:
         plan = planner.plan(deal, now)
+        owner = planner.owner_context(deal)
+        zone = owner.zone_name if owner is not None else "UTC"
         rows = []
         for task in sorted(plan.tasks, key=lambda t: (t.due_date, t.step, t.occurrence,
                                                       t.contact_id or "")):
             subject, body = planner.render(task, deal, plan.day0)
-            rows.append(PlanRow(deal, plan, task, subject, body))
+            rows.append(PlanRow(deal, plan, task, subject, body, zone))
         yield deal, plan, rows
 
 

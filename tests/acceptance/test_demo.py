@@ -3,21 +3,88 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def test_demo_syncs_both_crms_and_shows_the_reborn_deal() -> None:
-    """The demo exits 0, writes tasks in both CRMs and stops the reopened deal's cadence."""
+@pytest.fixture(scope="module")
+def demo() -> Iterator[subprocess.CompletedProcess[str]]:
+    """One run of the demo, shared by the tests below (it takes a few seconds)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WINBACK_", "SF_",
                                                                       "HUBSPOT_"))}
     proc = subprocess.run([sys.executable, "-m", "worker", "demo"], capture_output=True,
-                          text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = proc.stdout
+                          text=True, timeout=300, env=env, cwd=ROOT)
+    yield proc
+    found = re.search(r"SQLite ledger in (\S+?)\.?\n", proc.stdout)
+    if found and Path(found.group(1)).name.startswith("winback-demo-"):
+        shutil.rmtree(found.group(1), ignore_errors=True)
+
+
+def test_demo_syncs_both_crms_and_shows_the_reborn_deal(
+        demo: subprocess.CompletedProcess[str]) -> None:
+    """The demo exits 0, writes tasks in both CRMs and stops the reopened deal's cadence."""
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    out = demo.stdout
     assert "demo-salesforce" in out and "demo-hubspot" in out
     assert "Opportunity reborn:" in out
-    assert "Traceback" not in out + proc.stderr
+    assert "Traceback" not in out + demo.stderr
+
+
+def test_demo_prints_events_in_the_order_they_happen(
+        demo: subprocess.CompletedProcess[str]) -> None:
+    """Ticks and the reopening come out in clock order: the reopen line sits between the tick
+    before it and the tick that stops the deal, and days never go backwards."""
+    events = [line for line in demo.stdout.splitlines() if re.match(r"day +\d+ ", line)]
+    days = [int(line.split()[1]) for line in events]
+    assert days == sorted(days) and len(events) >= 5, events
+    reopen = next(i for i, line in enumerate(events) if "reopens" in line)
+    assert 0 < reopen < len(events) - 1
+    after = events[reopen + 1:]
+    assert any("demo-salesforce" in line and "1 stopped" in line for line in after), after
+    assert all("1 stopped" not in line for line in events[:reopen])
+
+
+def test_demo_output_has_no_python_repr(demo: subprocess.CompletedProcess[str]) -> None:
+    """What the demo prints is prose and tables, never a list or dict repr or a None."""
+    for pattern in (r"\['", r"'\]", r"\[\]", r"\{'", r"\bNone\b"):
+        assert not re.search(pattern, demo.stdout), (pattern, demo.stdout[-3000:])
+
+
+def test_demo_shows_a_task_as_its_owner_sees_it(demo: subprocess.CompletedProcess[str]
+                                                ) -> None:
+    """One task in full: owner by name, due date, reminder in the owner's time zone, the
+    talking points; then what to try next."""
+    out = demo.stdout
+    block = out.split("One task as its owner sees it", 1)[1]
+    assert re.search(r"owner: +[A-Z][a-z]+ [A-Z]", block), block
+    assert re.search(r"due: +\d{4}-\d\d-\d\d", block)
+    assert re.search(r"reminder: +\w{3} \d\d \w{3} \d{4}, \d\d:\d\d \([A-Za-z_]+/[A-Za-z_]+\)",
+                     block), block
+    points = block.split("talking points:", 1)[1].strip().splitlines()
+    assert points and len(points[0].strip()) > 20
+    assert "Try next" in out
+
+
+def test_demo_closing_hint_works_from_the_repository(
+        demo: subprocess.CompletedProcess[str]) -> None:
+    """The command the demo suggests last runs, as printed, from the checkout."""
+    hint = next(line for line in demo.stdout.splitlines() if "the demo's ledger:" in line)
+    command = hint.split("the demo's ledger:", 1)[1].strip()
+    assert command.split()[1].startswith(".venv/bin/winback"), command
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WINBACK_", "SF_",
+                                                                      "HUBSPOT_"))}
+    proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "demo-salesforce" in proc.stdout and "written" in proc.stdout
 
 
 def test_plan_only_demo_needs_nothing_but_python() -> None:

@@ -57,7 +57,9 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
             assert sandbox.poll() is None, sandbox.stdout.read() if sandbox.stdout else ""
             assert time.monotonic() < deadline, "the sandbox never wrote sandbox.env"
             time.sleep(0.2)
-        rest = [line for line in lines if line not in background]
+        stop = [line for line in lines if line.startswith("kill")]
+        assert stop == ["kill %1"], "the README must say how to stop the sandbox"
+        rest = [line for line in lines if line not in background and line not in stop]
         script = "set -e\n" + "\n".join(rest) + "\n"
         script += ".venv/bin/winback migrate config/winback.yaml\n"  # docs/operations.md
         script += ".venv/bin/winback status config/winback.yaml\n"
@@ -69,6 +71,30 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
         assert (tmp_path / "plan.html").exists()
         assert "acme-sf: ok" in out and "acme-hs: ok" in out
         assert "Win-back report" in out
+        bundle = re.search(r"SF_CA_BUNDLE=(\S+)", (tmp_path / "sandbox.env").read_text())
+        assert bundle, "sandbox.env lost SF_CA_BUNDLE"
+        ca_dir = Path(bundle.group(1)).parent
+        assert ca_dir.is_dir()
+        os.killpg(sandbox.pid, signal.SIGTERM)  # what `kill %1` sends the background job
+        assert sandbox.wait(timeout=30) == 0
+        assert not ca_dir.exists(), "the stopped sandbox left its temporary directory"
     finally:
-        os.killpg(sandbox.pid, signal.SIGINT)
-        sandbox.wait(timeout=30)
+        if sandbox.poll() is None:
+            os.killpg(sandbox.pid, signal.SIGINT)
+            sandbox.wait(timeout=30)
+
+
+def test_files_the_walkthrough_writes_are_git_ignored() -> None:
+    """`--env-file X`, `-o X` in the README block, the default `plan --format html` page and
+    the SQLite ledger next to the config: none of them shows up in `git status`."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = [m for line in readme_block()
+               for m in re.findall(r"(?:--env-file|-o|--output)\s+(\S+)", line)]
+    assert "sandbox.env" in written and "plan.html" in written
+    names = [*written, "winback-plan.html", "config/winback.db"]
+    proc = subprocess.run([git, "check-ignore", "--no-index", *names], cwd=ROOT,
+                          capture_output=True, text=True)
+    ignored = set(proc.stdout.split())
+    assert ignored == set(names), f"not git-ignored: {sorted(set(names) - ignored)}"

@@ -4,17 +4,22 @@ outside the file, and give a screenshot."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
-from datetime import date
+from collections import Counter
+from datetime import UTC, date, datetime
+from html import unescape
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.unit.harness import World
+from worker.cadence.engine import Planner
 from worker.cli import app
+from worker.dealsfile import read_deals
 from worker.settings import load_config
 from worker.settings.loader import default_config_dir
 
@@ -108,3 +113,92 @@ def test_report_html_charts_the_winback_report(tmp_path: Path, monkeypatch: pyte
     assert dom.count('class="bar"') >= 8
     assert "lost-to-competitor" in dom and "lost-to-no-decision" in dom
     assert (tmp_path / "report.png").stat().st_size > 5_000
+
+
+def _deal(deal_id: str, closed: str, loss_reason: str, owner: dict[str, object],
+          contract_end: str | None = None) -> str:
+    return json.dumps({
+        "id": deal_id, "name": f"Deal {deal_id}", "account_id": f"A{deal_id}",
+        "account_name": f"Account {deal_id}", "stage": "Closed Lost", "closed_at": closed,
+        "amount": 1000, "loss_reason": loss_reason, "competitor": "Globex",
+        "contract_end": contract_end, "owner": owner,
+        "contacts": [{"id": f"C{deal_id}", "name": "Dana Whitfield", "email": "d@x.example"}],
+    })
+
+
+def _text(html: str) -> str:
+    """The page as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def _detail_page(tmp_path: Path) -> tuple[Path, Path]:
+    """A deals file with an owner in Tokyo, one in London, a disqualified deal and a deal whose
+    early steps are past due; and its plan page. Returns (deals file, page)."""
+    tokyo = {"id": "005T1", "name": "Kenji Sato", "timezone": "Asia/Tokyo", "country": "JP",
+             "active": True}
+    london = {"id": "005L1", "name": "Tom Reed", "timezone": "Europe/London", "country": "GB",
+              "active": True}
+    deals = tmp_path / "deals.jsonl"
+    deals.write_text("\n".join([
+        _deal("D1", "2026-10-21", "Lost to competitor", tokyo),
+        _deal("D2", "2026-11-19", "Lost to competitor", london, contract_end="2028-06-30"),
+        _deal("D3", "2026-11-18", "Disqualified", london),
+        _deal("D4", "2026-11-17", "No budget", london),
+    ]) + "\n")
+    page = tmp_path / "plan.html"
+    result = CliRunner().invoke(app, ["plan", str(default_config_dir() / "winback.yaml"),
+                                      "--deals", str(deals), "--now", "2026-11-20T15:00:00Z",
+                                      "--format", "html", "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    return deals, page
+
+
+def test_plan_html_shows_what_the_planner_decided(tmp_path: Path) -> None:
+    """Per cadence the number of deals the planner put in it (a deal whose cadence has no
+    steps counts too); every skipped step with its reason; a moved task marked with a ring
+    wider than its dot; the owner's name from the deals file; reminders in the owner's time
+    zone; the priority of each task."""
+    deals, page = _detail_page(tmp_path)
+    config = default_config_dir() / "winback.yaml"
+    html = page.read_text()
+    text = _text(html)
+    planner = Planner(load_config(config, require_env=False))
+    moment = datetime(2026, 11, 20, 15, tzinfo=UTC)
+    plans = [planner.plan(d, moment) for d in read_deals(deals)]
+    expected = Counter(p.cadence for p in plans if p.cadence)
+    assert expected["disqualified"] == 1 and expected["lost-to-competitor"] == 2
+    for cadence in planner.config.cadences:
+        count = expected.get(cadence.id, 0)
+        assert re.search(rf"Cadence {re.escape(cadence.id)} \d+ step\(s\); {count} deal\(s\)",
+                         text), (cadence.id, count)
+    skipped = [(s.step, s.occurrence, s.reason) for p in plans for s in p.skipped]
+    assert any("past due" in r for _, _, r in skipped) and skipped
+    for step, occurrence, reason in skipped:
+        assert re.search(rf"{re.escape(step)} #{occurrence}( due \S+)?: {re.escape(reason)}",
+                         text), (step, reason)
+    dots = re.findall(r'<circle class="occurrence" cx="([\d.]+)" cy="(\d+)" r="(\d+)"[^>]*>'
+                      r"<title>([^<]*)</title>", html)
+    moved = [(x, y, r) for x, y, r, title in dots if "moved from" in title]
+    rings = re.findall(r'<circle class="moved-marker" cx="([\d.]+)" cy="(\d+)" r="(\d+)"', html)
+    assert moved and len(rings) == len(moved)
+    for (x, y, r), (rx, ry, rr) in zip(moved, rings, strict=True):
+        assert (x, y) == (rx, ry) and int(rr) > int(r)
+    assert "moved from" in text
+    assert "owner Kenji Sato (005T1)" in text and "owner Tom Reed (005L1)" in text
+    d1 = text.split("Deal D1", 1)[1].split("Deal D2", 1)[0]
+    times = re.findall(r"\d{4}-\d\d-\d\d (\d\d:\d\d) ([A-Z]{3,4}) \d{4}-\d\d-\d\d", d1)
+    assert times and set(times) == {("09:00", "JST")}, times
+    d2 = text.split("Deal D2", 1)[1].split("Deal D3", 1)[0]
+    assert {t[1] for t in re.findall(r"(\d\d:\d\d) (GMT|BST) ", d2)} <= {"GMT", "BST"}
+    assert re.findall(r"\d\d:\d\d (GMT|BST) ", d2)
+    assert "priority" in text and re.search(r"\b(call|email|todo) high\b", d2)
+    assert re.search(r"\b(call|email|todo) normal\b", d2)
+
+
+def test_plan_html_details_render_in_the_browser(tmp_path: Path) -> None:
+    """The same page in Chromium: no console message, and the details above are in the DOM."""
+    _, page = _detail_page(tmp_path)
+    dom, console = browse(page, tmp_path)
+    assert console == []
+    assert dom.count('class="moved-marker"') >= 1 and "Skipped steps" in dom
+    assert "Kenji Sato (005T1)" in dom and " JST" in dom and ">high<" in dom
