@@ -92,7 +92,9 @@ def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pull and plan; write nothing.")
                        ] = False,
 ) -> None:
-    """Run one tick of every connection (or one), then exit. Exit 1 if any tick failed."""
+    """Run one tick of every connection (or one), then exit. Exit 1 if any tick failed (tasks
+    the CRM refused are counted, with their fix, but do not fail the run)."""
+    from worker.refusals import failed_text, hints
     from worker.sync.tick import run_tick
 
     configure()
@@ -118,11 +120,14 @@ def sync(
                 counts = result.counts
                 line = (f"{name}: {result.result} in {result.seconds:.1f}s: {counts.pulled} deals "
                         f"read, {counts.enrolled} enrolled, {counts.stopped} stopped, "
-                        f"{counts.tasks_written} tasks written, {counts.tasks_failed} failed, "
+                        f"{counts.tasks_written} tasks written, "
+                        f"{failed_text(counts.tasks_failed, counts.failed_by_reason)}, "
                         f"{result.api_calls} API calls")
                 if dry_run:
                     line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
                 typer.echo(line + (f"; error: {result.error}" if result.error else ""))
+                for hint in hints(name, counts, ctx.settings.fallback_owner):
+                    typer.echo(hint)
                 if not result.ok:
                     failed.append(name)
     finally:
@@ -216,7 +221,7 @@ def report(
                         ] = False,
 ) -> None:
     """The win-back report: lost deals enrolled, reborn within 90/180/365 days, won back."""
-    from worker.reports import refresh_completion, winback_report
+    from worker.reports import failed_report, refresh_completion, winback_report
 
     settings = config_or_exit(config, require_env=from_crm)
     try:
@@ -234,8 +239,10 @@ def report(
             service.close()
     _, ledger = _ledger_or_exit(settings, config)
     by_cadence, by_step = winback_report(ledger, names, start)
+    failed = failed_report(ledger, names, start)
     ledger.engine.dispose()
-    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step}
+    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step,
+               "failed_by_reason": failed}
     text = _render_report(payload, output_format)
     if output is not None:
         output.write_text(text, encoding="utf-8")
