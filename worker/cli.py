@@ -217,9 +217,9 @@ def _plan_sample() -> None:
 
 
 # The service commands live in their own module; importing it registers them on `app`.
-from worker import commands  # noqa: E402
+from worker import commands, owners  # noqa: E402  (owners: `winback owners`)
 
-__all__ = ["app", "commands", "main"]
+__all__ = ["app", "commands", "main", "owners"]
 
 
 def main() -> None:

@@ -338,25 +338,29 @@ def doctor(
     config: ConfigArg,
     output_format: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
-    """Check everything a deployment needs; exit 0 when all pass, 1 otherwise."""
+    """Check everything a deployment needs; exit 0 when all pass (warnings included), 1 when
+    any fails."""
     from worker.doctor import run as run_checks
 
     configure("WARNING")
     checks = run_checks(config)
     passed = all(c.ok for c in checks)
     if output_format is Format.json:
-        typer.echo(json.dumps({"ok": passed, "checks": [c.as_dict() for c in checks]},
-                              indent=2))
+        typer.echo(json.dumps({"ok": passed, "warnings": sum(c.level == "warn" for c in checks),
+                               "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
         from worker.cli import table_console
 
         console = table_console()
+        marks = {"pass": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]",
+                 "fail": "[red]FAIL[/red]"}
         for check in checks:
-            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
-            console.print(f"{mark} {check.scope}: {check.name}: {check.detail}",
+            console.print(f"{marks[check.level]} {check.scope}: {check.name}: {check.detail}",
                           highlight=False)
-            if not check.ok and check.fix:
+            if check.level != "pass" and check.fix:
                 console.print(f"      fix: {check.fix}", highlight=False)
-        console.print(f"{sum(c.ok for c in checks)} of {len(checks)} checks passed")
+        warned = sum(c.level == "warn" for c in checks)
+        console.print(f"{sum(c.ok for c in checks)} of {len(checks)} checks passed"
+                      + (f", {warned} with a warning" if warned else ""))
     if not passed:
         raise typer.Exit(1)
