@@ -113,7 +113,11 @@ def plan(
     except InputErrors as exc:
         fail_input(exc.lines, "Fix the deals file; nothing was planned.")
     planner = Planner(settings, connection)
-    results = plan_deals(planner, items, moment)
+    results = list(plan_deals(planner, items, moment))
+    from worker.refusals import plan_warning
+
+    warning = None if planner.fallback_owner else plan_warning(results, planner.connection,
+                                                               str(config))
     if output_format is PlanFormat.html:
         from worker.html import plan_html
 
@@ -131,6 +135,8 @@ def plan(
         count = write_table(results, console)
         console.print(f"{count} task(s) planned for {len(items)} deal(s) as of "
                       f"{moment.isoformat()}")
+    if warning:
+        err.print(warning, markup=False)
 
 
 def _plan_diff(settings: Config, config: Path, moment: datetime,

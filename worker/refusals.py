@@ -79,3 +79,26 @@ def hints(connection: str, counts: Any, fallback_owner: str | None) -> list[str]
                      "the ledger keeps each CRM message; see docs/operations.md "
                      "\"Troubleshooting\"")
     return lines
+
+
+def inactive_owner(deal: Any, plan: Any) -> bool:
+    """Whether a plan's tasks go to an owner the deal marks inactive (`owner.active: false` in
+    the Deal shape), i.e. no fallback_owner took them: the CRM will refuse them."""
+    owner = deal.owner
+    return (owner is not None and not owner.active and not plan.owner_fallback
+            and plan.owner_id == owner.id and bool(plan.tasks))
+
+
+def plan_warning(results: list[Any], connection: str, config: str) -> str | None:
+    """One warning for `winback plan` naming the deals of inactive owners, with the fix."""
+    flagged = [(deal, plan) for deal, plan, _ in results if inactive_owner(deal, plan)]
+    if not flagged:
+        return None
+    tasks = sum(len(plan.tasks) for _, plan in flagged)
+    owners = {deal.owner.id: deal.owner.name or "" for deal, _ in flagged}
+    deals = ", ".join(deal.id for deal, _ in flagged[:10]) + (
+        f" and {len(flagged) - 10} more" if len(flagged) > 10 else "")
+    return (f"warning: {len(flagged)} deal(s) ({deals}) belong to inactive owner(s) "
+            f"{_owners_text(owners)} and connection {connection} has no fallback_owner: the "
+            f"CRM will refuse their {tasks} task(s). Set fallback_owner on the connection to an "
+            f"active owner's id (`winback owners {config}` lists them).")
