@@ -292,6 +292,10 @@ def _print_report(payload: dict[str, Any]) -> None:
         steps.add_row(row["cadence"], row["step"], str(row["planned"]), str(row["written"]),
                       str(row["completed"]), str(row["cancelled"]))
     console.print(steps)
+    for name, reasons in payload.get("failed_by_reason", {}).items():
+        console.print(f"{name}: {sum(reasons.values())} task(s) refused by the CRM ("
+                      + ", ".join(f"{k} {v}" for k, v in reasons.items())
+                      + "): `winback status` and the sync summary say how to fix them")
 
 
 @app.command()

@@ -6,16 +6,21 @@ flags deals of inactive owners; `/metrics` has every family from startup."""
 from __future__ import annotations
 
 import json
+import logging
 import re
-import subprocess
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import create_engine, select
+from typer.testing import CliRunner
 
-from tests.reliability.harness import Stack
+from tests.reliability.harness import SECRETS, Stack
+from worker.cli import app
 from worker.health import HealthServer
 from worker.ledger.schema import task
 from worker.settings import load_config
@@ -23,6 +28,19 @@ from worker.sync.tick import run_tick
 from worker.wiring import build_service
 
 CODES = {"sf0": "INACTIVE_OWNER_OR_USER", "hs0": "INACTIVE_OWNER"}
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI runs in this process and points the log at its captured stderr: put the
+    logging configuration back afterwards, for the tests that follow."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
@@ -34,9 +52,30 @@ def stack(tmp_path: Path) -> Any:
     s.stop()
 
 
-def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(stack.command(*args), env=stack.env(), capture_output=True,
-                          text=True, timeout=180, cwd=stack.tmp)
+@pytest.fixture
+def ledger_stack(tmp_path: Path, database_url: str) -> Any:
+    """The same, with the ledger on SQLite and on PostgreSQL (migrated)."""
+    s = Stack(tmp_path, database_url).start(deals=60)
+    s.set_fallbacks(salesforce="", hubspot="")
+    if not database_url.startswith("sqlite"):
+        s.migrate()
+    yield s
+    s.stop()
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _cli(stack: Stack, *args: str, **env: str) -> Ran:
+    """The command line in this process (the real CLI app, the stack's environment)."""
+    result = CliRunner().invoke(app, list(args), env={**stack.env(), **env})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def _failed_in_ledger(stack: Stack) -> dict[str, list[str]]:
@@ -71,7 +110,9 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_inactive_owner_refusals_show_in_sync_status_report_and_doctor(stack: Stack) -> None:
+def test_inactive_owner_refusals_show_in_sync_status_report_and_doctor(
+        ledger_stack: Stack) -> None:
+    stack = ledger_stack
     sync = _cli(stack, "sync", str(stack.config_path))
     assert sync.returncode == 0, sync.stderr[-2000:]  # a refused task is not a failed run
     failed = _failed_in_ledger(stack)
@@ -98,6 +139,9 @@ def test_inactive_owner_refusals_show_in_sync_status_report_and_doctor(stack: St
         assert rows[name]["tasks_failed_by_reason"] == {code: count}
         assert report["failed_by_reason"][name] == {code: count}
         assert sum(s["failed"] for s in report["by_step"]) == sum(map(len, failed.values()))
+    shown = _cli(stack, "report", str(stack.config_path)).stdout
+    for name, code in CODES.items():
+        assert f"{name}: {len(failed[name])} task(s) refused by the CRM ({code} " in shown
 
     doctor = _cli(stack, "doctor", str(stack.config_path), "--format", "json")
     assert doctor.returncode == 0, doctor.stdout  # a warning does not fail doctor
@@ -111,6 +155,8 @@ def test_inactive_owner_refusals_show_in_sync_status_report_and_doctor(stack: St
     table = _cli(stack, "doctor", str(stack.config_path))
     assert re.search(r"^warn sf0: inactive owners: ", table.stdout, re.M), table.stdout
     assert "with a warning" in table.stdout
+    everything = sync.stdout + sync.stderr + doctor.stdout + table.stdout + status.stdout
+    assert not [secret for secret in SECRETS if secret in everything]
 
 
 def test_doctor_before_the_first_sync_and_with_a_fallback_owner(stack: Stack) -> None:
@@ -132,7 +178,7 @@ def test_doctor_before_the_first_sync_and_with_a_fallback_owner(stack: Stack) ->
 
 
 def test_owners_command_lists_each_connections_owners(stack: Stack) -> None:
-    sf_active, hs_active = stack.box.active_owners()
+    sf_active, _ = stack.box.active_owners()
     stack.set_fallbacks(salesforce=sf_active, hubspot="")
     run = _cli(stack, "owners", str(stack.config_path), "--format", "json")
     assert run.returncode == 0, run.stderr
@@ -156,7 +202,8 @@ def test_owners_command_lists_each_connections_owners(stack: Stack) -> None:
 
 
 def test_metrics_have_every_family_from_startup_and_the_ledgers_failures_after_a_restart(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = ledger_stack
     for key, value in stack.env().items():
         monkeypatch.setenv(key, value)
     config = load_config(stack.config_path)
@@ -216,21 +263,22 @@ def test_plan_flags_deals_of_inactive_owners(tmp_path: Path) -> None:
     deals = tmp_path / "deals.jsonl"
     deals.write_text(json.dumps(deal) + "\n" + json.dumps(
         {**deal, "id": "D2", "owner": {"id": "U1", "active": True}}) + "\n")
-    argv = [str(root / ".venv" / "bin" / "winback"), "plan", str(config), "--deals",
-            str(deals), "--now", "2027-11-15T15:00:00Z"]
-    env = {"PATH": "/usr/bin:/bin", "SF_FALLBACK_OWNER": "", "HOME": str(tmp_path)}
-    run = subprocess.run([*argv, "--format", "json"], capture_output=True, text=True,
-                         env=env, timeout=60)
-    assert run.returncode == 0, run.stderr
+    argv = ["plan", str(config), "--deals", str(deals), "--now", "2027-11-15T15:00:00Z"]
+
+    def plan(*extra: str, fallback: str = "") -> Ran:
+        result = CliRunner().invoke(app, [*argv, *extra], env={"SF_FALLBACK_OWNER": fallback})
+        assert result.exit_code == 0, result.output
+        return Ran(result.exit_code, result.stdout, result.stderr)
+
+    run = plan("--format", "json")
     rows = [json.loads(line) for line in run.stdout.splitlines()]
     assert {r["deal_id"] for r in rows if r["owner_inactive"]} == {"D1"}
     assert {r["deal_id"] for r in rows if not r["owner_inactive"]} == {"D2"}
     assert "D1" in run.stderr and "Former Rep (U9)" in run.stderr
     assert "fallback_owner" in run.stderr and "winback owners" in run.stderr
-    table = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    table = plan()
     assert "D1 Gone rep" in table.stdout and "INACTIVE" in table.stdout
-    fallback = subprocess.run([*argv, "--format", "json"], capture_output=True, text=True,
-                              env={**env, "SF_FALLBACK_OWNER": "U1"}, timeout=60)
+    fallback = plan("--format", "json", fallback="U1")
     rows = [json.loads(line) for line in fallback.stdout.splitlines()]
     assert not any(r["owner_inactive"] for r in rows) and "warning" not in fallback.stderr
     assert {r["owner_id"] for r in rows} == {"U1"}
