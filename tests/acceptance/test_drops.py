@@ -282,3 +282,15 @@ def test_plan_flags_deals_of_inactive_owners(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in fallback.stdout.splitlines()]
     assert not any(r["owner_inactive"] for r in rows) and "warning" not in fallback.stderr
     assert {r["owner_id"] for r in rows} == {"U1"}
+
+
+def test_an_inactive_fallback_owner_is_named_as_the_problem(stack: Stack) -> None:
+    """The fallback owner is refused too: the summary says to pick another fallback owner."""
+    gone = sorted(_inactive_owner_ids(stack)["sf0"])[0]
+    stack.set_fallbacks(salesforce=gone, hubspot="")
+    sync = _cli(stack, "sync", str(stack.config_path), "--connection", "sf0")
+    assert sync.returncode == 0, sync.stderr[-2000:]
+    failed = _failed_in_ledger(stack)["sf0"]
+    assert failed and all(e.startswith("INACTIVE_OWNER_OR_USER: ") for e in failed)
+    hint = next(line for line in sync.stdout.splitlines() if "fallback_owner" in line)
+    assert f"the fallback_owner {gone} is itself inactive" in hint, hint
