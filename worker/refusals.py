@@ -55,7 +55,8 @@ def _owners_text(owners: dict[str, str]) -> str:
     return ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
 
 
-def hints(connection: str, counts: Any, fallback_owner: str | None) -> list[str]:
+def hints(connection: str, counts: Any, fallback_owner: str | None, config: str = "CONFIG"
+          ) -> list[str]:
     """How to fix what this tick's refusals were (one line per kind of problem)."""
     by_reason: dict[str, int] = counts.failed_by_reason
     lines: list[str] = []
@@ -66,18 +67,18 @@ def hints(connection: str, counts: Any, fallback_owner: str | None) -> list[str]
             lines.append(f"{connection}: {owner_failures} task(s) refused because the "
                          f"fallback_owner {fallback_owner} is itself inactive or unknown in the "
                          "CRM: set fallback_owner to an active owner's id (`winback owners "
-                         "CONFIG` lists them), then run sync again")
+                         f"{config}` lists them), then run sync again")
         else:
             lines.append(f"{connection}: {owner_failures} task(s) refused: their owner is "
                          f"inactive or unknown in the CRM ({owners}): set fallback_owner on "
                          f"connection {connection} to an active owner's id (`winback owners "
-                         "CONFIG` lists them), or reactivate the owner")
+                         f"{config}` lists them), or reactivate the owner")
     others = {k: v for k, v in by_reason.items() if k not in OWNER_ERRORS}
     if others:
         lines.append(f"{connection}: {sum(others.values())} task(s) refused by a CRM rule "
-                     f"({', '.join(sorted(others))}): `winback status CONFIG` counts them and "
-                     "the ledger keeps each CRM message; see docs/operations.md "
-                     "\"Troubleshooting\"")
+                     f"({', '.join(sorted(others))}): `winback status {config}` counts them, "
+                     "the ledger keeps each CRM message; see the Runbook in "
+                     "docs/operations.md")
     return lines
 
 
