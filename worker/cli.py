@@ -153,7 +153,11 @@ def plan(
     except InputErrors as exc:
         fail_input(exc.lines, "Fix the deals file; nothing was planned.")
     planner = Planner(settings, connection)
-    results = plan_deals(planner, items, moment)
+    results = list(plan_deals(planner, items, moment))
+    from worker.refusals import plan_warning
+
+    warning = None if planner.fallback_owner else plan_warning(results, planner.connection,
+                                                               str(config))
     if output_format is PlanFormat.html:
         from worker.html import plan_html
 
@@ -164,6 +168,8 @@ def plan(
         target = output or Path("winback-plan.html")
         target.write_text(page, encoding="utf-8")
         typer.echo(f"wrote {target} ({len(items)} deals)")
+        if warning:
+            err.print(warning, markup=False)
         return
     with output_stream(output) as out:
         if output_format is PlanFormat.json:
@@ -173,6 +179,8 @@ def plan(
             count = write_table(results, console)
             console.print(f"{count} task(s) planned for {len(items)} deal(s) as of "
                           f"{moment.isoformat()}")
+    if warning:
+        err.print(warning, markup=False)
 
 
 @contextmanager
@@ -287,9 +295,9 @@ def _plan_sample() -> None:
 
 
 # The service commands live in their own module; importing it registers them on `app`.
-from worker import commands  # noqa: E402
+from worker import commands, owners  # noqa: E402  (owners: `winback owners`)
 
-__all__ = ["app", "commands", "main"]
+__all__ = ["app", "commands", "main", "owners"]
 
 
 def main() -> None:

@@ -106,7 +106,9 @@ def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pull and plan; write nothing.")
                        ] = False,
 ) -> None:
-    """Run one tick of every connection (or one), then exit. Exit 1 if any tick failed."""
+    """Run one tick of every connection (or one), then exit. Exit 1 if any tick failed (tasks
+    the CRM refused are counted, with their fix, but do not fail the run)."""
+    from worker.refusals import failed_text, hints
     from worker.sync.tick import run_tick
 
     configure()
@@ -132,11 +134,14 @@ def sync(
                 counts = result.counts
                 line = (f"{name}: {result.result} in {result.seconds:.1f}s: {counts.pulled} deals "
                         f"read, {counts.enrolled} enrolled, {counts.stopped} stopped, "
-                        f"{counts.tasks_written} tasks written, {counts.tasks_failed} failed, "
+                        f"{counts.tasks_written} tasks written, "
+                        f"{failed_text(counts.tasks_failed, counts.failed_by_reason)}, "
                         f"{result.api_calls} API calls")
                 if dry_run:
                     line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
                 typer.echo(line + (f"; error: {result.error}" if result.error else ""))
+                for hint in hints(name, counts, ctx.settings.fallback_owner, str(config)):
+                    typer.echo(hint)
                 if not result.ok:
                     failed.append(name)
     finally:
@@ -235,7 +240,7 @@ def report(
                         ] = False,
 ) -> None:
     """The win-back report: lost deals enrolled, reborn within 90/180/365 days, won back."""
-    from worker.reports import refresh_completion, winback_report
+    from worker.reports import failed_report, refresh_completion, winback_report
 
     settings = config_or_exit(config, require_env=from_crm)
     try:
@@ -253,9 +258,10 @@ def report(
             service.close()
     _, ledger = _ledger_or_exit(settings, config)
     by_cadence, by_step = winback_report(ledger, names, start)
+    failed = failed_report(ledger, names, start)
     ledger.engine.dispose()
     payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step,
-               "completion": "crm" if from_crm else "ledger"}
+               "completion": "crm" if from_crm else "ledger", "failed_by_reason": failed}
     with output_stream(output) as out:
         if output_format is ReportFormat.table:
             with redirect_stdout(out):  # the table as on screen, into the -o file if given
@@ -286,7 +292,12 @@ def _print_report(payload: dict[str, Any]) -> None:
     from worker.cli import table_console
     from worker.reportview import print_report
 
-    print_report(payload, table_console())
+    console = table_console()
+    print_report(payload, console)
+    for name, reasons in payload.get("failed_by_reason", {}).items():
+        console.print(f"{name}: {sum(reasons.values())} task(s) refused by the CRM ("
+                      + ", ".join(f"{k} {v}" for k, v in reasons.items())
+                      + "): `winback status` and the sync summary say how to fix them")
 
 
 @app.command()
@@ -340,25 +351,29 @@ def doctor(
     config: ConfigArg,
     output_format: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
-    """Check everything a deployment needs; exit 0 when all pass, 1 otherwise."""
+    """Check everything a deployment needs; exit 0 when all pass (warnings included), 1 when
+    any fails."""
     from worker.doctor import run as run_checks
 
     configure("WARNING")
     checks = run_checks(config)
     passed = all(c.ok for c in checks)
     if output_format is Format.json:
-        typer.echo(json.dumps({"ok": passed, "checks": [c.as_dict() for c in checks]},
-                              indent=2))
+        typer.echo(json.dumps({"ok": passed, "warnings": sum(c.level == "warn" for c in checks),
+                               "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
         from worker.cli import table_console
 
         console = table_console()
+        marks = {"pass": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]",
+                 "fail": "[red]FAIL[/red]"}
         for check in checks:
-            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
-            console.print(f"{mark} {check.scope}: {check.name}: {check.detail}",
+            console.print(f"{marks[check.level]} {check.scope}: {check.name}: {check.detail}",
                           highlight=False)
-            if not check.ok and check.fix:
+            if check.level != "pass" and check.fix:
                 console.print(f"      fix: {check.fix}", highlight=False)
-        console.print(f"{sum(c.ok for c in checks)} of {len(checks)} checks passed")
+        warned = sum(c.level == "warn" for c in checks)
+        console.print(f"{sum(c.ok for c in checks)} of {len(checks)} checks passed"
+                      + (f", {warned} with a warning" if warned else ""))
     if not passed:
         raise typer.Exit(1)

@@ -2,8 +2,11 @@
 
 Checks, in order: the configuration; every `${VAR}` set (names only); the ledger reachable and
 migrated; then per connection the CRM's own set-up report (login, permissions, closed-lost
-stages, fields, the task key field or property), the API budget left today, and the clock
-skew against the CRM's `Date` header.
+stages, fields, the task key field or property), the API budget left today, the clock
+skew against the CRM's `Date` header, and the inactive owners of tracked deals.
+
+Each check passes, warns (`warn`: sync runs, but something is lost or degraded; exit 0) or
+fails (exit 1).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from sqlalchemy import text
@@ -24,6 +27,9 @@ from worker.ledger.db import database_url, make_engine, shown_url
 from worker.settings import Config, ConfigErrors, load_config
 from worker.settings.models import HubSpotConnection, SalesforceConnection
 from worker.wiring import default_connector
+
+if TYPE_CHECKING:
+    from worker.owners import TrackedByOwner
 
 MAX_SKEW_SECONDS = 120
 _MISSING_VAR = re.compile(r"environment variable (\w+) is not set")
@@ -36,9 +42,15 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False  # ok, but with a problem ops should fix (shown as `warn`, exit 0)
+
+    @property
+    def level(self) -> str:
+        return "fail" if not self.ok else "warn" if self.warn else "pass"
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {"scope": self.scope, "name": self.name, "ok": self.ok, "level": self.level,
+                "detail": self.detail, "fix": self.fix}
 
 
 def run(path: Path) -> list[Check]:
@@ -67,7 +79,7 @@ def run(path: Path) -> list[Check]:
     checks.append(_ledger(config, path))
     for settings in config.connections:
         if settings.enabled:
-            checks += _connection(settings)
+            checks += _connection(settings) + _inactive_owners(settings, path)
     return checks
 
 
@@ -161,3 +173,66 @@ def _clock(settings: SalesforceConnection | HubSpotConnection) -> Check:
     ok = abs(skew) <= MAX_SKEW_SECONDS
     return Check(settings.name, "clock skew", ok, f"{skew:+.0f} s against the CRM's clock",
                  "" if ok else "synchronise this host's clock (NTP)")
+
+
+def _inactive_owners(settings: SalesforceConnection | HubSpotConnection, path: Path
+                     ) -> list[Check]:
+    """Warn when tracked deals (or, before the first sync, any deal) belong to inactive owners
+    and no fallback_owner takes their tasks: the CRM refuses those tasks. Fail when the
+    fallback_owner itself is inactive or no owner. Nothing when the CRM cannot be read (the
+    login / reachability check above says why)."""
+    from worker.owners import list_owners
+
+    scope, name = settings.name, "inactive owners"
+    try:
+        owners = list_owners(settings)
+    except ConnectorError:
+        return []
+    by_id = {o.id: o for o in owners}
+    inactive = [o for o in owners if not o.active]
+    fallback = settings.fallback_owner
+    if fallback:
+        chosen = by_id.get(fallback)
+        if chosen is None or not chosen.active:
+            state = "is not an owner" if chosen is None else "is inactive"
+            return [Check(scope, name, False, f"fallback_owner {fallback} {state} in the CRM",
+                          f"set fallback_owner on connection {scope} to an active owner's id "
+                          f"(`winback owners {path}` lists them)")]
+        who = f"{chosen.name} ({fallback})" if chosen.name else fallback
+        return [Check(scope, name, True, f"{len(inactive)} inactive owner(s); their tasks go "
+                      f"to the fallback_owner {who}")]
+    if not inactive:
+        return [Check(scope, name, True, f"all {len(owners)} owners are active")]
+    shown = ", ".join(f"{o.name} ({o.id})" if o.name else o.id for o in inactive[:10])
+    fix = (f"set fallback_owner on connection {scope} to an active owner's id (`winback owners "
+           f"{path}` lists them), or reactivate the owners")
+    tracked = _tracked(settings.name, [o.id for o in inactive], path)
+    if tracked is None or not tracked.synced:
+        return [Check(scope, name, True, f"{len(inactive)} inactive owner(s) ({shown}) and no "
+                      "fallback_owner: the CRM will refuse the tasks of their deals (the ledger "
+                      "has not synced this connection yet)", fix, warn=True)]
+    deals, open_tasks = sum(tracked.deals.values()), sum(tracked.open_tasks.values())
+    if not deals and not open_tasks:
+        return [Check(scope, name, True, f"{len(inactive)} inactive owner(s) ({shown}), none "
+                      "with a tracked deal")]
+    return [Check(scope, name, True, f"{deals} tracked deal(s) with {open_tasks} unwritten "
+                  f"task(s) belong to {len(inactive)} inactive owner(s) ({shown}) and no "
+                  "fallback_owner is set: the CRM refuses those tasks", fix, warn=True)]
+
+
+def _tracked(connection: str, owner_ids: list[str], path: Path) -> TrackedByOwner | None:
+    """The ledger's tracked deals of these owners, or None when there is no ledger to read
+    (a SQLite file that does not exist yet is not created)."""
+    from worker.owners import tracked_by_owner
+
+    url = database_url(path)
+    if url.startswith("sqlite") and "///" in url and \
+            not Path(url.split("///", 1)[1]).exists():
+        return None
+    engine = make_engine(url, pool_size=1)
+    try:
+        return tracked_by_owner(engine, connection, owner_ids)
+    except Exception:  # no schema yet, or unreachable: the ledger check says which
+        return None
+    finally:
+        engine.dispose()

@@ -1,8 +1,22 @@
-"""Prometheus metrics, named once here; the sync pipeline, the scheduler and /metrics use them."""
+"""Prometheus metrics, named once here; the sync pipeline, the scheduler and /metrics use them.
+
+`prime` gives every family its series for a connection at startup (zeros, or what the ledger
+already knows), so alerts and dashboards have data right after a restart, before any tick.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# The label values each family can take that are known before anything happens.
+TASK_OUTCOMES = ("planned", "written", "failed", "cancelled", "closed")
+TICK_RESULTS = ("ok", "not_due", "busy", "error", "lease_lost", "budget", "stopped")
+OUTBOX_STATUSES = ("planned", "queued", "sending")
+STOP_REASONS = ("reopened", "won", "deleted", "new_deal")
+REBORN_KINDS = ("reopened", "new_deal", "won")
+SKIP_REASONS = ("no close date", "deal has no owner and the connection has no fallback_owner")
 
 
 class Metrics:
@@ -20,7 +34,10 @@ class Metrics:
         self.deals_skipped = Counter("winback_deals_skipped", "Deals that could not be planned",
                                      ["connection", "reason"], registry=r)
         self.tasks = Counter("winback_tasks", "Tasks by outcome (planned, written, failed, "
-                             "skipped, cancelled, closed)", ["connection", "outcome"], registry=r)
+                             "cancelled, closed)", ["connection", "outcome"], registry=r)
+        self.tasks_failed = Gauge("winback_tasks_failed",
+                                  "Tasks in the ledger the CRM refused for good, by the CRM's "
+                                  "error code", ["connection", "reason"], registry=r)
         self.api_calls = Counter("winback_api_calls", "CRM API calls",
                                  ["connection", "crm", "endpoint"], registry=r)
         self.api_errors = Counter("winback_api_errors", "CRM API calls that failed",
@@ -40,3 +57,30 @@ class Metrics:
         self.api_budget_used = Gauge("winback_api_budget_used_ratio",
                                      "Share of the CRM's daily API budget used", ["connection"],
                                      registry=r)
+
+    def prime(self, connection: str, cadences: Iterable[str],
+              failed_reasons: Iterable[str] = ()) -> None:
+        """Create every family's series for this connection at zero. The API call families
+        (`winback_api_calls`, `winback_api_errors`) are labelled by endpoint and error, known
+        only once a call is made: they are listed (HELP/TYPE), without samples, until then."""
+        self.deals_pulled.labels(connection)
+        for cadence in cadences:
+            self.deals_enrolled.labels(connection, cadence)
+        for reason in STOP_REASONS:
+            self.deals_stopped.labels(connection, reason)
+        for kind in REBORN_KINDS:
+            self.deals_reborn.labels(connection, kind)
+        for reason in SKIP_REASONS:
+            self.deals_skipped.labels(connection, reason)
+        for outcome in TASK_OUTCOMES:
+            self.tasks.labels(connection, outcome)
+        for reason in failed_reasons:
+            self.tasks_failed.labels(connection, reason)
+        self.tick_seconds.labels(connection)
+        for result in TICK_RESULTS:
+            self.ticks.labels(connection, result)
+        for status in OUTBOX_STATUSES:
+            self.outbox_depth.labels(connection, status)
+        self.lease_held.labels(connection).set(0)
+        self.last_success.labels(connection)
+        self.api_budget_used.labels(connection)

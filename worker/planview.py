@@ -13,6 +13,7 @@ from rich.table import Table
 
 from connectors.models import Deal
 from worker.cadence.engine import DealPlan, PlannedTask, Planner
+from worker.refusals import inactive_owner
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def row_json(row: PlanRow) -> dict[str, Any]:
         "channel": str(task.channel), "priority": str(task.priority), "subject": row.subject,
         "body": row.body, "key": task.key,
         "moved_from": task.moved_from.isoformat() if task.moved_from else None,
+        "owner_inactive": inactive_owner(row.deal, row.plan),
     }
 
 
@@ -73,7 +75,8 @@ def write_table(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], console
             why = plan.reason or (f"cadence {plan.cadence}: no tasks" if plan.cadence else "")
             console.print(f"[bold]{title}[/bold]: no tasks ({why})")
             continue
-        fallback = " (fallback owner)" if plan.owner_fallback else ""
+        fallback = " (fallback owner)" if plan.owner_fallback else (
+            " (INACTIVE: the CRM will refuse these tasks)" if inactive_owner(deal, plan) else "")
         table = Table(title=f"{title}: cadence {plan.cadence}, day 0 {plan.day0}, owner "
                             f"{plan.owner_id}{fallback}", title_justify="left", expand=False)
         for column in ("step", "due", "remind", "create on", "via", "contact", "subject"):

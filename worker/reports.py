@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, select
 from worker.ledger.leases import Leases
 from worker.ledger.schema import connection_state, enrollment, task
 from worker.ledger.store import Ledger
+from worker.refusals import failed_by_reason, reason_of
 
 REBORN_WINDOWS = (90, 180, 365)
 
@@ -53,6 +54,7 @@ def status(ledger: Ledger, connections: list[str], now: datetime) -> list[dict[s
                 "next_due": _iso(state.next_due) if state else None,
                 "enrollments": {str(k): int(v) for k, v in enrolled.items()},
                 "tasks": {str(k): int(v) for k, v in tasks.items()},
+                "tasks_failed_by_reason": failed_by_reason(conn, name),
                 "next_write_at": _iso(next_write),
                 "writes_due_within_24h": int(due_day),
                 "lease_holder": state.owner if held and state else None,
@@ -102,7 +104,7 @@ def winback_report(ledger: Ledger, connections: list[str], since: date
                 row.won_back += 1
                 row.amount_won_back += e.won_back_amount or 0.0
         steps: dict[tuple[str, str], dict[str, int]] = defaultdict(
-            lambda: {"planned": 0, "written": 0, "completed": 0, "cancelled": 0})
+            lambda: {"planned": 0, "written": 0, "completed": 0, "cancelled": 0, "failed": 0})
         counts = conn.execute(
             select(task.c.cadence, task.c.step, task.c.status, task.c.completed, func.count())
             .join(enrollment, and_(enrollment.c.connection == task.c.connection,
@@ -118,9 +120,31 @@ def winback_report(ledger: Ledger, connections: list[str], since: date
                     entry["completed"] += int(count)
             elif state == "cancelled":
                 entry["cancelled"] += int(count)
+            elif state == "failed":
+                entry["failed"] += int(count)
     by_cadence = [r.as_dict() for _, r in sorted(rows.items())]
     by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(steps.items())]
     return by_cadence, by_step
+
+
+def failed_report(ledger: Ledger, connections: list[str], since: date
+                  ) -> dict[str, dict[str, int]]:
+    """Per connection, the tasks the CRM refused for good (deals lost since `since`), by
+    reason (the CRM's error code)."""
+    out: dict[str, dict[str, int]] = {}
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(task.c.connection, task.c.last_error, func.count())
+            .join(enrollment, and_(enrollment.c.connection == task.c.connection,
+                                   enrollment.c.deal_id == task.c.deal_id))
+            .where(task.c.connection.in_(connections), task.c.status == "failed",
+                   enrollment.c.day0 >= since)
+            .group_by(task.c.connection, task.c.last_error))
+        for connection, last_error, count in rows:
+            reasons = out.setdefault(str(connection), {})
+            reason = reason_of(last_error)
+            reasons[reason] = reasons.get(reason, 0) + int(count)
+    return {c: dict(sorted(r.items())) for c, r in sorted(out.items())}
 
 
 def refresh_completion(ledger: Ledger, leases: Leases, connection: str, connector: Any,

@@ -31,6 +31,7 @@ from worker.logs import get_logger, register_secret
 from worker.metrics import Metrics
 from worker.settings.models import Config, HubSpotConnection, SalesforceConnection
 from worker.sync.context import Clock, SyncContext, utc_now
+from worker.sync.tick import prime_metrics
 
 ConnectionSettings = SalesforceConnection | HubSpotConnection
 ConnectorFactory = Callable[[ConnectionSettings, Callable[[CallRecord], None]], Connector]
@@ -178,6 +179,7 @@ def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
             config=config, settings=settings, connector=connector,
             planner=Planner(config, settings.name), ledger=ledger, leases=leases,
             metrics=service.metrics, clock=clock, stop=service.stop, log=log)
+        prime_metrics(service.contexts[settings.name])
     get_logger("winback").debug("service.built", database=shown_url(url),
                                 connections=list(service.contexts))
     return service

@@ -35,13 +35,16 @@ class Counts:
     tasks_planned: int = 0
     tasks_written: int = 0
     tasks_failed: int = 0
-    tasks_skipped: int = 0
     tasks_reconciled: int = 0
     tasks_closed: int = 0
     owner_fallbacks: int = 0
+    # Tasks the CRM refused for good this tick, by the CRM's error code; and the owners whose
+    # tasks were refused as inactive or unknown (id -> name, "" when the name is not known).
+    failed_by_reason: dict[str, int] = field(default_factory=dict)
+    refused_owners: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
 
 
 @dataclass

@@ -13,6 +13,8 @@ import structlog
 from connectors.errors import BudgetExhausted, FatalConnectionError, RetryableError
 from worker.ledger.leases import LeaseLost
 from worker.logs import scrub
+from worker.metrics import OUTBOX_STATUSES
+from worker.refusals import INACTIVE_OWNER_CODE, failed_by_reason
 from worker.sync.context import SyncContext, Tick, TickResult
 from worker.sync.pull import pull, replan_changed_rules, verify_tracked
 from worker.sync.write import close_stopped, reconcile, write_due
@@ -134,16 +136,49 @@ def _usage(ctx: SyncContext) -> tuple[int, int] | None:
     return usage.used, usage.limit
 
 
+def prime_metrics(ctx: SyncContext) -> None:
+    """At startup: every family's series for this connection, with what the ledger knows
+    (outbox, failed tasks by reason, last success, API budget), before any tick."""
+    owner_code = INACTIVE_OWNER_CODE.get(ctx.settings.kind)
+    ctx.metrics.prime(ctx.name, [c.id for c in ctx.config.cadences],
+                      [owner_code] if owner_code else [])
+    publish_ledger_gauges(ctx)
+    state = ctx.ledger.connection_row(ctx.name)
+    if state is None:
+        return
+    if state.last_success_at is not None:
+        ctx.metrics.last_success.labels(ctx.name).set(state.last_success_at.timestamp())
+    if state.api_limit:
+        ctx.metrics.api_budget_used.labels(ctx.name).set((state.api_used or 0)
+                                                         / state.api_limit)
+
+
+def publish_ledger_gauges(ctx: SyncContext) -> None:
+    """The gauges read from the ledger: outbox depth and failed tasks by reason."""
+    depth = ctx.ledger.outbox_depth(ctx.name)
+    for status in OUTBOX_STATUSES:
+        ctx.metrics.outbox_depth.labels(ctx.name, status).set(depth.get(status, 0))
+    with ctx.ledger.engine.connect() as conn:
+        failed = failed_by_reason(conn, ctx.name)
+    gauge = ctx.metrics.tasks_failed
+    for labels in [s.labels for m in gauge.collect() for s in m.samples
+                   if s.labels.get("connection") == ctx.name]:
+        if labels["reason"] not in failed:
+            gauge.labels(ctx.name, labels["reason"]).set(0)
+    for reason, count in failed.items():
+        gauge.labels(ctx.name, reason).set(count)
+
+
 def _report(ctx: SyncContext, result: TickResult) -> None:
     ctx.metrics.ticks.labels(ctx.name, result.result).inc()
     ctx.metrics.tick_seconds.labels(ctx.name).observe(result.seconds)
     if result.result in ("ok", "stopped"):
         ctx.metrics.last_success.labels(ctx.name).set(time.time())
-    depth = ctx.ledger.outbox_depth(ctx.name)
-    for status in ("planned", "queued", "sending"):
-        ctx.metrics.outbox_depth.labels(ctx.name, status).set(depth.get(status, 0))
+    publish_ledger_gauges(ctx)
     event = "sync.done" if result.ok else "sync.failed"
     log = ctx.log.info if result.ok else ctx.log.warning
     log(event, result=result.result, seconds=round(result.seconds, 3),
-        api_calls=result.api_calls, error=result.error, **result.counts.as_dict())
+        api_calls=result.api_calls, error=result.error, **result.counts.as_dict(),
+        **({"failed_by_reason": result.counts.failed_by_reason}
+           if result.counts.failed_by_reason else {}))
     structlog.contextvars.clear_contextvars()

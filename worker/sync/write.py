@@ -13,14 +13,13 @@ from sqlalchemy.engine import Row
 from connectors.errors import RetryableError
 from connectors.models import Channel, Deal, Priority, TaskDraft, WriteResult
 from worker.cadence.engine import PlannedTask
+from worker.refusals import OWNER_ERRORS
 from worker.sync.context import Tick
 from worker.sync.pull import REBORN_CADENCE
 
 # Without an idempotent upsert, a task created just before a crash may not be searchable yet
 # (HubSpot search lags writes): wait this long before deciding it was never created.
 SEARCH_LAG_GRACE = timedelta(minutes=2)
-OWNER_ERRORS = ("INACTIVE_OWNER_OR_USER", "INVALID_OWNER", "INVALID_OWNER_ID",
-                "OWNER_NOT_FOUND", "INACTIVE_OWNER")
 RETRY_BACKOFF = timedelta(minutes=5)  # a record the CRM said to retry waits at least this
 
 
@@ -83,7 +82,7 @@ def write_due(tick: Tick) -> None:
             # Maybe written, maybe not: the rows stay `sending` and are reconciled first thing
             # next tick.
             raise
-        _apply(tick, rows, results)
+        _apply(tick, rows, results, _owner_names(snapshots))
         if ctx.progress is not None:
             ctx.progress("write", tick.counts.tasks_written, None)
 
@@ -117,7 +116,18 @@ def _draft(tick: Tick, row: Row[Any], enrolled: Row[Any] | None,
                      contact_id=row.contact_id, account_id=account_id)
 
 
-def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult]) -> None:
+def _owner_names(snapshots: dict[str, Row[Any]]) -> dict[str, str]:
+    """Owner id -> name from the deals' snapshots (for the fix a refusal prints)."""
+    names: dict[str, str] = {}
+    for snapshot in snapshots.values():
+        owner = (snapshot.deal_json or {}).get("owner") or {}
+        if owner.get("id"):
+            names[str(owner["id"])] = str(owner.get("name") or "")
+    return names
+
+
+def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult],
+           owner_names: dict[str, str]) -> None:
     ctx = tick.ctx
     by_key = {r.key: r for r in results}
     fallback = ctx.settings.fallback_owner
@@ -136,15 +146,16 @@ def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult]) -> None
                              crm_id=result.crm_id, due_date=str(row.due_date),
                              owner_id=row.owner_id)
                 continue
-            _refused(tick, conn, row, result, fallback)
+            _refused(tick, conn, row, result, fallback, owner_names)
         ctx.ledger.update_tasks(conn, written)
     tick.counts.tasks_written += len(written)
     ctx.metrics.tasks.labels(ctx.name, "written").inc(len(written))
 
 
 def _refused(tick: Tick, conn: Connection, row: Row[Any], result: WriteResult,
-             fallback: str | None) -> None:
-    """A record the CRM refused: another owner, a later retry, or a final failure."""
+             fallback: str | None, owner_names: dict[str, str]) -> None:
+    """A record the CRM refused: another owner, a later retry, or a final failure (`failed`,
+    with the CRM's code and message, counted by reason)."""
     ctx = tick.ctx
     log = ctx.log.bind(deal_id=row.deal_id, key=row.key, step=row.step)
     error = f"{result.error_code}: {result.message}"
@@ -163,13 +174,16 @@ def _refused(tick: Tick, conn: Connection, row: Row[Any], result: WriteResult,
                             updated_at=tick.now)
         log.warning("task.retry", error=error)
     else:
-        status = "skipped" if result.error_code in OWNER_ERRORS else "failed"
-        ctx.ledger.set_task(conn, row.id, status=status, last_error=error,
+        reason = result.error_code or "UNKNOWN"
+        ctx.ledger.set_task(conn, row.id, status="failed", last_error=error,
                             updated_at=tick.now)
-        counter = "tasks_skipped" if status == "skipped" else "tasks_failed"
-        setattr(tick.counts, counter, getattr(tick.counts, counter) + 1)
-        ctx.metrics.tasks.labels(ctx.name, status).inc()
-        log.warning(f"task.{status}", error=error)
+        counts = tick.counts
+        counts.tasks_failed += 1
+        counts.failed_by_reason[reason] = counts.failed_by_reason.get(reason, 0) + 1
+        if reason in OWNER_ERRORS:
+            counts.refused_owners[row.owner_id] = owner_names.get(row.owner_id, "")
+        ctx.metrics.tasks.labels(ctx.name, "failed").inc()
+        log.warning("task.failed", error=error, reason=reason, owner_id=row.owner_id)
 
 
 def close_stopped(tick: Tick) -> None:
