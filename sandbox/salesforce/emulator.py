@@ -133,6 +133,29 @@ class SalesforceEmulator(Emulator):
                 "MasterLabel": label, "ApiName": label, "IsHighPriority": high,
                 "IsDefault": default, "SortOrder": i}, system, admin=True)
 
+    def set_task_values(self, table_name: str, values: list[dict[str, Any]]) -> list[str]:
+        """Replace the org's TaskStatus or TaskPriority values (caller holds the lock).
+        Each value: {"value": api name, "label"?: master label, "default"?: bool, and
+        "closed"?: bool (TaskStatus) or "high"?: bool (TaskPriority)}; exactly one default,
+        as Salesforce's picklist set-up requires."""
+        flag = {"TaskStatus": "IsClosed", "TaskPriority": "IsHighPriority"}.get(table_name)
+        if flag is None:
+            raise ValueError(f"{table_name!r}: only TaskStatus and TaskPriority take values")
+        key = "closed" if flag == "IsClosed" else "high"
+        if not values or not all(isinstance(v, dict) and v.get("value") for v in values):
+            raise ValueError(f"{table_name}: a non-empty list of {{\"value\": ...}} objects")
+        if sum(bool(v.get("default")) for v in values) != 1:
+            raise ValueError(f"{table_name}: exactly one value needs \"default\": true")
+        table = self.store[table_name]
+        table.rows.clear()
+        for i, value in enumerate(values, 1):
+            self.dml.create(table, {
+                "ApiName": str(value["value"]), "MasterLabel": str(value.get("label")
+                                                                   or value["value"]),
+                flag: bool(value.get(key)), "IsDefault": bool(value.get("default")),
+                "SortOrder": int(value.get("sort_order", i))}, self.system_user_id, admin=True)
+        return [str(v["value"]) for v in values]
+
     def add_login_user(self, username: str, password: str, security_token: str,
                        fields: dict[str, Any] | None = None) -> str:
         """Create (or reuse, by Username) a User and let it log in. Caller holds the lock."""
