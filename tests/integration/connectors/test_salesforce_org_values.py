@@ -69,7 +69,7 @@ def test_an_org_with_custom_statuses_gets_tasks_with_its_own_values(
 
 def test_the_emulator_refuses_a_status_the_org_does_not_have(sf: SalesforceBackend) -> None:
     """What a connector with fixed strings met: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST."""
-    data, ids = custom_org(sf)
+    _, ids = custom_org(sf)
     sf_client = sf.connector()._client.sf()
     answer = sf_client.restful("composite/sobjects", method="POST", json={
         "allOrNone": False, "records": [{"attributes": {"type": "Task"}, "Subject": "x",
