@@ -2,8 +2,12 @@
 
 Checks, in order: the configuration; every `${VAR}` set (names only); the ledger reachable and
 migrated; then per connection the CRM's own set-up report (login, permissions, closed-lost
-stages, fields, the task key field or property), the API budget left today, and the clock
-skew against the CRM's `Date` header.
+stages, deal fields, the task key field or property; for Salesforce also the Task fields and
+picklist values winback writes), the API budget left today, and the clock skew against the
+CRM's `Date` header.
+
+Never a crash: whatever a CRM or a proxy answers (an HTML page, an empty body, duplicated or
+missing headers, a redirect to a login page), each check ends passed or failed with a reason.
 """
 
 from __future__ import annotations
