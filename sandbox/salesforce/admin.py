@@ -237,10 +237,11 @@ class Admin:
         body = _json(request)
         if not isinstance(body, dict) or not body:
             return _bad('body needs {"TaskStatus": [...]} and/or {"TaskPriority": [...]}')
+        from sandbox.salesforce.emulator import check_task_values
+
         try:
-            for name in body:  # unknown names first
-                if name not in ("TaskStatus", "TaskPriority"):
-                    raise ValueError(f"{name!r}: only TaskStatus and TaskPriority take values")
+            for name, values in body.items():  # every list checked before any is applied
+                check_task_values(name, values)
             out = {name: self.emu.set_task_values(name, values) for name, values in body.items()}
         except ValueError as exc:
             return _bad(str(exc))

@@ -58,6 +58,19 @@ RUNTIME_OPTIONS = ("session_ttl_seconds", "max_cursors_per_user", "cursor_ttl_se
                    "retry_after_on_503", "daily_api_requests")
 
 
+def check_task_values(table_name: str, values: Any) -> str:
+    """The flag field of a valid TaskStatus / TaskPriority value list; ValueError otherwise."""
+    flag = {"TaskStatus": "IsClosed", "TaskPriority": "IsHighPriority"}.get(table_name)
+    if flag is None:
+        raise ValueError(f"{table_name!r}: only TaskStatus and TaskPriority take values")
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, dict) and v.get("value") for v in values):
+        raise ValueError(f"{table_name}: a non-empty list of {{\"value\": ...}} objects")
+    if sum(bool(v.get("default")) for v in values) != 1:
+        raise ValueError(f"{table_name}: exactly one value needs \"default\": true")
+    return flag
+
+
 class SalesforceEmulator(Emulator):
     name = "salesforce"
 
@@ -138,14 +151,8 @@ class SalesforceEmulator(Emulator):
         Each value: {"value": api name, "label"?: master label, "default"?: bool, and
         "closed"?: bool (TaskStatus) or "high"?: bool (TaskPriority)}; exactly one default,
         as Salesforce's picklist set-up requires."""
-        flag = {"TaskStatus": "IsClosed", "TaskPriority": "IsHighPriority"}.get(table_name)
-        if flag is None:
-            raise ValueError(f"{table_name!r}: only TaskStatus and TaskPriority take values")
+        flag = check_task_values(table_name, values)
         key = "closed" if flag == "IsClosed" else "high"
-        if not values or not all(isinstance(v, dict) and v.get("value") for v in values):
-            raise ValueError(f"{table_name}: a non-empty list of {{\"value\": ...}} objects")
-        if sum(bool(v.get("default")) for v in values) != 1:
-            raise ValueError(f"{table_name}: exactly one value needs \"default\": true")
         table = self.store[table_name]
         table.rows.clear()
         for i, value in enumerate(values, 1):

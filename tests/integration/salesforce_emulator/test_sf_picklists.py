@@ -71,6 +71,8 @@ def test_custom_values_replace_the_standard_ones(sf: SfEnv) -> None:
     {"TaskStatus": [{"value": "A"}, {"value": "B"}]},  # no default
     {"TaskPriority": [{"value": "A", "default": True}, {"value": "B", "default": True}]},
     {"TaskStatus": [{"label": "no value", "default": True}]},
+    {"TaskStatus": [{"value": "Open", "default": True}, {"value": "Done", "closed": True}],
+     "TaskPriority": "P1"},  # the good list is not applied either
 ])
 def test_bad_picklist_bodies_are_refused_and_change_nothing(sf: SfEnv, body: Any) -> None:
     answer = sf.admin("POST", "picklists", body, expect=400)
