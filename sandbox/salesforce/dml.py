@@ -35,6 +35,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "User": {"IsActive": True, "TimeZoneSidKey": "America/Los_Angeles"},
     "OpportunityStage": {"IsActive": True},
 }
+# Picklists whose default is the IsDefault row of their metadata table (TaskStatus, ...).
+TABLE_DEFAULTS: dict[str, tuple[str, ...]] = {"Task": ("Status", "Priority")}
 
 
 @dataclass
@@ -99,10 +101,11 @@ class Dml:
                 row[table.slot(f.name)] = False
         for name, value in DEFAULTS.get(sobject.name, {}).items():
             row[table.slot(name)] = value
-        for f in sobject.fields:  # the org's default picklist value (Task Status, Priority)
-            default = picklist_default(self.store, sobject, f) if f.type == "picklist" else None
+        for name in TABLE_DEFAULTS.get(sobject.name, ()):  # the org's IsDefault value
+            field = sobject.field(name)
+            default = picklist_default(self.store, sobject, field) if field else None
             if default is not None:
-                row[table.slot(f.name)] = default
+                row[table.slot(name)] = default
         if "OwnerId" in table.slots:
             row[table.slot("OwnerId")] = actor
         for name, value in values.items():
