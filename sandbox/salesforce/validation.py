@@ -141,7 +141,8 @@ def picklist_default(store: Store, sobject: SObjectType, field: Field) -> str | 
 def picklist_row(store: Store, source: str, value: str | None) -> Row | None:
     """The metadata row of a picklist value (OpportunityStage, TaskStatus, TaskPriority)."""
     table = store[source]
-    return next((row for row in table.rows.values() if _value(table, row) == value), None)
+    api, label = table.slot("ApiName"), table.slot("MasterLabel")
+    return next((row for row in table.rows.values() if (row[api] or row[label]) == value), None)
 
 
 def check_values(store: Store, table: Table, row: Draft, names: list[str], *,
