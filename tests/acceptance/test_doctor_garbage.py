@@ -126,5 +126,7 @@ def test_every_check_ends_with_a_reason_whatever_the_crm_answers(
     for scope in ("sf0", "hs0"):
         mine = [c for c in checks if c.scope == scope]
         assert any(not c.ok for c in mine), (kind, mine)  # nothing there is a working CRM
+        assert not any(c.name == "login" and not c.ok for c in mine), (kind, mine)  # not
+        # a verdict on the credentials: nothing there said they were wrong
         clock = next(c for c in mine if c.name == "clock skew")
         assert CLOCK.get(kind, "against the CRM's clock") in clock.detail, clock
