@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 
-from sandbox.runner import hubspot_connection, salesforce_connection
+from sandbox.runner import hubspot_connection, salesforce_connection, start_sandbox
 from tests.acceptance.conftest import CONFIG
 from worker import doctor
 from worker.doctor import Check
@@ -65,7 +67,7 @@ ANSWERS: dict[str, Answer] = {
 }
 
 
-def serve(answer: Answer) -> tuple[str, Callable[[], None]]:
+def serve(answer: Answer, *, reads_body: bool = True) -> tuple[str, Callable[[], None]]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -74,7 +76,7 @@ def serve(answer: Answer) -> tuple[str, Callable[[], None]]:
 
         def _any(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
+            if length and reads_body:
                 self.rfile.read(length)
             answer(self)
 
@@ -130,3 +132,57 @@ def test_every_check_ends_with_a_reason_whatever_the_crm_answers(
         # a verdict on the credentials: nothing there said they were wrong
         clock = next(c for c in mine if c.name == "clock skew")
         assert CLOCK.get(kind, "against the CRM's clock") in clock.detail, clock
+
+
+def proxy(upstream: str, ca_path: str, extra_date: str) -> tuple[str, Callable[[], None]]:
+    """A plain-HTTP proxy in front of one emulator that adds its own `Date` header to every
+    answer (the case `doctor` once crashed on: requests joins the two)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = ca_path
+
+    def forward(handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        headers = {k: v for k, v in handler.headers.items()
+                   if k.lower() not in ("host", "content-length", "connection")}
+        answer = session.request(handler.command, upstream + handler.path, data=body,
+                                 headers=headers, timeout=30, allow_redirects=False)
+        kept = [(k, v) for k, v in answer.raw.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                     "content-encoding")]
+        _raw(handler, answer.status_code, [*kept, ("Date", extra_date)], answer.content)
+
+    return serve(forward, reads_body=False)
+
+
+def test_a_proxy_doubling_the_date_header_in_front_of_working_crms(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both CRMs work; the proxy's second Date is ignored (the first one is read), the clock
+    check passes and says so, and every other check passes too."""
+    box = start_sandbox(ca_dir=tmp_path / "ca")
+    try:
+        box.seed(5, 1, days_back=6, owners=3, inactive_owners=0)
+        sf_fallback, hs_fallback = box.active_owners()
+        stamp = formatdate(usegmt=True)
+        sf_url, stop_sf = proxy(box.salesforce_url, str(box.ca.ca_path), stamp)
+        hs_url, stop_hs = proxy(box.hubspot_url, str(box.ca.ca_path), stamp)
+        try:
+            for key, value in {**box.environment(), "SF_LOGIN_URL": sf_url,
+                               "HUBSPOT_BASE_URL": hs_url,
+                               "WINBACK_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}.items():
+                monkeypatch.setenv(key, value)
+            path = tmp_path / "winback.yaml"
+            path.write_text(CONFIG + salesforce_connection("sf0", fallback=sf_fallback)
+                            + hubspot_connection("hs0", fallback=hs_fallback))
+            checks = doctor.run(path)
+        finally:
+            stop_sf()
+            stop_hs()
+    finally:
+        box.stop()
+    settled(checks)
+    assert [c for c in checks if not c.ok] == []
+    clocks = [c for c in checks if c.name == "clock skew"]
+    assert len(clocks) == 2
+    assert all("(2 Date headers, the first one read)" in c.detail for c in clocks), clocks
