@@ -2,15 +2,19 @@
 
 Checks, in order: the configuration; every `${VAR}` set (names only); the ledger reachable and
 migrated; then per connection the CRM's own set-up report (login, permissions, closed-lost
-stages, fields, the task key field or property), the API budget left today, the clock
-skew against the CRM's `Date` header, and the inactive owners of tracked deals.
+stages, deal fields, the task key field or property; for Salesforce also the Task fields and
+picklist values winback writes), the API budget left today, the clock skew against the
+CRM's `Date` header, and the inactive owners of tracked deals.
 
 Each check passes, warns (`warn`: sync runs, but something is lost or degraded; exit 0) or
-fails (exit 1).
+fails (exit 1). Never a crash: whatever a CRM or a proxy answers (an HTML page, an empty
+body, duplicated or missing headers, a redirect to a login page), each check ends with a
+reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 
 MAX_SKEW_SECONDS = 120
 _MISSING_VAR = re.compile(r"environment variable (\w+) is not set")
+_HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}"
+                        r"(?: ?(?:[A-Z]{1,5}|[+-]\d{4}))?")
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,13 @@ def run(path: Path) -> list[Check]:
     checks.append(_ledger(config, path))
     for settings in config.connections:
         if settings.enabled:
-            checks += _connection(settings) + _inactive_owners(settings, path)
+            checks += _connection(settings)
+            try:
+                checks += _inactive_owners(settings, path)
+            except Exception as exc:  # an answer no connector rule foresaw: no crash
+                checks.append(Check(settings.name, "inactive owners", False,
+                                    f"the owners could not be read: {type(exc).__name__}",
+                                    "see the login and reachability checks above"))
     return checks
 
 
@@ -148,8 +160,14 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
     except ConnectorError as exc:
         checks.append(Check(scope, "CRM reachable", False, str(exc),
                             "check the URL, the network and the CRM's status page"))
+    except Exception as exc:  # an answer no connector rule foresaw: a failed check, no crash
+        checks.append(Check(scope, "CRM reachable", False,
+                            f"unexpected answer from the CRM ({type(exc).__name__})",
+                            "check that the URL points at the CRM's API and not at a proxy's "
+                            "or a login page; run with WINBACK_LOG_LEVEL=DEBUG for the calls"))
     finally:
-        connector.close()
+        with contextlib.suppress(Exception):
+            connector.close()
     checks.append(_clock(settings))
     return checks
 
@@ -164,14 +182,22 @@ def _clock(settings: SalesforceConnection | HubSpotConnection) -> Check:
     try:
         response = session.get(url.rstrip("/") + "/", timeout=settings.timeout)
         header = response.headers.get("Date")
-    except requests.RequestException as exc:
+    except (requests.RequestException, ValueError) as exc:
         return Check(settings.name, "clock skew", False, f"{url}: {type(exc).__name__}",
                      "check the URL and the network")
     if not header:
-        return Check(settings.name, "clock skew", True, "the CRM sent no Date header")
-    skew = (datetime.now(UTC) - parsedate_to_datetime(header)).total_seconds()
+        return Check(settings.name, "clock skew", True,
+                     "not checked: the CRM (or a proxy) sent no Date header",
+                     "compare this host's clock with the CRM's by hand (NTP)", warn=True)
+    moment, note = crm_time(header)
+    if moment is None:  # a warning, not a failure: sync does not read the CRM's clock
+        return Check(settings.name, "clock skew", True, f"not checked: {note}",
+                     "look for a proxy between winback and the CRM that rewrites headers",
+                     warn=True)
+    skew = (datetime.now(UTC) - moment).total_seconds()
     ok = abs(skew) <= MAX_SKEW_SECONDS
-    return Check(settings.name, "clock skew", ok, f"{skew:+.0f} s against the CRM's clock",
+    return Check(settings.name, "clock skew", ok,
+                 f"{skew:+.0f} s against the CRM's clock" + (f" ({note})" if note else ""),
                  "" if ok else "synchronise this host's clock (NTP)")
 
 
@@ -236,3 +262,19 @@ def _tracked(connection: str, owner_ids: list[str], path: Path) -> TrackedByOwne
         return None
     finally:
         engine.dispose()
+
+
+def crm_time(header: str) -> tuple[datetime | None, str]:
+    """The moment a `Date` header gives, aware, and a note on anything odd about it. Two Date
+    headers (a proxy adding its own) reach us joined by a comma: the first one is read. An
+    HTTP date is always GMT (RFC 9110), so one without a zone is read as GMT."""
+    found = _HTTP_DATE.findall(header)
+    note = f"{len(found)} Date headers, the first one read" if len(found) > 1 else ""
+    try:
+        moment = parsedate_to_datetime(found[0] if found else header)
+    except (TypeError, ValueError, IndexError):
+        return None, f"the Date header {header[:60]!r} is not a date"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+        note = "; ".join(n for n in (note, "the Date header has no time zone: read as GMT") if n)
+    return moment, note

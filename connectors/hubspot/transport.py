@@ -174,6 +174,14 @@ class Transport:
         if token is not None:
             self.budget.observe(headers)
         self._record(endpoint, int(status), started, items, None)
+        content_type = str((headers or {}).get("Content-Type", ""))
+        if data is None and int(status) != 204 and "json" not in content_type.lower():
+            # A 2xx that is not the API's JSON (an HTML page from a proxy or a login portal):
+            # the SDK returns None for it, which no caller can read.
+            raise ConnectorError(
+                f"the CRM answered {status} with {content_type or 'no content type'}, not the "
+                "API's JSON: is a proxy or a login page between winback and HubSpot?",
+                connection=self.name, endpoint=endpoint, status=int(status))
         return data
 
     def _record(self, endpoint: str, status: int | None, started: float, items: int,

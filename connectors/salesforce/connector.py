@@ -11,6 +11,8 @@
     deals.py       the incremental pull and deals by id
     people.py      stakeholders and owners
     tasks.py       writing, finding and closing tasks (sObject Collections)
+    picklists.py   the org's task statuses and priorities (TaskStatus, TaskPriority)
+    setup.py       set-up checks: deal fields, Task fields and picklist values
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from connectors.base import (
     SetupCheck,
     SetupReport,
 )
-from connectors.errors import AuthError, PermissionDenied, SetupError
-from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
-from connectors.salesforce import deals, people, soql
+from connectors.errors import AuthError, ConnectorError, PermissionDenied, SetupError
+from connectors.models import Channel, Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+from connectors.salesforce import deals, people, picklists, setup, soql
 from connectors.salesforce.client import Client
+from connectors.salesforce.picklists import TaskValues
 from connectors.salesforce.tasks import TaskWriter
 
 KeyMode = Literal["upsert", "marker"]
@@ -62,6 +65,7 @@ class SalesforceConnector:
         self._client = Client(settings, observer)
         self._client.field_hint = self._fields.hint()
         self._writer: TaskWriter | None = None
+        self._values: TaskValues | None = None
 
     @property
     def calls_made(self) -> int:
@@ -77,11 +81,16 @@ class SalesforceConnector:
             error.fix = "correct the field names in the connection's config"
             raise error
 
-    def _describe_task(self) -> dict[str, dict[str, Any]]:
-        described = self._client.call("describe.Task",
-                                      lambda sf: sf.restful("sobjects/Task/describe"))
-        fields = described.get("fields") if isinstance(described, dict) else None
-        return {str(f.get("name", "")).lower(): f for f in fields or [] if isinstance(f, dict)}
+    def _describe(self, sobject: str) -> dict[str, dict[str, Any]]:
+        described = self._client.call(f"describe.{sobject}",
+                                      lambda sf: sf.restful(f"sobjects/{sobject}/describe"))
+        return setup.by_name(described)
+
+    def _task_values(self) -> TaskValues:
+        """The org's task statuses and priorities: read once per connector (two queries)."""
+        if self._values is None:
+            self._values = picklists.load(self._client)
+        return self._values
 
     def _key_check(self, task_fields: dict[str, dict[str, Any]]
                    ) -> tuple[KeyMode, SetupCheck]:
@@ -102,30 +111,35 @@ class SalesforceConnector:
             "task key field", False, f"{name} {state}: falling back to a Subject marker",
             key_field_fix(name))
 
-    def ensure_setup(self, *, create: bool = True) -> SetupReport:
-        """One call: describe Task (logging in first if needed). Salesforce fields cannot be
-        created through the REST API, so `create` changes nothing: a missing field is
-        reported with the fix. The configured Opportunity fields are checked by name here
-        and for existence by the first pull (INVALID_FIELD -> SetupError naming the field),
-        which keeps this at one API call."""
-        checks: list[SetupCheck] = []
-        configured = ", ".join(self._fields.configured()) or "none"
+    def _deal_checks(self) -> list[SetupCheck]:
         if self._problems:
-            checks.append(SetupCheck("deal fields", False, "; ".join(self._problems),
-                                     "correct the field names in the connection's config"))
-        else:
-            checks.append(SetupCheck("deal fields", True, f"configured: {configured}; a missing "
-                                     "one stops the first pull with SetupError naming it"))
+            return [SetupCheck("deal fields", False, "; ".join(self._problems),
+                               "correct the field names in the connection's config")]
+        if not self._fields.configured():
+            return [SetupCheck("deal fields", True, "none configured")]
         try:
-            task_fields = self._describe_task()
+            opportunity = self._describe("Opportunity")
+        except ConnectorError as exc:
+            return [SetupCheck("deal fields", False, f"Opportunity describe failed: {exc}",
+                               getattr(exc, "fix", "") or "check the integration user's "
+                               "access to Opportunity")]
+        return setup.deal_field_checks(self._fields, opportunity)
+
+    def ensure_setup(self, *, create: bool = True) -> SetupReport:
+        """Describe Task (logging in first if needed) and Opportunity, and read the org's task
+        statuses and priorities: four calls, once per process. Salesforce fields cannot be
+        created through the REST API, so `create` changes nothing: each missing or unusable
+        field or picklist value is a failed check with its fix."""
+        try:
+            task_fields = self._describe("Task")
         except AuthError as exc:
-            return SetupReport([SetupCheck("login", False, str(exc), exc.fix), *checks],
+            return SetupReport([SetupCheck("login", False, str(exc), exc.fix)],
                                key_mode="marker")
         except PermissionDenied as exc:
-            return SetupReport([SetupCheck("task access", False, str(exc), exc.fix), *checks],
+            return SetupReport([SetupCheck("task access", False, str(exc), exc.fix)],
                                key_mode="marker")
-        checks.insert(0, SetupCheck("login", True, f"logged in as {self.settings.username} "
-                                    f"({self._client.instance_host})"))
+        checks = [SetupCheck("login", True, f"logged in as {self.settings.username} "
+                             f"({self._client.instance_host})"), *self._deal_checks()]
         mode, key_check = self._key_check(task_fields)
         checks.append(key_check)
         subject = task_fields.get("subject", {})
@@ -133,14 +147,23 @@ class SalesforceConnector:
             checks.append(SetupCheck("task subject", False, "Task.Subject is not filterable, "
                                      "so keys cannot be found", "use an External ID key field"))
         valid_key = self.settings.task_key_field if mode == "upsert" else None
-        self._writer = TaskWriter(self._client, valid_key)
+        checks.append(setup.task_field_check(task_fields, valid_key))
+        try:
+            values = self._task_values()
+        except ConnectorError as exc:
+            checks.append(SetupCheck("task picklists", False, "could not read TaskStatus / "
+                                     f"TaskPriority: {exc}", getattr(exc, "fix", "")
+                                     or "check the integration user's API access"))
+        else:
+            checks.append(setup.picklist_check(task_fields, values, tuple(Channel)))
+            self._writer = TaskWriter(self._client, valid_key, values)
         return SetupReport(checks, key_mode=mode)
 
     def _tasks(self) -> TaskWriter:
         if self._writer is None:
-            mode, _ = self._key_check(self._describe_task())
+            mode, _ = self._key_check(self._describe("Task"))
             key = self.settings.task_key_field if mode == "upsert" else None
-            self._writer = TaskWriter(self._client, key)
+            self._writer = TaskWriter(self._client, key, self._task_values())
         return self._writer
 
     # -- the port --------------------------------------------------------------------------

@@ -152,6 +152,13 @@ def login_error(exc: Exception, *, connection: str, secrets: tuple[str, ...]) ->
     if isinstance(exc, SalesforceAuthenticationFailed):
         code = exc.code
         message = scrub(str(exc.auth_message or ""), *secrets)[:300]
+        if code is None or code == "UNKNOWN_EXCEPTION_CODE":
+            # No SOAP fault in the answer: not Salesforce's login API speaking (a proxy's
+            # error page, an SSO or login page), so not a verdict on the credentials.
+            page = " (a web page)" if "<html" in message.lower() else ""
+            return ConnectorError(
+                f"the login host answered without a Salesforce login result{page}: a proxy, "
+                "an SSO or maintenance page, or a wrong login_url", **where)
         busy = "concurrentrequests" in message.lower().replace(" ", "")
         if (isinstance(code, int) and (code >= 500 or code == 429 or busy)) \
                 or code in _LOGIN_TRANSIENT:

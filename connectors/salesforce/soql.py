@@ -77,15 +77,18 @@ class DealFields:
         return cls(names.loss_reason, names.competitor, names.contract_end, dict(names.custom),
                    tuple(problems))
 
+    def settings(self) -> list[tuple[str, str]]:
+        """(config path, Opportunity field) for every configured field."""
+        return [(setting, value) for setting, value in (
+            ("fields.loss_reason", self.loss_reason), ("fields.competitor", self.competitor),
+            ("fields.contract_end", self.contract_end),
+            *((f"fields.custom.{k}", v) for k, v in self.custom.items())) if value]
+
     def hint(self) -> dict[str, str]:
         """Configured field (lower case) -> the setting that names it, for error messages."""
         out: dict[str, str] = {}
-        for setting, value in (("fields.loss_reason", self.loss_reason),
-                               ("fields.competitor", self.competitor),
-                               ("fields.contract_end", self.contract_end),
-                               *((f"fields.custom.{k}", v) for k, v in self.custom.items())):
-            if value:
-                out.setdefault(value.lower(), setting)
+        for setting, value in self.settings():
+            out.setdefault(value.lower(), setting)
         return out
 
     def configured(self) -> list[str]:

@@ -14,6 +14,9 @@ INVALID_FIELD_FOR_INSERT_UPDATE and nothing is applied, so those records are re-
 cost one call per 200. Collections answer in request order (§3.4): results are matched to
 keys by position, and a bad record fails alone (`allOrNone: false`). Per-record
 UNABLE_TO_LOCK_ROW is retried for that record under the same retry policy.
+
+Status and Priority values are the org's own (`picklists.TaskValues`, read from TaskStatus and
+TaskPriority): its default open status on create, its closed status when closing.
 """
 
 from __future__ import annotations
@@ -24,17 +27,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.errors import ConnectorError
-from connectors.models import Channel, Priority, TaskDraft, TaskRef, WriteResult
+from connectors.models import Channel, TaskDraft, TaskRef, WriteResult
 from connectors.salesforce import soql
 from connectors.salesforce.client import Client
 from connectors.salesforce.failures import PendingRecords, TransientError
+from connectors.salesforce.picklists import TaskValues
 from connectors.salesforce.transport import scrub
 
 BATCH = 200
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 RETRYABLE_ITEM_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
-PRIORITIES = {Priority.HIGH: "High", Priority.NORMAL: "Normal", Priority.LOW: "Low"}
 SUBTYPES = {Channel.EMAIL: "Email", Channel.CALL: "Call", Channel.TODO: "Task"}
 Item = dict[str, Any]
 
@@ -109,9 +112,10 @@ class Batch:
 
 
 class TaskWriter:
-    def __init__(self, client: Client, key_field: str | None) -> None:
+    def __init__(self, client: Client, key_field: str | None, values: TaskValues) -> None:
         self.client = client
         self.key_field = key_field  # None: marker mode
+        self.values = values
         # After a create whose answer never came, the request may still be running on the
         # server: wait this long before the look-up that decides what to re-send.
         self.settle = min(client.settings.timeout, 10.0)
@@ -139,14 +143,16 @@ class TaskWriter:
             "ActivityDate": draft.due_date.isoformat(),
             "ReminderDateTime": utc_iso(draft.remind_at),
             "IsReminderSet": True,
-            "Priority": PRIORITIES.get(draft.priority, "Normal"),
             "OwnerId": draft.owner_id,
             "WhatId": draft.deal_id,
         }
+        priority = self.values.priority.get(draft.priority)
+        if priority:  # an org without priorities: its default applies
+            record["Priority"] = priority
         if draft.contact_id:
             record["WhoId"] = draft.contact_id
-        if creating:
-            record["Status"] = "Not Started"
+        if creating and self.values.open_status:
+            record["Status"] = self.values.open_status
             record["TaskSubtype"] = SUBTYPES.get(draft.channel, "Task")
         if self.key_field:
             record[self.key_field] = draft.key
@@ -302,8 +308,14 @@ class TaskWriter:
     def close(self, crm_ids: Sequence[str]) -> list[WriteResult]:
         results: dict[str, WriteResult] = {}
         valid = []
+        closed = self.values.closed_status
         for crm_id in dict.fromkeys(crm_ids):
-            if soql.to18(crm_id) is None:
+            if closed is None:
+                results[crm_id] = WriteResult(
+                    crm_id, error_code="NO_CLOSED_STATUS",
+                    message="the org has no closed Task status to close the task with: add "
+                            "one (Setup > Object Manager > Task > Fields > Status)")
+            elif soql.to18(crm_id) is None:
                 results[crm_id] = WriteResult(crm_id, error_code="MALFORMED_ID",
                                               message="not a Salesforce id")
             else:
@@ -318,8 +330,8 @@ class TaskWriter:
 
         def attempt() -> None:
             group = batch.open()
-            records = [{"attributes": {"type": "Task"}, "id": i, "Status": "Completed"}
-                       for i in group]
+            records = [{"attributes": {"type": "Task"}, "id": i,
+                        "Status": self.values.closed_status} for i in group]
             for crm_id, item in self._send("collections.update", "PATCH", "composite/sobjects",
                                            group, records):
                 if item.get("success"):

@@ -16,6 +16,9 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
     POST   locks                   {"ids": [...], "next": N, "rate": r} | {"clear": true}
     POST   options                 run-time options (see emulator.RUNTIME_OPTIONS)
     GET    cursors                 {"open": n}
+    POST   picklists               {"TaskStatus": [{"value", "label"?, "default"?, "closed"?}],
+                                    "TaskPriority": [{"value", "label"?, "default"?, "high"?}]}
+                                   the org's own task status / priority values
     (core) calls, calls/reset, faults, latency, clock, violations, reset, endpoints
 
 The core's `add_admin_route` takes literal paths only, so routes with a type or an id in the
@@ -228,6 +231,22 @@ class Admin:
             else emu.api_max
         return Response.json(200, {k: getattr(emu.options, k) for k in RUNTIME_OPTIONS})
 
+    def picklists(self, request: Request) -> Response:
+        """{"TaskStatus": [...], "TaskPriority": [...]} (either may be left out): the org's
+        own task status / priority values (see SalesforceEmulator.set_task_values)."""
+        body = _json(request)
+        if not isinstance(body, dict) or not body:
+            return _bad('body needs {"TaskStatus": [...]} and/or {"TaskPriority": [...]}')
+        from sandbox.salesforce.emulator import check_task_values
+
+        try:
+            for name, values in body.items():  # every list checked before any is applied
+                check_task_values(name, values)
+            out = {name: self.emu.set_task_values(name, values) for name, values in body.items()}
+        except ValueError as exc:
+            return _bad(str(exc))
+        return Response.json(200, out)
+
     def cursors(self, request: Request) -> Response:
         return Response.json(200, {"open": self.emu.cursors.count()})
 
@@ -246,4 +265,5 @@ def register_admin_routes(emu: SalesforceEmulator) -> Admin:
     add("POST", "locks", r(admin.locks))
     add("POST", "options", r(admin.options))
     add("GET", "cursors", r(admin.cursors))
+    add("POST", "picklists", r(admin.picklists))
     return admin

@@ -6,7 +6,7 @@ from typing import Any
 
 from sandbox.salesforce.schema import IDISH, NUMERIC, STRINGISH, Field, SObjectType
 from sandbox.salesforce.store import Store
-from sandbox.salesforce.validation import label, picklist_values
+from sandbox.salesforce.validation import label, picklist_default, picklist_values
 
 API_VERSIONS = tuple(f"{v}.0" for v in range(31, 63))
 SOAP_TYPES = {"id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean",
@@ -49,8 +49,7 @@ def global_describe(store: Store, version: str) -> dict[str, Any]:
 def describe_field(store: Store, sobject: SObjectType, field: Field) -> dict[str, Any]:
     picklist = field.type in ("picklist", "combobox", "multipicklist")
     values = picklist_values(store, sobject, field) if picklist else []
-    default = {("Task", "Status"): "Not Started", ("Task", "Priority"): "Normal"}.get(
-        (sobject.name, field.name))
+    default = picklist_default(store, sobject, field) if picklist else None
     return {
         "name": field.name, "label": label(sobject, field), "type": field.type,
         "length": field.length if field.type in STRINGISH or field.type in IDISH else 0,

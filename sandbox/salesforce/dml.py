@@ -20,15 +20,23 @@ from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import normalize_id
 from sandbox.salesforce.schema import SYSTEM_FIELDS
 from sandbox.salesforce.store import Draft, Row, Store, Table
-from sandbox.salesforce.validation import check_required, check_values, fail, prepare
+from sandbox.salesforce.validation import (
+    check_required,
+    check_values,
+    fail,
+    picklist_default,
+    picklist_row,
+    prepare,
+)
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "Task": {"Status": "Not Started", "Priority": "Normal", "TaskSubtype": "Task",
-             "IsArchived": False},
+    "Task": {"TaskSubtype": "Task", "IsArchived": False},  # Status, Priority: IsDefault rows
     "Lead": {"Status": "Open - Not Contacted"},
     "User": {"IsActive": True, "TimeZoneSidKey": "America/Los_Angeles"},
     "OpportunityStage": {"IsActive": True},
 }
+# Picklists whose default is the IsDefault row of their metadata table (TaskStatus, ...).
+TABLE_DEFAULTS: dict[str, tuple[str, ...]] = {"Task": ("Status", "Priority")}
 
 
 @dataclass
@@ -93,6 +101,11 @@ class Dml:
                 row[table.slot(f.name)] = False
         for name, value in DEFAULTS.get(sobject.name, {}).items():
             row[table.slot(name)] = value
+        for name in TABLE_DEFAULTS.get(sobject.name, ()):  # the org's IsDefault value
+            field = sobject.field(name)
+            default = picklist_default(self.store, sobject, field) if field else None
+            if default is not None:
+                row[table.slot(name)] = default
         if "OwnerId" in table.slots:
             row[table.slot("OwnerId")] = actor
         for name, value in values.items():
@@ -212,9 +225,7 @@ class Dml:
             self._derive_task(table, row, old)
 
     def _lookup_row(self, table_name: str, label: str) -> Row | None:
-        table = self.store[table_name]
-        label_slot = table.slot("MasterLabel")
-        return next((r for r in table.rows.values() if r[label_slot] == label), None)
+        return picklist_row(self.store, table_name, label)
 
     def _derive_opportunity(self, table: Table, row: Draft, old: Row | None,
                             values: dict[str, Any]) -> None:

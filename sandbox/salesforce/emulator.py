@@ -58,6 +58,19 @@ RUNTIME_OPTIONS = ("session_ttl_seconds", "max_cursors_per_user", "cursor_ttl_se
                    "retry_after_on_503", "daily_api_requests")
 
 
+def check_task_values(table_name: str, values: Any) -> str:
+    """The flag field of a valid TaskStatus / TaskPriority value list; ValueError otherwise."""
+    flag = {"TaskStatus": "IsClosed", "TaskPriority": "IsHighPriority"}.get(table_name)
+    if flag is None:
+        raise ValueError(f"{table_name!r}: only TaskStatus and TaskPriority take values")
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, dict) and v.get("value") for v in values):
+        raise ValueError(f"{table_name}: a non-empty list of {{\"value\": ...}} objects")
+    if sum(bool(v.get("default")) for v in values) != 1:
+        raise ValueError(f"{table_name}: exactly one value needs \"default\": true")
+    return flag
+
+
 class SalesforceEmulator(Emulator):
     name = "salesforce"
 
@@ -132,6 +145,23 @@ class SalesforceEmulator(Emulator):
             self.dml.create(self.store["TaskPriority"], {
                 "MasterLabel": label, "ApiName": label, "IsHighPriority": high,
                 "IsDefault": default, "SortOrder": i}, system, admin=True)
+
+    def set_task_values(self, table_name: str, values: list[dict[str, Any]]) -> list[str]:
+        """Replace the org's TaskStatus or TaskPriority values (caller holds the lock).
+        Each value: {"value": api name, "label"?: master label, "default"?: bool, and
+        "closed"?: bool (TaskStatus) or "high"?: bool (TaskPriority)}; exactly one default,
+        as Salesforce's picklist set-up requires."""
+        flag = check_task_values(table_name, values)
+        key = "closed" if flag == "IsClosed" else "high"
+        table = self.store[table_name]
+        table.rows.clear()
+        for i, value in enumerate(values, 1):
+            self.dml.create(table, {
+                "ApiName": str(value["value"]), "MasterLabel": str(value.get("label")
+                                                                   or value["value"]),
+                flag: bool(value.get(key)), "IsDefault": bool(value.get("default")),
+                "SortOrder": int(value.get("sort_order", i))}, self.system_user_id, admin=True)
+        return [str(v["value"]) for v in values]
 
     def add_login_user(self, username: str, password: str, security_token: str,
                        fields: dict[str, Any] | None = None) -> str:

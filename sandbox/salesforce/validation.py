@@ -108,15 +108,41 @@ def prepare(table: Table, data: dict[str, Any], *, creating: bool,
     return values
 
 
+def _value(table: Table, row: Row) -> str:
+    """A picklist value's API name (what records carry); MasterLabel if it has none."""
+    return str(row[table.slot("ApiName")] or row[table.slot("MasterLabel")])
+
+
+def _ordered(table: Table) -> list[Row]:
+    sort = table.slot("SortOrder")
+    active = table.slots.get("IsActive")
+    rows = [row for row in table.rows.values() if active is None or row[active]]
+    return sorted(rows, key=lambda r: r[sort] if r[sort] is not None else 1 << 30)
+
+
 def picklist_values(store: Store, sobject: SObjectType, field: Field) -> list[str]:
     source = PICKLIST_TABLES.get((sobject.name, field.name))
     if source is None:
         return list(field.picklist)
     table = store[source]
-    label_slot = table.slot("MasterLabel")
-    active = table.slots.get("IsActive")
-    return [row[label_slot] for row in table.rows.values()
-            if active is None or row[active]]
+    return [_value(table, row) for row in _ordered(table)]
+
+
+def picklist_default(store: Store, sobject: SObjectType, field: Field) -> str | None:
+    """The value a record gets when the field is left out (the IsDefault row)."""
+    source = PICKLIST_TABLES.get((sobject.name, field.name))
+    if source is None or "IsDefault" not in store[source].slots:
+        return None
+    table = store[source]
+    flag = table.slot("IsDefault")
+    return next((_value(table, row) for row in _ordered(table) if row[flag]), None)
+
+
+def picklist_row(store: Store, source: str, value: str | None) -> Row | None:
+    """The metadata row of a picklist value (OpportunityStage, TaskStatus, TaskPriority)."""
+    table = store[source]
+    api, label = table.slot("ApiName"), table.slot("MasterLabel")
+    return next((row for row in table.rows.values() if (row[api] or row[label]) == value), None)
 
 
 def check_values(store: Store, table: Table, row: Draft, names: list[str], *,

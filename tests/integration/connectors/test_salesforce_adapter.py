@@ -258,9 +258,11 @@ def test_owners_carry_zone_country_and_active_flag(sf: SalesforceBackend) -> Non
 
 
 # -- writing in upsert mode --------------------------------------------------------------------
-def test_1000_tasks_cost_five_collection_calls_and_one_setup_call(sf: SalesforceBackend) -> None:
-    """ensure_setup is one describe (after the login); 1,000 tasks are five upserts of 200,
-    each task carrying the Salesforce fields the draft maps to."""
+def test_1000_tasks_cost_five_collection_calls_and_four_setup_calls(
+        sf: SalesforceBackend) -> None:
+    """ensure_setup is four calls after the login (describe Task and Opportunity, the org's
+    TaskStatus and TaskPriority values); 1,000 tasks are five upserts of 200, each task
+    carrying the Salesforce fields the draft maps to."""
     data, ids = world(sf)
     connector = sf.connector()
     sf.reset_calls()
@@ -268,8 +270,9 @@ def test_1000_tasks_cost_five_collection_calls_and_one_setup_call(sf: Salesforce
     results = connector.write_tasks(drafts(data, ids, 1000))
     assert report.ok and report.key_mode == "upsert"
     assert all(r.ok and r.created for r in results)
-    assert sf.calls() == {"soap_login": 1, "sobject_describe": 1, "collections_upsert": 5}
-    assert connector.calls_made == 7
+    assert sf.calls() == {"soap_login": 1, "sobject_describe": 2, "query": 2,
+                          "collections_upsert": 5}
+    assert connector.calls_made == 10
     task = next(t for t in raw_tasks(sf) if t["Winback_Key__c"].endswith("-000000"))
     assert (task["Status"], task["Priority"], task["TaskSubtype"], task["IsReminderSet"]) == (
         "Not Started", "High", "Email", True)
