@@ -28,14 +28,18 @@ class FieldNames:
 @dataclass(frozen=True)
 class SalesforceSettings:
     name: str
-    username: str
-    password: str
+    username: str = ""
+    password: str = ""
     security_token: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
+    flow: str = "soap"  # jwt | client_credentials | password | soap
+    flow_inferred: bool = False  # the config's auth had no `flow`
+    private_key_file: str | None = None  # jwt: PEM file, or
+    private_key: str | None = None  # jwt: the PEM text
     login_url: str = "https://login.salesforce.com"
     instance_url: str | None = None
-    api_version: str = "59.0"
+    api_version: str = "68.0"
     task_key_field: str | None = None
     fields: FieldNames = field(default_factory=FieldNames)
     ca_bundle: str | None = None
@@ -86,6 +90,7 @@ class SetupCheck:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False  # passes, but needs attention (a legacy login, ...)
 
 
 @dataclass(frozen=True)

@@ -345,10 +345,11 @@ def doctor(
 
         console = table_console()
         for check in checks:
-            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+            mark = "[red]FAIL[/red]" if not check.ok else \
+                "[yellow]warn[/yellow]" if check.warn else "[green]ok[/green]  "
             console.print(f"{mark} {check.scope}: {check.name}: {check.detail}",
                           highlight=False)
-            if not check.ok and check.fix:
+            if (not check.ok or check.warn) and check.fix:
                 console.print(f"      fix: {check.fix}", highlight=False)
         console.print(f"{sum(c.ok for c in checks)} of {len(checks)} checks passed")
     if not passed:

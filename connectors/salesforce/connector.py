@@ -11,6 +11,8 @@
     deals.py       the incremental pull and deals by id
     people.py      stakeholders and owners
     tasks.py       writing, finding and closing tasks (sObject Collections)
+    login.py       the login flows (jwt, client_credentials; legacy password, soap)
+    setup.py       set-up checks of the login flow and the API version
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from connectors.base import (
 )
 from connectors.errors import AuthError, PermissionDenied, SetupError
 from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
-from connectors.salesforce import deals, people, soql
+from connectors.salesforce import deals, people, setup, soql
 from connectors.salesforce.client import Client
 from connectors.salesforce.tasks import TaskWriter
 
@@ -124,8 +126,7 @@ class SalesforceConnector:
         except PermissionDenied as exc:
             return SetupReport([SetupCheck("task access", False, str(exc), exc.fix), *checks],
                                key_mode="marker")
-        checks.insert(0, SetupCheck("login", True, f"logged in as {self.settings.username} "
-                                    f"({self._client.instance_host})"))
+        checks.insert(0, self._login_check())
         mode, key_check = self._key_check(task_fields)
         checks.append(key_check)
         subject = task_fields.get("subject", {})
@@ -135,6 +136,20 @@ class SalesforceConnector:
         valid_key = self.settings.task_key_field if mode == "upsert" else None
         self._writer = TaskWriter(self._client, valid_key)
         return SetupReport(checks, key_mode=mode)
+
+    # -- doctor's login checks (not part of ensure_setup, which stays at one call) -------------
+    def flow_check(self) -> SetupCheck:
+        """The login flow in use; a legacy one passes with a warning and the way off it."""
+        return setup.flow_check(self.settings)
+
+    def version_check(self) -> SetupCheck:
+        """Is the configured api_version one the org offers (one call, logging in first)?"""
+        offered = self._client.call("versions", setup.fetch_versions)
+        return setup.version_check(self.settings.api_version, offered)
+
+    def _login_check(self) -> SetupCheck:
+        who = self.settings.username or "the app's run-as user"
+        return SetupCheck("login", True, f"logged in as {who} ({self._client.instance_host})")
 
     def _tasks(self) -> TaskWriter:
         if self._writer is None:

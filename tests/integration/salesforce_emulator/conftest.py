@@ -83,16 +83,16 @@ class SfEnv:
               timeout: Any = None, **kwargs: Any) -> Salesforce:
         """SOAP username/password/security-token login, as simple-salesforce does it."""
         return Salesforce(username=username, password=password, security_token=token,
-                          session=self.session(timeout), version="59.0", **kwargs)
+                          session=self.session(timeout), version="68.0", **kwargs)
 
     def oauth_login(self, **kwargs: Any) -> Salesforce:
         return Salesforce(username=USERNAME, password=PASSWORD + TOKEN, consumer_key=CLIENT_ID,
-                          consumer_secret=CLIENT_SECRET, session=self.session(), version="59.0",
+                          consumer_secret=CLIENT_SECRET, session=self.session(), version="68.0",
                           **kwargs)
 
     def direct(self, session_id: str) -> Salesforce:
         return Salesforce(instance_url=self.url, session_id=session_id, session=self.session(),
-                          version="59.0")
+                          version="68.0")
 
     def raw(self, method: str, path: str, sf: Salesforce, **kwargs: Any) -> requests.Response:
         """A request with the client's session, bypassing simple-salesforce's error mapping."""
