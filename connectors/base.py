@@ -33,8 +33,7 @@ class SalesforceSettings:
     security_token: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
-    flow: str = "soap"  # jwt | client_credentials | password | soap
-    flow_inferred: bool = False  # the config's auth had no `flow`
+    flow: str | None = None  # jwt | client_credentials | password | soap; None: inferred
     private_key_file: str | None = None  # jwt: PEM file, or
     private_key: str | None = None  # jwt: the PEM text
     login_url: str = "https://login.salesforce.com"
@@ -49,6 +48,17 @@ class SalesforceSettings:
 
     def __repr__(self) -> str:  # never show credentials
         return f"SalesforceSettings(name={self.name!r}, login_url={self.login_url!r})"
+
+    @property
+    def login_flow(self) -> str:
+        """`flow`, or the one the credentials imply (as before flows were named)."""
+        from connectors.salesforce_flows import infer_flow
+
+        return self.flow or infer_flow({"password": self.password or None,
+                                        "client_id": self.client_id,
+                                        "client_secret": self.client_secret,
+                                        "private_key": self.private_key,
+                                        "private_key_file": self.private_key_file})
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def default_connector(settings: SalesforceConnection | HubSpotConnection,
         return SalesforceConnector(SalesforceSettings(
             name=settings.name, username=a.username or "", password=a.password or "",
             security_token=a.security_token, client_id=a.client_id,
-            client_secret=a.client_secret, flow=a.effective_flow, flow_inferred=a.flow is None,
+            client_secret=a.client_secret, flow=a.flow,
             private_key_file=a.private_key_file, private_key=a.private_key,
             login_url=settings.login_url,
             instance_url=settings.instance_url, api_version=settings.api_version,

@@ -81,11 +81,11 @@ class Client:
         except ConnectorError:
             raise
         except Exception as exc:
-            raise login_error(exc, connection=s.name, secrets=self.secrets, flow=s.flow,
+            raise login_error(exc, connection=s.name, secrets=self.secrets, flow=s.login_flow,
                               login_url=s.login_url, username=s.username,
                               client_id=s.client_id or "") from None
         instance_url = s.instance_url or f"https://{instance.rstrip('/')}"
-        log().info("crm.login", connection=s.name, crm="salesforce", flow=s.flow)
+        log().info("crm.login", connection=s.name, crm="salesforce", flow=s.login_flow)
         return Salesforce(session_id=session_id, instance_url=instance_url,
                           session=self.transport, version=s.api_version)
 

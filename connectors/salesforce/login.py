@@ -91,13 +91,14 @@ def assertion(s: SalesforceSettings, now: float | None = None) -> str:
 def login(s: SalesforceSettings, transport: SalesforceTransport) -> tuple[str, str]:
     """(session id, instance host[:port]) for the configured flow; raises what simple-salesforce
     raises (SalesforceAuthenticationFailed, requests errors) or AuthError for a bad key."""
-    if s.flow == "jwt":
+    flow = s.login_flow
+    if flow == "jwt":
         return _token(s, {"grant_type": JWT_GRANT, "assertion": assertion(s)}, None, transport)
-    if s.flow == "client_credentials":
+    if flow == "client_credentials":
         basic = base64.b64encode(f"{s.client_id}:{s.client_secret}".encode()).decode()
         return _token(s, {"grant_type": "client_credentials"},
                       {"Authorization": f"Basic {basic}"}, transport)
-    if s.flow == "password":
+    if flow == "password":
         # The OAuth password flow takes the security token appended to the password
         # (reference §5); SalesforceLogin picks SOAP whenever security_token is set.
         result: tuple[str, str] = SalesforceLogin(

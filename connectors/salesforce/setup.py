@@ -14,13 +14,14 @@ from connectors.salesforce_flows import DESCRIPTIONS, MOVE_TO_JWT, legacy_notice
 
 
 def flow_check(s: SalesforceSettings) -> SetupCheck:
-    inferred = " (inferred: auth has no flow)" if s.flow_inferred else ""
-    notice = legacy_notice(s.flow, inferred=s.flow_inferred)
+    flow = s.login_flow
+    inferred = " (inferred: auth has no flow)" if s.flow is None else ""
+    notice = legacy_notice(flow, inferred=s.flow is None)
     if notice is not None:
-        return SetupCheck("login flow", True, f"{s.flow}: {DESCRIPTIONS[s.flow]}{inferred}; "
+        return SetupCheck("login flow", True, f"{flow}: {DESCRIPTIONS[flow]}{inferred}; "
                           + notice.split("a legacy login: ", 1)[1].split(";", 1)[0],
                           MOVE_TO_JWT, warn=True)
-    return SetupCheck("login flow", True, f"{s.flow}: {DESCRIPTIONS.get(s.flow, s.flow)}"
+    return SetupCheck("login flow", True, f"{flow}: {DESCRIPTIONS.get(flow, flow)}"
                       f"{inferred}")
 
 

@@ -25,12 +25,14 @@ PASSWORD = "sandbox-password"
 TOKEN = "SANDBOXTOKEN"
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
-LOGIN_HOSTS = ("https://login.salesforce.com", "https://test.salesforce.com")
+MY_DOMAIN = "https://acme.my.salesforce.com"  # the emulated org's My Domain (domain="acme.my")
+LOGIN_HOSTS = ("https://login.salesforce.com", "https://test.salesforce.com", MY_DOMAIN)
 
 
 class LoginRedirect(requests.Session):
-    """Sends login.salesforce.com / test.salesforce.com to the emulator; everything else (the
-    instance URL the login returned) is already 127.0.0.1. Refuses any other host."""
+    """Sends login.salesforce.com / test.salesforce.com / the My Domain to the emulator;
+    everything else (the instance URL the login returned) is already 127.0.0.1. Refuses any
+    other host."""
 
     def __init__(self, base_url: str, ca_path: Path, timeout: Any = None) -> None:
         super().__init__()

@@ -76,7 +76,8 @@ def test_jwt_bearer_flow_logs_in_with_the_registered_certificate(sf: SfEnv) -> N
     public = key.public_key().public_bytes(serialization.Encoding.PEM,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     sf.admin("POST", "oauth/apps", {"consumer_key": "jwt-app", "consumer_secret": "s",
-                                    "jwt_public_key": public.decode()})
+                                    "jwt_public_key": public.decode(),
+                                    "preauthorized": [USERNAME]})
     client = Salesforce(username=USERNAME, consumer_key="jwt-app", privatekey=pem,
                         session=sf.session(), version="68.0")
     assert client.query("SELECT Id FROM User")["totalSize"] >= 1
