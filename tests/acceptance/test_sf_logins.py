@@ -62,7 +62,7 @@ def test_doctor_fails_an_api_version_the_org_does_not_offer(jwt_stack: Stack) ->
     text = jwt_stack.config_path.read_text()
     jwt_stack.config_path.write_text(text.replace("    task_key_field:",
                                                   '    api_version: "70.0"\n    task_key_field:'))
-    code, checks, out = doctor(jwt_stack)
+    code, checks, _ = doctor(jwt_stack)
     assert code == 1
     version = checks["sf0: API version"]
     assert not version["ok"] and "70.0 is not offered" in version["detail"]

@@ -15,7 +15,8 @@ from worker.cli import app
 HEAD = "version: 1\nconnections:\n  - name: sf\n    kind: salesforce\n"
 JWT = ('    auth: {flow: jwt, username: u@x.example, client_id: ck,\n'
        '           private_key_file: /etc/winback/sf.key}\n')
-SOAP = '    auth: {username: u@x.example, password: "${SF_PW:-Pw-S3cret-1}", security_token: "${SF_T:-t}"}\n'
+SOAP = ('    auth: {username: u@x.example, password: "${SF_PW:-Pw-S3cret-1}",\n'
+        '           security_token: "${SF_T:-t}"}\n')
 CC = '    auth: {flow: client_credentials, client_id: ck, client_secret: "${SF_CS:-Cs-S3cret-2}"}\n'
 
 
