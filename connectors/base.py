@@ -36,6 +36,8 @@ class SalesforceSettings:
     flow: str | None = None  # jwt | client_credentials | password | soap; None: inferred
     private_key_file: str | None = None  # jwt: PEM file, or
     private_key: str | None = None  # jwt: the PEM text
+    # The worker's clock (simulated in demos): times the jwt assertion, like every deadline.
+    clock: Callable[[], datetime] | None = field(default=None, compare=False)
     login_url: str = "https://login.salesforce.com"
     instance_url: str | None = None
     api_version: str = "68.0"

@@ -52,27 +52,29 @@ MOVE_TO_JWT = ("move to `flow: jwt`: create a certificate and an app with the `a
 def infer_flow(values: Mapping[str, Any]) -> Flow:
     """The flow of an `auth` written without `flow`: what winback did with those keys before
     flows were named (password / soap), or the flow the keys can only mean."""
-    if values.get("private_key_file") or values.get("private_key"):
+    given = {k for k in CREDENTIAL_KEYS if values.get(k) is not None}
+    if given & {"private_key_file", "private_key"}:
         return "jwt"
-    if values.get("password") is None and values.get("client_id") and values.get("client_secret"):
+    if "password" not in given and {"client_id", "client_secret"} <= given:
         return "client_credentials"
-    if values.get("client_id") or values.get("client_secret"):
+    if given & {"client_id", "client_secret"}:
         return "password"
     return "soap"
 
 
 def problems(flow: str, values: Mapping[str, Any]) -> list[str]:
-    """What is wrong with `values` for `flow`, each with its fix."""
+    """What is wrong with `values` for `flow`, each with its fix. A key is given when it is
+    in the file, even if its ${VAR} is empty (validate without the environment)."""
     found: list[str] = []
-    missing = [k for k in _REQUIRED[flow] if not values.get(k)]
+    missing = [k for k in _REQUIRED[flow] if values.get(k) is None]
     if missing:
         found.append(f"flow {flow} needs {', '.join(missing)}")
     if flow == "jwt":
-        given = [k for k in ("private_key_file", "private_key") if values.get(k)]
+        given = [k for k in ("private_key_file", "private_key") if values.get(k) is not None]
         if len(given) != 1:
             found.append("flow jwt needs exactly one of private_key_file (a PEM file) or "
                          "private_key (the PEM text)" + (", not both" if given else ""))
-    unused = [k for k in _UNUSED[flow] if values.get(k) is not None]
+    unused = [k for k in _UNUSED[flow] if values.get(k)]
     if unused:
         found.append(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by "
                      f"flow {flow}: remove {'it' if len(unused) == 1 else 'them'}")

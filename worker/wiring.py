@@ -57,7 +57,7 @@ def field_names(settings: SalesforceConnection | HubSpotConnection) -> FieldName
 
 def default_connector(settings: SalesforceConnection | HubSpotConnection,
                       observer: Callable[[CallRecord], None], *,
-                      retry_budget: float = 20.0) -> Connector:
+                      retry_budget: float = 20.0, clock: Clock | None = None) -> Connector:
     """The adapter for a connection. `retry_budget` bounds the seconds one CRM call may spend
     retrying; it must stay well inside the lease (see build_service)."""
     for key, secret in settings.auth.model_dump().items():
@@ -73,7 +73,7 @@ def default_connector(settings: SalesforceConnection | HubSpotConnection,
             name=settings.name, username=a.username or "", password=a.password or "",
             security_token=a.security_token, client_id=a.client_id,
             client_secret=a.client_secret, flow=a.flow,
-            private_key_file=a.private_key_file, private_key=a.private_key,
+            private_key_file=a.private_key_file, private_key=a.private_key, clock=clock,
             login_url=settings.login_url,
             instance_url=settings.instance_url, api_version=settings.api_version,
             task_key_field=settings.task_key_field, fields=field_names(settings),
@@ -143,7 +143,7 @@ def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
     if connector_factory is None:
         # One call's retries must end well inside the lease (scale-out reference 5.2, 6).
         connector_factory = functools.partial(default_connector,
-                                              retry_budget=min(20.0, ttl / 4))
+                                              retry_budget=min(20.0, ttl / 4), clock=clock)
     service = Service(config, config_path, url, ledger, leases, metrics or Metrics(), clock,
                       lock_file=lock)
     log = get_logger("winback.sync")

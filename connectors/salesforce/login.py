@@ -93,7 +93,9 @@ def login(s: SalesforceSettings, transport: SalesforceTransport) -> tuple[str, s
     raises (SalesforceAuthenticationFailed, requests errors) or AuthError for a bad key."""
     flow = s.login_flow
     if flow == "jwt":
-        return _token(s, {"grant_type": JWT_GRANT, "assertion": assertion(s)}, None, transport)
+        now = s.clock().timestamp() if s.clock is not None else None
+        return _token(s, {"grant_type": JWT_GRANT, "assertion": assertion(s, now)}, None,
+                      transport)
     if flow == "client_credentials":
         basic = base64.b64encode(f"{s.client_id}:{s.client_secret}".encode()).decode()
         return _token(s, {"grant_type": "client_credentials"},
