@@ -61,7 +61,7 @@ def default_connector(settings: SalesforceConnection | HubSpotConnection,
     """The adapter for a connection. `retry_budget` bounds the seconds one CRM call may spend
     retrying; it must stay well inside the lease (see build_service)."""
     for key, secret in settings.auth.model_dump().items():
-        if key != "flow":  # "jwt" is no secret (the other values stay redacted as before)
+        if key not in ("flow", "private_key_file"):  # names, not secrets: its text is one
             register_secret(secret if isinstance(secret, str) else None)
     if isinstance(settings, SalesforceConnection) and settings.auth.private_key_file:
         register_key_file(settings.auth.private_key_file)

@@ -158,3 +158,19 @@ def test_client_credentials_without_a_run_as_user(sf: SalesforceBackend,
     sf.admin("POST", "oauth/apps", {"consumer_key": "cc-off", "consumer_secret": "cc-secret"})
     error = refused(sf, key, "client_credentials", client_id="cc-off", client_secret="cc-secret")
     assert "no client credentials user enabled" in str(error) and "Run As" in error.fix
+
+
+def test_the_key_files_text_is_registered_as_a_secret(key: SigningKey) -> None:
+    """Wiring a jwt connection makes every line of its key file a redacted value in logs."""
+    from worker.logs import scrub
+    from worker.settings.models import SalesforceConnection
+    from worker.wiring import default_connector
+
+    settings = SalesforceConnection.model_validate({
+        "name": "sf", "kind": "salesforce", "login_url": "https://127.0.0.1:9",
+        "auth": {"flow": "jwt", "username": USERNAME, "client_id": CLIENT_ID,
+                 "private_key_file": str(key.key_path)}})
+    default_connector(settings, lambda call: None).close()
+    line = key.key_pem.splitlines()[3]
+    assert scrub(f"oops: {line}") == "oops: [redacted]"
+    assert scrub(f"key {key.key_path}") == f"key {key.key_path}"  # the path is no secret
