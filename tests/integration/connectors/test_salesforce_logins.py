@@ -174,3 +174,12 @@ def test_the_key_files_text_is_registered_as_a_secret(key: SigningKey) -> None:
     line = key.key_pem.splitlines()[3]
     assert scrub(f"oops: {line}") == "oops: [redacted]"
     assert scrub(f"key {key.key_path}") == f"key {key.key_path}"  # the path is no secret
+
+
+def test_a_key_that_is_not_pem_is_named_without_its_text(sf: SalesforceBackend,
+                                                         key: SigningKey) -> None:
+    sf.reset_calls()
+    error = refused(sf, key, "jwt", private_key_file=None,
+                    private_key="Not-A-Key-S3cret-Text-123456")
+    assert "private_key is not a PEM RSA private key" in str(error) and "openssl" in error.fix
+    assert "Not-A-Key-S3cret" not in f"{error} {error.fix}" and sf.calls() == {}
