@@ -9,7 +9,8 @@ documentation or in answers quoted by its users): "invalid assertion", "audience
 "user hasn't approved this consumer", "expired authorization code", "no client credentials
 user enabled", "request not supported on this domain" (client credentials at the shared login
 hosts), invalid_client "invalid client credentials", invalid_client_id "client identifier
-invalid". JWT assertions are verified with PyJWT against the app's certificate.
+invalid". JWT assertions are verified with PyJWT against the app's certificate. SOAP login()
+at API 65.0 or later is refused with INVALID_OPERATION, as Salesforce does.
 A session expires `ttl` after its last use (by the emulator clock), when an admin expires it,
 or when its user is deactivated.
 """
@@ -42,6 +43,7 @@ NEW_LOCATION_MESSAGE = (
     "in.")
 LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 SHARED_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
+SOAP_LOGIN_GONE = 65.0  # login() is not in API 65.0 and later (INVALID_OPERATION)
 
 
 @dataclass
@@ -161,6 +163,10 @@ class Auth:
     # -- SOAP ---------------------------------------------------------------------------
     def soap_login(self, body: bytes, instance_url: str, version: str, now: datetime,
                    user_active: Callable[[str], bool]) -> Response:
+        if float(version) >= SOAP_LOGIN_GONE:
+            return soap_fault("INVALID_OPERATION", "The SOAP Login operation is not available in "
+                              f"the API version specified ({version}). Refer to the "
+                              "documentation for supported versions.")
         try:
             username, password = soap_credentials(body)
             credential = self.check(username, password, user_active)

@@ -25,6 +25,7 @@ PASSWORD = "sandbox-password"
 TOKEN = "SANDBOXTOKEN"
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
+SOAP_VERSION = "64.0"  # SOAP login() is refused from API 65.0 on
 MY_DOMAIN = "https://acme.my.salesforce.com"  # the emulated org's My Domain (domain="acme.my")
 LOGIN_HOSTS = ("https://login.salesforce.com", "https://test.salesforce.com", MY_DOMAIN)
 
@@ -83,9 +84,11 @@ class SfEnv:
 
     def login(self, *, username: str = USERNAME, password: str = PASSWORD, token: str = TOKEN,
               timeout: Any = None, **kwargs: Any) -> Salesforce:
-        """SOAP username/password/security-token login, as simple-salesforce does it."""
+        """SOAP username/password/security-token login, as simple-salesforce does it: at API
+        64.0, the last version that has login() (the REST calls use it too)."""
+        kwargs.setdefault("version", SOAP_VERSION)
         return Salesforce(username=username, password=password, security_token=token,
-                          session=self.session(timeout), version="68.0", **kwargs)
+                          session=self.session(timeout), **kwargs)
 
     def oauth_login(self, **kwargs: Any) -> Salesforce:
         return Salesforce(username=USERNAME, password=PASSWORD + TOKEN, consumer_key=CLIENT_ID,

@@ -163,3 +163,11 @@ def test_sandbox_domain_test_logs_in_too(sf: SfEnv) -> None:
     """domain='test' (test.salesforce.com) works like production login."""
     client = sf.login(domain="test")
     assert client.query("SELECT Id FROM User")["totalSize"] >= 1
+
+
+def test_soap_login_is_not_offered_from_api_65(sf: SfEnv) -> None:
+    """SOAP login() at API 65.0 or later is INVALID_OPERATION, as in a current org."""
+    with pytest.raises(SalesforceAuthenticationFailed) as info:
+        sf.login(version="68.0")
+    assert info.value.code == "INVALID_OPERATION"
+    assert "not available in the API version specified (68.0)" in str(info.value.auth_message)
