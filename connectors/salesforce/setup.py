@@ -10,19 +10,18 @@ from simple_salesforce.api import Salesforce
 
 from connectors.base import SalesforceSettings, SetupCheck
 from connectors.errors import ConnectorError
-from connectors.salesforce_flows import DESCRIPTIONS, MOVE_TO_JWT, legacy_notice
+from connectors.salesforce_flows import DESCRIPTIONS, LEGACY_FLOWS, MOVE_TO_JWT, RETIREMENT
 
 
 def flow_check(s: SalesforceSettings) -> SetupCheck:
     flow = s.login_flow
-    inferred = " (inferred: auth has no flow)" if s.flow is None else ""
-    notice = legacy_notice(flow, inferred=s.flow is None)
-    if notice is not None:
-        return SetupCheck("login flow", True, f"{flow}: {DESCRIPTIONS[flow]}{inferred}; "
-                          + notice.split("a legacy login: ", 1)[1].split(";", 1)[0],
-                          MOVE_TO_JWT, warn=True)
-    return SetupCheck("login flow", True, f"{flow}: {DESCRIPTIONS.get(flow, flow)}"
-                      f"{inferred}")
+    detail = f"{flow}: {DESCRIPTIONS.get(flow, flow)}"
+    if s.flow is None:
+        detail += " (inferred: auth has no flow)"
+    if flow in LEGACY_FLOWS:
+        return SetupCheck("login flow", True, f"{detail}; {RETIREMENT[flow]}", MOVE_TO_JWT,
+                          warn=True)
+    return SetupCheck("login flow", True, detail)
 
 
 def fetch_versions(sf: Salesforce) -> list[str]:

@@ -122,3 +122,25 @@ def test_client_credentials_with_a_bad_secret(tmp_path: Path) -> None:
     assert sync_code == 1 and "invalid client credentials" in sync_out
     for text in (out, sync_out):
         assert "Wrong-S3cret-0000" not in text and SECRET_SF_CLIENT not in text
+
+
+def test_no_certificate_then_an_expired_assertion(jwt_stack: Stack) -> None:
+    """The app holds no certificate: exit 1 naming the upload; then the certificate is back
+    but the org's clock runs 10 minutes ahead: the assertion arrives expired, exit 1 naming
+    the clock."""
+    box = jwt_stack.box
+    app = {"consumer_key": "sandbox-client-id", "consumer_secret": SECRET_SF_CLIENT,
+           "preauthorized": ["winback@sandbox.example"]}
+    box.admin("salesforce", "POST", "oauth/apps", app)
+    code, checks, out = doctor(jwt_stack)
+    sync_code, sync_out = run(jwt_stack, "sync")
+    assert code == 1 and "Use digital signatures" in checks["sf0: login"]["fix"]
+    assert sync_code == 1 and "invalid assertion" in sync_out
+    box.admin("salesforce", "POST", "oauth/apps",
+              {**app, "certificate": box.signing_key.certificate_pem})
+    box.admin("salesforce", "POST", "clock", {"advance_seconds": 600})
+    late, late_checks, late_out = doctor(jwt_stack)
+    late_sync, late_sync_out = run(jwt_stack, "sync")
+    assert late == 1 and "NTP" in late_checks["sf0: login"]["fix"]
+    assert late_sync == 1 and "expired authorization code" in late_sync_out
+    assert_no_secret(jwt_stack, out + sync_out + late_out + late_sync_out)
