@@ -68,7 +68,9 @@ def problems(flow: str, values: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
     missing = [k for k in _REQUIRED[flow] if values.get(k) is None]
     if missing:
-        found.append(f"flow {flow} needs {', '.join(missing)}")
+        keys = ", ".join(repr(k) for k in missing)
+        found.append(f"missing required key{'s' if len(missing) > 1 else ''} {keys} (flow "
+                     f"{flow} needs {', '.join(_REQUIRED[flow])})")
     if flow == "jwt":
         given = [k for k in ("private_key_file", "private_key") if values.get(k) is not None]
         if len(given) != 1:
