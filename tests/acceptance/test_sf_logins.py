@@ -144,3 +144,14 @@ def test_no_certificate_then_an_expired_assertion(jwt_stack: Stack) -> None:
     assert late == 1 and "NTP" in late_checks["sf0: login"]["fix"]
     assert late_sync == 1 and "expired authorization code" in late_sync_out
     assert_no_secret(jwt_stack, out + sync_out + late_out + late_sync_out)
+
+
+def test_sync_on_jwt_survives_revoked_sessions_with_fresh_assertions(jwt_stack: Stack) -> None:
+    """The first two sessions the org issues are revoked at birth: `sync` signs a new
+    assertion each time and the tick succeeds (exit 0), tasks written, no secret logged."""
+    jwt_stack.box.admin("salesforce", "POST", "sessions/expire", {"and_next": 2})
+    code, out = run(jwt_stack, "sync")
+    assert code == 0, out[-2000:]
+    assert out.count('"crm.relogin"') == 2 and "sf0: ok" in out
+    assert jwt_stack.box.tasks("salesforce")
+    assert_no_secret(jwt_stack, out)
