@@ -12,6 +12,7 @@ import requests
 
 from sandbox.core import EmulatorServer
 from sandbox.hubspot import HubSpotEmulator, start_hubspot
+from sandbox.keys import SigningKey, make_signing_key
 from sandbox.salesforce import SalesforceEmulator, start_salesforce
 from sandbox.tls import TestCA
 
@@ -28,6 +29,7 @@ class Sandbox:
     hubspot: EmulatorServer
     hubspot_emulator: HubSpotEmulator
     ca: TestCA
+    signing_key: SigningKey  # its certificate is registered for the app SF_CLIENT_ID names
     owned_dir: Path | None = None  # a temporary directory start_sandbox made; stop() removes it
 
     @property
@@ -75,9 +77,13 @@ class Sandbox:
 
     def environment(self) -> dict[str, str]:
         """The variables config/winback.yaml reads, pointed at this sandbox."""
+        options = self.salesforce_emulator.options
         return {
             "SF_LOGIN_URL": self.salesforce_url, "SF_CA_BUNDLE": str(self.ca.ca_path),
-            "SF_USERNAME": SF_USERNAME, "SF_PASSWORD": SF_PASSWORD, "SF_TOKEN": SF_TOKEN,
+            "SF_USERNAME": SF_USERNAME, "SF_CLIENT_ID": options.consumer_key,
+            "SF_PRIVATE_KEY_FILE": str(self.signing_key.key_path),
+            "SF_CLIENT_SECRET": options.consumer_secret,
+            "SF_PASSWORD": SF_PASSWORD, "SF_TOKEN": SF_TOKEN,
             "HUBSPOT_BASE_URL": self.hubspot_url, "HUBSPOT_TOKEN": HUBSPOT_TOKEN,
         }
 
@@ -96,11 +102,14 @@ def start_sandbox(*, salesforce_port: int = 0, hubspot_port: int = 0, seed: int 
                   hubspot_options: dict[str, Any] | None = None) -> Sandbox:
     """Both emulators on 127.0.0.1. The CA goes to `ca_dir`, or to a temporary directory that
     `Sandbox.stop()` removes."""
-    owned = None if ca_dir is not None else Path(tempfile.mkdtemp(prefix="winback-sandbox-"))
-    ca_dir = ca_dir or owned
+    owned: Path | None = None
+    if ca_dir is None:
+        ca_dir = owned = Path(tempfile.mkdtemp(prefix="winback-sandbox-"))
+    key = make_signing_key(ca_dir)  # a fresh key pair and certificate at every start
     try:
         sf_server, ca, sf = start_salesforce(salesforce_port, ca_dir=ca_dir, seed=seed,
-                                             **(salesforce_options or {}))
+                                             **{"jwt_public_key": key.certificate_pem,
+                                                **(salesforce_options or {})})
         try:
             hs_server, hs = start_hubspot(hubspot_port, seed=seed, **(hubspot_options or {}))
         except Exception:
@@ -110,17 +119,32 @@ def start_sandbox(*, salesforce_port: int = 0, hubspot_port: int = 0, seed: int 
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)
         raise
-    return Sandbox(sf_server, sf, hs_server, hs, ca, owned)
+    return Sandbox(sf_server, sf, hs_server, hs, ca, key, owned)
+
+
+SALESFORCE_AUTH = {
+    "jwt": 'flow: jwt, username: "{username}", client_id: "${{SF_CLIENT_ID}}",\n'
+           '            private_key_file: "${{SF_PRIVATE_KEY_FILE}}"',
+    "client_credentials": 'flow: client_credentials, client_id: "${{SF_CLIENT_ID}}",\n'
+                          '            client_secret: "${{SF_CLIENT_SECRET}}"',
+    "password": 'flow: password, username: "{username}", password: "${{SF_PASSWORD}}",\n'
+                '            security_token: "${{SF_TOKEN}}", client_id: "${{SF_CLIENT_ID}}",\n'
+                '            client_secret: "${{SF_CLIENT_SECRET}}"',
+    "soap": 'flow: soap, username: "{username}", password: "${{SF_PASSWORD}}",\n'
+            '            security_token: "${{SF_TOKEN}}"',
+}
 
 
 def salesforce_connection(name: str, *, fallback: str = "", username: str = "${SF_USERNAME}",
-                          key_field: str = "Winback_Key__c", extra: str = "") -> str:
+                          key_field: str = "Winback_Key__c", extra: str = "",
+                          flow: str = "jwt") -> str:
     """A `connections:` entry of a winback configuration for the Salesforce emulator, reading
-    its endpoints and credentials from the variables `Sandbox.environment()` sets."""
+    its endpoints and credentials from the variables `Sandbox.environment()` sets; `flow` is
+    the login (jwt, client_credentials, or the legacy password / soap)."""
+    auth = SALESFORCE_AUTH[flow].format(username=username)
     return (f"  - name: {name}\n    kind: salesforce\n    login_url: ${{SF_LOGIN_URL}}\n"
             f"    ca_bundle: ${{SF_CA_BUNDLE}}\n"
-            f'    auth: {{username: "{username}", password: "${{SF_PASSWORD}}",\n'
-            f'            security_token: "${{SF_TOKEN}}"}}\n'
+            f"    auth: {{{auth}}}\n"
             f"    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,\n"
             f"              contract_end: Contract_End__c}}\n"
             f"    task_key_field: {key_field}\n    fallback_owner: \"{fallback}\"\n{extra}")

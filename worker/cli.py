@@ -104,8 +104,12 @@ def parse_now(text: str | None) -> datetime:
 
 @app.command()
 def validate(config: ConfigArg) -> None:
-    """Check a configuration file; print `ok`, or every problem as file:line:col."""
-    config_or_exit(config)
+    """Check a configuration file; print `ok`, or every problem as file:line:col. Legacy
+    Salesforce logins are warned about on stderr (still exit 0)."""
+    from worker.settings.salesforce_auth import legacy_warnings
+
+    for line in legacy_warnings(config_or_exit(config), str(config)):
+        err.print(line, markup=False)
     typer.echo("ok")
 
 

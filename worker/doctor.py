@@ -55,7 +55,8 @@ class Check:
         return "fail" if not self.ok else "warn" if self.warn else "pass"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scope": self.scope, "name": self.name, "ok": self.ok, "level": self.level,
+        return {"scope": self.scope, "name": self.name, "ok": self.ok, "warn": self.warn,
+                "level": self.level,
                 "detail": self.detail, "fix": self.fix}
 
 
@@ -127,6 +128,8 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
     except ConnectorError as exc:
         return [Check(scope, "connector", False, str(exc), getattr(exc, "fix", ""))]
     try:
+        if _salesforce_login(connector, scope, checks):
+            return [*checks, _clock(settings)]
         report = connector.ensure_setup(create=False)
         mode = report.key_mode
         for c in report.checks:
@@ -138,7 +141,7 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
                                     "it with unique values (create_key_property: true)"))
                 mode = "upsert"
                 continue
-            checks.append(Check(scope, c.name, c.ok, c.detail, c.fix))
+            checks.append(Check(scope, c.name, c.ok, c.detail, c.fix, c.warn))
         checks.append(Check(scope, "task key mode", True, {
             "upsert": "upsert by key: writes can always be repeated safely",
             "marker": "marker in the subject, looked up before any re-send",
@@ -170,6 +173,20 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
             connector.close()
     checks.append(_clock(settings))
     return checks
+
+
+def _salesforce_login(connector: Any, scope: str, checks: list[Check]) -> bool:
+    """Salesforce's login flow (a legacy one warns) and API version checks, appended to
+    `checks`; True when the version is not offered (nothing else can work then). The
+    version check logs in, so a refused login raises FatalConnectionError as usual."""
+    flow_check = getattr(connector, "flow_check", None)
+    version_check = getattr(connector, "version_check", None)
+    if not callable(flow_check) or not callable(version_check):
+        return False
+    for probe in (flow_check, version_check):  # the flow is reported even if login fails
+        item = probe()
+        checks.append(Check(scope, item.name, item.ok, item.detail, item.fix, item.warn))
+    return not checks[-1].ok
 
 
 def _clock(settings: SalesforceConnection | HubSpotConnection) -> Check:

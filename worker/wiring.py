@@ -41,6 +41,18 @@ class LedgerInUse(Exception):
     """Another winback process is using this SQLite ledger."""
 
 
+def register_key_file(path: str) -> None:
+    """The PEM text of a jwt key file, and each of its lines, never appear in a log line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # the login reports an unreadable key file, naming it
+    register_secret(text.strip())
+    for line in text.splitlines():
+        if not line.startswith("-----"):
+            register_secret(line.strip())
+
+
 def field_names(settings: SalesforceConnection | HubSpotConnection) -> FieldNames:
     f = settings.fields
     return FieldNames(loss_reason=f.loss_reason, competitor=f.competitor,
@@ -49,19 +61,24 @@ def field_names(settings: SalesforceConnection | HubSpotConnection) -> FieldName
 
 def default_connector(settings: SalesforceConnection | HubSpotConnection,
                       observer: Callable[[CallRecord], None], *,
-                      retry_budget: float = 20.0) -> Connector:
+                      retry_budget: float = 20.0, clock: Clock | None = None) -> Connector:
     """The adapter for a connection. `retry_budget` bounds the seconds one CRM call may spend
     retrying; it must stay well inside the lease (see build_service)."""
-    for secret in settings.auth.model_dump().values():
-        register_secret(secret if isinstance(secret, str) else None)
+    for key, secret in settings.auth.model_dump().items():
+        if key not in ("flow", "private_key_file"):  # names, not secrets: its text is one
+            register_secret(secret if isinstance(secret, str) else None)
+    if isinstance(settings, SalesforceConnection) and settings.auth.private_key_file:
+        register_key_file(settings.auth.private_key_file)
     if isinstance(settings, SalesforceConnection):
         from connectors.salesforce import SalesforceConnector
 
         a = settings.auth
         return SalesforceConnector(SalesforceSettings(
-            name=settings.name, username=a.username, password=a.password,
+            name=settings.name, username=a.username or "", password=a.password or "",
             security_token=a.security_token, client_id=a.client_id,
-            client_secret=a.client_secret, login_url=settings.login_url,
+            client_secret=a.client_secret, flow=a.flow,
+            private_key_file=a.private_key_file, private_key=a.private_key, clock=clock,
+            login_url=settings.login_url,
             instance_url=settings.instance_url, api_version=settings.api_version,
             task_key_field=settings.task_key_field, fields=field_names(settings),
             ca_bundle=settings.ca_bundle, timeout=settings.timeout,
@@ -166,7 +183,7 @@ def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
     if connector_factory is None:
         # One call's retries must end well inside the lease (scale-out reference 5.2, 6).
         connector_factory = functools.partial(default_connector,
-                                              retry_budget=min(20.0, ttl / 4))
+                                              retry_budget=min(20.0, ttl / 4), clock=clock)
     service = Service(config, config_path, url, ledger, leases, metrics or Metrics(), clock,
                       lock_file=lock)
     log = get_logger("winback.sync")

@@ -1,11 +1,12 @@
 """One logged-in simple-salesforce client with the call discipline every request follows.
 
-Login: our own `SalesforceLogin` (SOAP for username + password + security token, the OAuth
-username-password flow when a client id and secret are configured), then a `Salesforce` in
-direct session mode. simple-salesforce's built-in refresh would re-login on every 401 and, in
-SFType calls, recurse without bound (reference §6 "Retries"); it also drops extra headers on
-the replay. In direct mode a 401 surfaces as `SalesforceExpiredSession`, and `call` re-logs-in
-and repeats the request at most `MAX_REAUTH` times before it gives up with AuthError.
+Login: `login.login` for the configured flow (JWT bearer, client credentials, or the legacy
+OAuth username-password and SOAP logins), then a `Salesforce` in direct session mode.
+simple-salesforce's built-in refresh would re-login on every 401 and, in SFType calls,
+recurse without bound (reference §6 "Retries"); it also drops extra headers on the replay.
+In direct mode a 401 surfaces as `SalesforceExpiredSession`, and `call` logs in again (for
+jwt: a fresh assertion) and repeats the request at most `MAX_REAUTH` times before it gives
+up with AuthError.
 
 Every call: budget guard -> request -> (401: re-login, repeat; bounded) -> map failures; the one
 tenacity policy (`retrying`) retries what `failures` marks transient, with full-jitter
@@ -23,7 +24,6 @@ from typing import Any, TypeVar
 import structlog
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
-from simple_salesforce.login import SalesforceLogin
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -41,6 +41,7 @@ from connectors.base import (
 )
 from connectors.errors import BudgetExhausted, ConnectorError, RetryableError
 from connectors.salesforce.failures import StaleCursor, login_error, translate
+from connectors.salesforce.login import key_file_text, login
 from connectors.salesforce.transport import DEFAULT_LOGIN_HOST, SalesforceTransport, Trace
 
 T = TypeVar("T")
@@ -65,7 +66,8 @@ class Client:
                                              timeout=settings.timeout,
                                              ca_bundle=settings.ca_bundle)
         self.secrets = tuple(s for s in (settings.password, settings.security_token,
-                                         settings.client_secret) if s)
+                                         settings.client_secret, settings.private_key,
+                                         key_file_text(settings.private_key_file)) if s)
         self.field_hint: dict[str, str] = {}
         self._sf: Salesforce | None = None
         self._login_lock = threading.Lock()
@@ -75,22 +77,15 @@ class Client:
     def _login(self) -> Salesforce:
         s = self.settings
         try:
-            if s.client_id and s.client_secret:
-                # The OAuth password flow takes the security token appended to the password
-                # (reference §5); SalesforceLogin picks SOAP whenever security_token is set.
-                session_id, instance = SalesforceLogin(
-                    username=s.username, password=s.password + (s.security_token or ""),
-                    consumer_key=s.client_id, consumer_secret=s.client_secret,
-                    domain="login", session=self.transport)
-            else:
-                session_id, instance = SalesforceLogin(
-                    username=s.username, password=s.password, security_token=s.security_token,
-                    sf_version=s.api_version, domain="login", session=self.transport)
+            session_id, instance = login(s, self.transport)
+        except ConnectorError:
+            raise
         except Exception as exc:
-            raise login_error(exc, connection=s.name, secrets=self.secrets) from None
+            raise login_error(exc, connection=s.name, secrets=self.secrets, flow=s.login_flow,
+                              login_url=s.login_url, username=s.username,
+                              client_id=s.client_id or "") from None
         instance_url = s.instance_url or f"https://{instance.rstrip('/')}"
-        log().info("crm.login", connection=s.name, crm="salesforce",
-                   mode="oauth" if s.client_id and s.client_secret else "soap")
+        log().info("crm.login", connection=s.name, crm="salesforce", flow=s.login_flow)
         return Salesforce(session_id=session_id, instance_url=instance_url,
                           session=self.transport, version=s.api_version)
 

@@ -13,6 +13,8 @@
     tasks.py       writing, finding and closing tasks (sObject Collections)
     picklists.py   the org's task statuses and priorities (TaskStatus, TaskPriority)
     setup.py       set-up checks: deal fields, Task fields and picklist values
+    login.py       the login flows (jwt, client_credentials; legacy password, soap)
+    login_checks.py  doctor's checks of the login flow and the API version
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from connectors.base import (
 )
 from connectors.errors import AuthError, ConnectorError, PermissionDenied, SetupError
 from connectors.models import Channel, Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
-from connectors.salesforce import deals, people, picklists, setup, soql
+from connectors.salesforce import deals, login_checks, people, picklists, setup, soql
 from connectors.salesforce.client import Client
 from connectors.salesforce.picklists import TaskValues
 from connectors.salesforce.tasks import TaskWriter
@@ -138,8 +140,7 @@ class SalesforceConnector:
         except PermissionDenied as exc:
             return SetupReport([SetupCheck("task access", False, str(exc), exc.fix)],
                                key_mode="marker")
-        checks = [SetupCheck("login", True, f"logged in as {self.settings.username} "
-                             f"({self._client.instance_host})"), *self._deal_checks()]
+        checks = [self._login_check(), *self._deal_checks()]
         mode, key_check = self._key_check(task_fields)
         checks.append(key_check)
         subject = task_fields.get("subject", {})
@@ -158,6 +159,20 @@ class SalesforceConnector:
             checks.append(setup.picklist_check(task_fields, values, tuple(Channel)))
             self._writer = TaskWriter(self._client, valid_key, values)
         return SetupReport(checks, key_mode=mode)
+
+    # -- doctor's login checks (not part of ensure_setup, which stays at one call) -------------
+    def flow_check(self) -> SetupCheck:
+        """The login flow in use; a legacy one passes with a warning and the way off it."""
+        return login_checks.flow_check(self.settings)
+
+    def version_check(self) -> SetupCheck:
+        """Is the configured api_version one the org offers (one call, logging in first)?"""
+        offered = self._client.call("versions", login_checks.fetch_versions)
+        return login_checks.version_check(self.settings.api_version, offered)
+
+    def _login_check(self) -> SetupCheck:
+        who = self.settings.username or "the app's run-as user"
+        return SetupCheck("login", True, f"logged in as {who} ({self._client.instance_host})")
 
     def _tasks(self) -> TaskWriter:
         if self._writer is None:

@@ -146,13 +146,55 @@ def setup_error(full: str, message: str, fields: list[str], hint: dict[str, str]
     return SetupError(message, **where)
 
 
-def login_error(exc: Exception, *, connection: str, secrets: tuple[str, ...]) -> ConnectorError:
-    """A failed login: refused credentials are fatal, server trouble is worth a retry."""
+# Login refusals by error_description (OAuth) or exceptionCode (SOAP), each with its fix.
+_LOGIN_FIXES: tuple[tuple[str, str], ...] = (
+    ("invalid assertion",
+     "the assertion's signature does not match a certificate of the app {client_id}: upload "
+     "the certificate of private_key_file to the app (Use digital signatures), or point "
+     "private_key_file at the key of the uploaded certificate"),
+    ("audience is invalid",
+     "login_url must be the org's login host: https://login.salesforce.com (production), "
+     "https://test.salesforce.com (sandbox) or its My Domain"),
+    ("user hasn't approved this consumer",
+     "pre-authorise {username} for the app: Permitted Users = \"Admin approved users are "
+     "pre-authorized\", then add a permission set (or profile) {username} has to the app"),
+    ("expired authorization code",
+     "the assertion had expired when Salesforce read it: synchronise this host's clock (NTP)"),
+    ("no client credentials user enabled",
+     "enable the client credentials flow on the app and choose its Run As user "
+     "(Manage > Edit Policies > Client Credentials Flow)"),
+    ("request not supported on this domain",
+     "client_credentials needs login_url = the org's My Domain, e.g. "
+     "https://acme.my.salesforce.com"),
+    ("client identifier invalid",
+     "client_id must be the consumer key of the app in this org (Setup > App Manager > "
+     "View > Manage Consumer Details)"),
+    ("invalid client credentials",
+     "client_secret must be the app's current consumer secret (Manage Consumer Details)"),
+)
+
+
+def login_fix(message: str, **names: str) -> str | None:
+    lowered = message.lower()
+    for needle, fix in _LOGIN_FIXES:
+        if needle in lowered:
+            return fix.format(**{k: v or "?" for k, v in names.items()})
+    return None
+
+
+def login_error(exc: Exception, *, connection: str, secrets: tuple[str, ...], flow: str = "",
+                login_url: str = "", username: str = "", client_id: str = ""
+                ) -> ConnectorError:
+    """A failed login: refused credentials are fatal (with the fix Salesforce's answer points
+    at), server trouble is worth a retry."""
     where: dict[str, Any] = {"connection": connection, "endpoint": "login"}
     if isinstance(exc, SalesforceAuthenticationFailed):
         code = exc.code
         message = scrub(str(exc.auth_message or ""), *secrets)[:300]
-        if code is None or code == "UNKNOWN_EXCEPTION_CODE":
+        # An HTTP status as the code: the token endpoint's answer was not JSON (simple-salesforce
+        # passes the status on then); Salesforce's own refusals carry an `error` string.
+        not_json = isinstance(code, int) and code < 500 and code != 429
+        if code is None or code == "UNKNOWN_EXCEPTION_CODE" or not_json:
             # No SOAP fault in the answer: not Salesforce's login API speaking (a proxy's
             # error page, an SSO or login page), so not a verdict on the credentials.
             page = " (a web page)" if "<html" in message.lower() else ""
@@ -163,5 +205,10 @@ def login_error(exc: Exception, *, connection: str, secrets: tuple[str, ...]) ->
         if (isinstance(code, int) and (code >= 500 or code == 429 or busy)) \
                 or code in _LOGIN_TRANSIENT:
             return TransientError(f"login failed ({code}): {message}", **where)
-        return AuthError(f"login refused ({code}): {message}", code=str(code), **where)
+        how = f" ({flow} flow at {login_url})" if flow else ""
+        error = AuthError(f"login refused{how}: {code}: {message}", code=str(code), **where)
+        fix = login_fix(message, username=username, client_id=client_id)
+        if fix is not None:
+            error.fix = fix
+        return error
     return translate(exc, connection=connection, endpoint="login", secrets=secrets)

@@ -71,6 +71,8 @@ def endpoint_name(method: str, url: str) -> str:
         return "login.soap"
     if path.rstrip("/").endswith("/services/oauth2/token"):
         return "login.oauth"
+    if path.rstrip("/") == "/services/data":
+        return "versions"
     match = _DATA_PATH.match(path)
     if match is None:
         return "other"

@@ -12,7 +12,8 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
     POST   sessions/expire         {} or {"username": u}; "and_next": n also revokes the
                                    next n sessions as soon as they are issued
     POST   users                   {"username", "password", "security_token", ...}
-    POST   oauth/apps              {"consumer_key", "consumer_secret", "jwt_public_key"?}
+    POST   oauth/apps              {"consumer_key", "consumer_secret", "certificate"?,
+                                   "preauthorized"?: [usernames], "run_as"?: username}
     POST   locks                   {"ids": [...], "next": N, "rate": r} | {"clear": true}
     POST   options                 run-time options (see emulator.RUNTIME_OPTIONS)
     GET    cursors                 {"open": n}
@@ -45,7 +46,7 @@ from sandbox.salesforce.store import Table
 if TYPE_CHECKING:
     from sandbox.salesforce.emulator import SalesforceEmulator
 
-VERSION = "59.0"
+VERSION = "68.0"
 Dynamic = tuple[str, re.Pattern[str], Callable[[Request, dict[str, str]], Response]]
 
 
@@ -192,12 +193,17 @@ class Admin:
         return Response.json(201, {"id": user_id, "username": body["username"]})
 
     def apps(self, request: Request) -> Response:
-        """{"consumer_key", "consumer_secret", "jwt_public_key"?}: a connected app."""
+        """{"consumer_key", "consumer_secret", "certificate"? (PEM; or "jwt_public_key"),
+        "preauthorized"? [usernames], "run_as"? username}: a connected app (replaced if the
+        key exists). Only pre-authorised users get JWT tokens; without run_as the client
+        credentials flow is off."""
         body = _json(request)
         if not body.get("consumer_key"):
             return _bad("consumer_key is required")
         app = ConnectedApp(str(body["consumer_key"]), str(body.get("consumer_secret", "")),
-                           body.get("jwt_public_key"))
+                           body.get("certificate") or body.get("jwt_public_key"),
+                           frozenset(str(u).lower() for u in body.get("preauthorized") or ()),
+                           body.get("run_as"))
         self.emu.auth.apps[app.consumer_key] = app
         return Response.json(201, {"consumer_key": app.consumer_key})
 

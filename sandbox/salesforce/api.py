@@ -113,14 +113,16 @@ class Api:
         emu = self.emu
         with emu.lock:
             return emu.auth.soap_login(request.body, emu.base_url(request),
-                                       request.path_params.get("version", "59.0"), emu.now(),
+                                       request.path_params.get("version", "64.0"), emu.now(),
                                        emu.user_active)
 
     def oauth_token(self, request: Request) -> Response:
         emu = self.emu
         with emu.lock:
             return emu.auth.oauth_token(request.body, emu.base_url(request), emu.now(),
-                                        emu.user_active)
+                                        emu.user_active,
+                                        authorization=request.header("Authorization"),
+                                        host=request.header("Host") or "")
 
     # -- metadata ------------------------------------------------------------------------
     def versions(self, request: Request) -> Response:

@@ -1,8 +1,16 @@
-"""Logins and sessions: SOAP `login()` and the OAuth 2.0 token endpoint (password and JWT bearer).
+"""Logins and sessions: SOAP `login()` and the OAuth 2.0 token endpoint (password, JWT bearer,
+client credentials).
 
 Shapes follow reference §5 and §6: the SOAP answer carries `<sessionId>` and a `<serverUrl>`
 with host:port; SOAP faults carry `<sf:exceptionCode>`; OAuth answers JSON with
 `access_token` and `instance_url` (no trailing slash) or `{"error", "error_description"}`.
+OAuth refusals use Salesforce's own error_description strings (each seen in Salesforce's
+documentation or in answers quoted by its users): "invalid assertion", "audience is invalid",
+"user hasn't approved this consumer", "expired authorization code", "no client credentials
+user enabled", "request not supported on this domain" (client credentials at the shared login
+hosts), invalid_client "invalid client credentials", invalid_client_id "client identifier
+invalid". JWT assertions are verified with PyJWT against the app's certificate. SOAP login()
+at API 65.0 or later is refused with INVALID_OPERATION, as Salesforce does.
 A session expires `ttl` after its last use (by the emulator clock), when an admin expires it,
 or when its user is deactivated.
 """
@@ -22,6 +30,8 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from sandbox.core import Response
 
@@ -32,6 +42,8 @@ NEW_LOCATION_MESSAGE = (
     "of your company's trusted networks, you must add a security token to your password to log "
     "in.")
 LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
+SHARED_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
+SOAP_LOGIN_GONE = 65.0  # login() is not in API 65.0 and later (INVALID_OPERATION)
 
 
 @dataclass
@@ -53,9 +65,26 @@ class Session:
 
 @dataclass
 class ConnectedApp:
+    """`jwt_public_key`: the PEM certificate (or public key) uploaded for the JWT bearer flow;
+    `preauthorized`: usernames pre-authorised through the app's permission sets / profiles;
+    `run_as`: the client credentials flow's Run As user (None: the flow is not enabled)."""
+
     consumer_key: str
     consumer_secret: str
     jwt_public_key: str | None = None
+    preauthorized: frozenset[str] = frozenset()
+    run_as: str | None = None
+
+    def verifying_key(self) -> Any:
+        if not self.jwt_public_key:
+            return None
+        pem = self.jwt_public_key.encode()
+        try:
+            if b"BEGIN CERTIFICATE" in pem:
+                return x509.load_pem_x509_certificate(pem).public_key()
+            return serialization.load_pem_public_key(pem)
+        except ValueError:
+            return None
 
 
 class LoginFailed(Exception):
@@ -134,6 +163,10 @@ class Auth:
     # -- SOAP ---------------------------------------------------------------------------
     def soap_login(self, body: bytes, instance_url: str, version: str, now: datetime,
                    user_active: Callable[[str], bool]) -> Response:
+        if float(version) >= SOAP_LOGIN_GONE:
+            return soap_fault("INVALID_OPERATION", "The SOAP Login operation is not available in "
+                              f"the API version specified ({version}). Refer to the "
+                              "documentation for supported versions.")
         try:
             username, password = soap_credentials(body)
             credential = self.check(username, password, user_active)
@@ -160,7 +193,8 @@ class Auth:
 
     # -- OAuth --------------------------------------------------------------------------
     def oauth_token(self, body: bytes, instance_url: str, now: datetime,
-                    user_active: Callable[[str], bool]) -> Response:
+                    user_active: Callable[[str], bool], *, authorization: str | None = None,
+                    host: str = "") -> Response:
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         grant = form.get("grant_type", "")
         try:
@@ -170,6 +204,9 @@ class Auth:
             elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
                 app, credential = self._jwt_grant(form.get("assertion", ""), instance_url, now,
                                                   user_active)
+            elif grant == "client_credentials":
+                app, credential = self._client_credentials(form, authorization, host,
+                                                           user_active)
             else:
                 return oauth_error("unsupported_grant_type", "grant type not supported")
         except LoginFailed as exc:
@@ -189,7 +226,8 @@ class Auth:
         app = self.apps.get(client_id)
         if app is None:
             raise LoginFailed("invalid_client_id", "client identifier invalid")
-        if secret is not None and secret != app.consumer_secret:
+        if secret is not None and not hmac.compare_digest(secret.encode(),
+                                                          app.consumer_secret.encode()):
             raise LoginFailed("invalid_client", "invalid client credentials")
         return app
 
@@ -207,23 +245,44 @@ class Auth:
         except jwt.PyJWTError:
             raise LoginFailed("invalid_grant", "invalid assertion") from None
         app = self._app(str(claims.get("iss", "")), None)
-        if not app.jwt_public_key:
-            raise LoginFailed("invalid_client", "invalid client credentials")
+        key = app.verifying_key()
+        if key is None:  # no certificate uploaded: nothing the signature could match
+            raise LoginFailed("invalid_grant", "invalid assertion")
         try:
             # exp arrives as a string from simple-salesforce; Salesforce accepts that, PyJWT
             # does not, so the time checks are done here.
-            jwt.decode(assertion, app.jwt_public_key, algorithms=["RS256"],
+            jwt.decode(assertion, key, algorithms=["RS256"],
                        options={"verify_exp": False, "verify_aud": False})
             expires = float(claims["exp"])
         except (jwt.PyJWTError, KeyError, TypeError, ValueError):
             raise LoginFailed("invalid_grant", "invalid assertion") from None
-        if expires < now.timestamp():
+        if expires <= now.timestamp():
             raise LoginFailed("invalid_grant", "expired authorization code")
         if claims.get("aud") not in (*LOGIN_AUDIENCES, instance_url):
             raise LoginFailed("invalid_grant", "audience is invalid")
-        credential = self.credentials.get(str(claims.get("sub", "")).lower())
-        if credential is None or not user_active(credential.user_id):
+        username = str(claims.get("sub", "")).lower()
+        credential = self.credentials.get(username)
+        if credential is None or not user_active(credential.user_id) \
+                or username not in app.preauthorized:
             raise LoginFailed("invalid_grant", "user hasn't approved this consumer")
+        return app, credential
+
+    def _client_credentials(self, form: dict[str, str], authorization: str | None, host: str,
+                            user_active: Callable[[str], bool]
+                            ) -> tuple[ConnectedApp, Credential]:
+        if host.lower().partition(":")[0] in SHARED_LOGIN_HOSTS:
+            raise LoginFailed("invalid_grant", "request not supported on this domain")
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        scheme, _, encoded = (authorization or "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+            except ValueError:
+                raise LoginFailed("invalid_client", "invalid client credentials") from None
+        app = self._app(client_id, secret)
+        credential = self.credentials.get((app.run_as or "").lower())
+        if credential is None or not user_active(credential.user_id):
+            raise LoginFailed("invalid_grant", "no client credentials user enabled")
         return app, credential
 
 

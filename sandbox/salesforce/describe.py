@@ -8,14 +8,21 @@ from sandbox.salesforce.schema import IDISH, NUMERIC, STRINGISH, Field, SObjectT
 from sandbox.salesforce.store import Store
 from sandbox.salesforce.validation import label, picklist_default, picklist_values
 
-API_VERSIONS = tuple(f"{v}.0" for v in range(31, 63))
+API_VERSIONS = tuple(f"{v}.0" for v in range(31, 69))  # 31.0 (oldest kept) .. 68.0 Winter '27
 SOAP_TYPES = {"id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean",
               "date": "xsd:date", "datetime": "xsd:dateTime", "double": "xsd:double",
               "currency": "xsd:double", "percent": "xsd:double", "int": "xsd:int"}
 
 
+def release(version: str) -> str:
+    """The release that shipped `version`: one a season, 59.0 = Winter '24, 68.0 = Winter '27."""
+    offset = int(float(version)) - 59
+    return f"{('Winter', 'Spring', 'Summer')[offset % 3]} '{24 + offset // 3}"
+
+
 def versions() -> list[dict[str, str]]:
-    return [{"label": f"Release {v}", "url": f"/services/data/v{v}", "version": v}
+    """GET /services/data/: the versions a current (Winter '27) org offers."""
+    return [{"label": release(v), "url": f"/services/data/v{v}", "version": v}
             for v in API_VERSIONS]
 
 

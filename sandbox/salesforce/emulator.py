@@ -49,7 +49,7 @@ class SalesforceOptions:
     security_token: str = "SANDBOXTOKEN"  # noqa: S105
     consumer_key: str = "sandbox-client-id"
     consumer_secret: str = "sandbox-client-secret"  # noqa: S105
-    jwt_public_key: str | None = None  # PEM; enables the JWT bearer flow for consumer_key
+    jwt_public_key: str | None = None  # PEM certificate (or public key) of consumer_key: jwt
     retry_after_on_503: float | None = None  # injected 503s carry Retry-After (SF sends none)
     deals: int = 0  # seed this many generated deals at start (sandbox.seed.generate)
 
@@ -118,8 +118,11 @@ class SalesforceEmulator(Emulator):
         self.locks.clear()
         self.api_used = 0
         self.api_max = self.options.daily_api_requests
+        # The sandbox app: its certificate (if given) for jwt, the integration user
+        # pre-authorised (a permission set) and the client credentials flow's Run As user.
         self.auth.apps[self.options.consumer_key] = ConnectedApp(
-            self.options.consumer_key, self.options.consumer_secret, self.options.jwt_public_key)
+            self.options.consumer_key, self.options.consumer_secret, self.options.jwt_public_key,
+            frozenset({self.options.username.lower()}), self.options.username)
         self._load_picklists()
         self.default_user_id = ""
         self.default_user_id = self.add_login_user(

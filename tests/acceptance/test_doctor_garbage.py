@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.keys import make_signing_key
 from sandbox.runner import hubspot_connection, salesforce_connection, start_sandbox
 from tests.acceptance.conftest import CONFIG
 from worker import doctor
@@ -95,7 +96,11 @@ def serve(answer: Answer, *, reads_body: bool = True) -> tuple[str, Callable[[],
 
 
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sf_url: str, hs_url: str) -> Path:
-    for key, value in {"SF_LOGIN_URL": sf_url, "SF_CA_BUNDLE": "", "SF_USERNAME": "u@example.com",
+    """Salesforce on the JWT bearer flow (the default), with a key of the test's own."""
+    signing = make_signing_key(tmp_path / "keys")
+    for key, value in {"SF_CLIENT_ID": "3MVG9garbage",
+                       "SF_PRIVATE_KEY_FILE": str(signing.key_path),
+                       "SF_LOGIN_URL": sf_url, "SF_CA_BUNDLE": "", "SF_USERNAME": "u@example.com",
                        "SF_PASSWORD": "pw-garbage-test", "SF_TOKEN": "tok-garbage-test",
                        "HUBSPOT_BASE_URL": hs_url, "HUBSPOT_TOKEN": "pat-garbage-test",
                        "WINBACK_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}.items():
@@ -174,7 +179,8 @@ def test_a_proxy_doubling_the_date_header_in_front_of_working_crms(
                                "WINBACK_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}.items():
                 monkeypatch.setenv(key, value)
             path = tmp_path / "winback.yaml"
-            path.write_text(CONFIG + salesforce_connection("sf0", fallback=sf_fallback)
+            # SOAP: a JWT's audience is the login host, and the proxy is not a Salesforce host
+            path.write_text(CONFIG + salesforce_connection("sf0", fallback=sf_fallback, flow="soap")
                             + hubspot_connection("hs0", fallback=hs_fallback))
             checks = doctor.run(path)
         finally:

@@ -30,8 +30,9 @@ SECRET_SF_TOKEN = "SFTOKEN-S3CRET-44b1"
 SECRET_HS_TOKEN = "pat-na1-S3CRET-0c9e-4d1f"
 SECRET_HS_CLIENT = "hs-client-S3CRET-91ab"
 SECRET_HS_REFRESH = "hs-refresh-S3CRET-5d2e"
+SECRET_SF_CLIENT = "sf-client-S3CRET-2c7d"
 SECRETS = (SECRET_SF_PASSWORD, SECRET_SF_TOKEN, SECRET_HS_TOKEN, SECRET_HS_CLIENT,
-           SECRET_HS_REFRESH)
+           SECRET_HS_REFRESH, SECRET_SF_CLIENT)
 
 CONFIG_HEAD = """\
 version: 1
@@ -75,7 +76,8 @@ class Stack:
               ttl: float = 20, workers: int = 4, key_field: str = "Winback_Key__c",
               hubspot_options: dict[str, Any] | None = None,
               salesforce_options: dict[str, Any] | None = None,
-              hubspot_oauth: bool = False, seed_data: bool = True) -> Stack:
+              hubspot_oauth: bool = False, seed_data: bool = True,
+              sf_flow: str = "soap") -> Stack:
         self.box = start_sandbox(seed=seed, ca_dir=self.tmp / "ca",
                                  hubspot_options={"burst": 100_000, "search_per_second": 1000,
                                                   "client_secret": SECRET_HS_CLIENT,
@@ -83,18 +85,25 @@ class Stack:
                                                   **(hubspot_options or {})},
                                  salesforce_options={"password": SECRET_SF_PASSWORD,
                                                      "security_token": SECRET_SF_TOKEN,
+                                                     "consumer_secret": SECRET_SF_CLIENT,
                                                      **(salesforce_options or {})})
         self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8, inactive_owners=1)
         sf_fallback, hs_fallback = self.box.active_owners()
         text = CONFIG_HEAD.format(ttl=ttl, workers=workers)
-        for i in range(salesforce):
-            username = "winback@sandbox.example" if i == 0 else f"winback{i}@sandbox.example"
+        users = ["winback@sandbox.example"] + [f"winback{i}@sandbox.example"
+                                               for i in range(1, salesforce)]
+        if salesforce > 1:  # the sandbox app pre-authorises every integration user (jwt)
+            self.box.admin("salesforce", "POST", "oauth/apps", {
+                "consumer_key": "sandbox-client-id", "consumer_secret": SECRET_SF_CLIENT,
+                "certificate": self.box.signing_key.certificate_pem, "run_as": users[0],
+                "preauthorized": users})
+        for i, username in enumerate(users):
             if i:
                 self.box.admin("salesforce", "POST", "users", {
                     "username": username, "password": SECRET_SF_PASSWORD,
                     "security_token": SECRET_SF_TOKEN})
             text += salesforce_connection(f"sf{i}", username=username, key_field=key_field,
-                                          fallback=sf_fallback, extra=FAST)
+                                          fallback=sf_fallback, extra=FAST, flow=sf_flow)
         for i in range(hubspot):
             token = "${HUBSPOT_TOKEN}" if i == 0 else f"${{HUBSPOT_TOKEN_{i}}}"
             auth = (f'access_token: "{token}"' if not (hubspot_oauth and i == 0) else
@@ -125,6 +134,7 @@ class Stack:
                                                                           "HUBSPOT_"))}
         env.update(self.box.environment())
         env.update({"SF_PASSWORD": SECRET_SF_PASSWORD, "SF_TOKEN": SECRET_SF_TOKEN,
+                    "SF_CLIENT_SECRET": SECRET_SF_CLIENT,
                     "HUBSPOT_TOKEN": SECRET_HS_TOKEN, "HS_CLIENT_SECRET": SECRET_HS_CLIENT,
                     "HS_REFRESH_TOKEN": SECRET_HS_REFRESH,
                     "WINBACK_DATABASE_URL": self.database_url,
@@ -234,7 +244,10 @@ class Stack:
     def assert_secrets_absent(self) -> None:
         """No fake secret in any process output (DEBUG logs included) or ledger error."""
         text = self.collect_logs() + "\n".join(self.ledger_errors())
-        for secret in SECRETS:
+        # The jwt private key too: its PEM text and each of its base64 lines.
+        key = [line for line in self.box.signing_key.key_pem.splitlines()
+               if line and not line.startswith("-----")]
+        for secret in (*SECRETS, *key):
             assert secret not in text, f"a secret appears in the logs: {secret[:6]}..."
 
     def ledger_errors(self) -> list[str]:

@@ -29,7 +29,8 @@ def test_schema_command_prints_the_schema() -> None:
 
 def test_shipped_example_validates_when_its_variables_are_set(monkeypatch: object) -> None:
     """config/winback.yaml is valid once its ${VAR}s are set."""
-    env = {"SF_USERNAME": "u", "SF_PASSWORD": "p", "SF_TOKEN": "t", "HUBSPOT_TOKEN": "pat-x"}
+    env = {"SF_USERNAME": "u", "SF_CLIENT_ID": "c", "SF_PRIVATE_KEY_FILE": "/k.pem",
+           "HUBSPOT_TOKEN": "pat-x"}
     result = CliRunner().invoke(app, ["validate", str(default_config_dir() / "winback.yaml")],
                                 env=env)
     assert result.exit_code == 0, result.output

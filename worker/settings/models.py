@@ -18,6 +18,7 @@ import holidays
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from connectors.models import Channel, Priority
+from connectors.salesforce_flows import Flow, infer_flow, is_shared_login_host, problems
 from worker.settings.durations import Duration, DurationField, IntervalField
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -25,6 +26,7 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 IDENT = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 SECRET_KEYS = frozenset({"password", "security_token", "client_secret", "access_token",
                          "refresh_token", "private_key"})
+API_VERSION = "68.0"  # Winter '27, the newest generally available release (2026-12-01)
 DEAL_FIELDS = ("loss_reason", "competitor", "amount", "stage", "pipeline", "currency", "name",
                "account_name", "owner_country")
 
@@ -164,18 +166,31 @@ class OwnerOverride(Model):
 
 
 class SalesforceAuth(Model):
-    """Username + password + security token (SOAP login), or add client_id/client_secret (OAuth)."""
+    """How winback logs in: `flow` jwt (recommended), client_credentials, or the legacy
+    password / soap flows. Without `flow` it is inferred from the keys, as before flows had
+    names."""
 
-    username: str = Field(description="The integration user's login")
-    password: str = Field(description="${VAR}: the password")
+    flow: Flow | None = Field(None, description="jwt | client_credentials | password (legacy) "
+                              "| soap (legacy); inferred from the keys when left out")
+    username: str | None = Field(None, description="The integration user's login (jwt: the "
+                                 "token's sub; not used by client_credentials)")
+    password: str | None = Field(None, description="${VAR}: the password (password, soap)")
     security_token: str | None = Field(None, description="${VAR}: the user's security token")
-    client_id: str | None = Field(None, description="Connected app consumer key (OAuth)")
+    client_id: str | None = Field(None, description="The app's consumer key (jwt: the iss)")
     client_secret: str | None = Field(None, description="${VAR}: its consumer secret")
+    private_key_file: str | None = Field(None, description="jwt: PEM file of the key whose "
+                                         "certificate the app holds")
+    private_key: str | None = Field(None, description="${VAR}: jwt: the PEM text instead")
+
+    @property
+    def effective_flow(self) -> Flow:
+        return self.flow or infer_flow(self.model_dump())
 
     @model_validator(mode="after")
-    def _pair(self) -> SalesforceAuth:
-        if (self.client_id is None) != (self.client_secret is None):
-            raise ValueError("client_id and client_secret go together (OAuth username-password)")
+    def _flow(self) -> SalesforceAuth:
+        found = problems(self.effective_flow, self.model_dump())
+        if found:
+            raise ValueError("; ".join(found))
         return self
 
 
@@ -226,13 +241,23 @@ class SalesforceConnection(_ConnectionBase):
     kind: Literal["salesforce"] = Field(description="Which CRM")
     auth: SalesforceAuth = Field(description="How winback logs in (secrets from ${VARS})")
     login_url: str = Field("https://login.salesforce.com",
-                           description="https://test.salesforce.com for sandboxes")
+                           description="https://test.salesforce.com for sandboxes, or the "
+                                       "org's My Domain (required by client_credentials)")
     instance_url: OptionalText = Field(None, description="Taken from the login when left out")
     api_version: Annotated[str, Field(pattern=r"^[0-9]{2}\.0$")] = Field(
-        "59.0", description="REST API version")
+        API_VERSION, description="REST API version (doctor checks the org offers it)")
     task_key_field: OptionalText = Field(
         None, description="External ID field on Task holding the task key (recommended); "
                           "without it a marker in the Subject is used")
+
+    @model_validator(mode="after")
+    def _my_domain(self) -> SalesforceConnection:
+        if self.auth.effective_flow == "client_credentials" and \
+                is_shared_login_host(self.login_url):
+            raise ValueError(f"login_url {self.login_url} refuses client_credentials logins: "
+                             "set it to the org's My Domain, e.g. https://acme.my.salesforce.com"
+                             " (Setup > My Domain), or use flow: jwt")
+        return self
 
 
 class HubSpotConnection(_ConnectionBase):

@@ -25,12 +25,15 @@ PASSWORD = "sandbox-password"
 TOKEN = "SANDBOXTOKEN"
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
-LOGIN_HOSTS = ("https://login.salesforce.com", "https://test.salesforce.com")
+SOAP_VERSION = "64.0"  # SOAP login() is refused from API 65.0 on
+MY_DOMAIN = "https://acme.my.salesforce.com"  # the emulated org's My Domain (domain="acme.my")
+LOGIN_HOSTS = ("https://login.salesforce.com", "https://test.salesforce.com", MY_DOMAIN)
 
 
 class LoginRedirect(requests.Session):
-    """Sends login.salesforce.com / test.salesforce.com to the emulator; everything else (the
-    instance URL the login returned) is already 127.0.0.1. Refuses any other host."""
+    """Sends login.salesforce.com / test.salesforce.com / the My Domain to the emulator;
+    everything else (the instance URL the login returned) is already 127.0.0.1. Refuses any
+    other host."""
 
     def __init__(self, base_url: str, ca_path: Path, timeout: Any = None) -> None:
         super().__init__()
@@ -81,18 +84,20 @@ class SfEnv:
 
     def login(self, *, username: str = USERNAME, password: str = PASSWORD, token: str = TOKEN,
               timeout: Any = None, **kwargs: Any) -> Salesforce:
-        """SOAP username/password/security-token login, as simple-salesforce does it."""
+        """SOAP username/password/security-token login, as simple-salesforce does it: at API
+        64.0, the last version that has login() (the REST calls use it too)."""
+        kwargs.setdefault("version", SOAP_VERSION)
         return Salesforce(username=username, password=password, security_token=token,
-                          session=self.session(timeout), version="59.0", **kwargs)
+                          session=self.session(timeout), **kwargs)
 
     def oauth_login(self, **kwargs: Any) -> Salesforce:
         return Salesforce(username=USERNAME, password=PASSWORD + TOKEN, consumer_key=CLIENT_ID,
-                          consumer_secret=CLIENT_SECRET, session=self.session(), version="59.0",
+                          consumer_secret=CLIENT_SECRET, session=self.session(), version="68.0",
                           **kwargs)
 
     def direct(self, session_id: str) -> Salesforce:
         return Salesforce(instance_url=self.url, session_id=session_id, session=self.session(),
-                          version="59.0")
+                          version="68.0")
 
     def raw(self, method: str, path: str, sf: Salesforce, **kwargs: Any) -> requests.Response:
         """A request with the client's session, bypassing simple-salesforce's error mapping."""

@@ -147,13 +147,13 @@ def test_runtime_options(sf: SfEnv) -> None:
 def test_protocol_level_errors_use_salesforce_shapes(sf: SfEnv) -> None:
     """Unknown paths are 404 NOT_FOUND and wrong methods 405, as JSON arrays."""
     client = sf.login()
-    missing = sf.raw("GET", "/services/data/v59.0/nothing/here", client)
+    missing = sf.raw("GET", "/services/data/v68.0/nothing/here", client)
     assert missing.status_code == 404
     assert missing.json() == [{"message": "The requested resource does not exist",
                                "errorCode": "NOT_FOUND"}]
-    wrong = sf.raw("PUT", "/services/data/v59.0/sobjects/Task", client)
+    wrong = sf.raw("PUT", "/services/data/v68.0/sobjects/Task", client)
     assert wrong.status_code == 405 and wrong.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
-    no_type = sf.raw("GET", "/services/data/v59.0/sobjects/Nope/describe", client)
+    no_type = sf.raw("GET", "/services/data/v68.0/sobjects/Nope/describe", client)
     assert no_type.status_code == 404
 
 

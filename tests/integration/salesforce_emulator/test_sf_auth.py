@@ -76,9 +76,10 @@ def test_jwt_bearer_flow_logs_in_with_the_registered_certificate(sf: SfEnv) -> N
     public = key.public_key().public_bytes(serialization.Encoding.PEM,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     sf.admin("POST", "oauth/apps", {"consumer_key": "jwt-app", "consumer_secret": "s",
-                                    "jwt_public_key": public.decode()})
+                                    "jwt_public_key": public.decode(),
+                                    "preauthorized": [USERNAME]})
     client = Salesforce(username=USERNAME, consumer_key="jwt-app", privatekey=pem,
-                        session=sf.session(), version="59.0")
+                        session=sf.session(), version="68.0")
     assert client.query("SELECT Id FROM User")["totalSize"] >= 1
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = jwt.encode({"iss": "jwt-app", "sub": USERNAME, "aud": "https://login.salesforce.com",
@@ -151,7 +152,7 @@ def test_deactivating_the_api_user_kills_its_sessions(sf: SfEnv) -> None:
 
 def test_missing_or_unknown_bearer_token_is_401(sf: SfEnv) -> None:
     """Calls without a valid session get the JSON array body with INVALID_SESSION_ID."""
-    response = requests.get(f"{sf.url}/services/data/v59.0/limits/", verify=str(sf.ca.ca_path),
+    response = requests.get(f"{sf.url}/services/data/v68.0/limits/", verify=str(sf.ca.ca_path),
                             headers={"Authorization": "Bearer nope"}, timeout=10)
     assert response.status_code == 401
     assert response.json() == [{"message": "Session expired or invalid",
@@ -162,3 +163,11 @@ def test_sandbox_domain_test_logs_in_too(sf: SfEnv) -> None:
     """domain='test' (test.salesforce.com) works like production login."""
     client = sf.login(domain="test")
     assert client.query("SELECT Id FROM User")["totalSize"] >= 1
+
+
+def test_soap_login_is_not_offered_from_api_65(sf: SfEnv) -> None:
+    """SOAP login() at API 65.0 or later is INVALID_OPERATION, as in a current org."""
+    with pytest.raises(SalesforceAuthenticationFailed) as info:
+        sf.login(version="68.0")
+    assert info.value.code == "INVALID_OPERATION"
+    assert "not available in the API version specified (68.0)" in str(info.value.auth_message)

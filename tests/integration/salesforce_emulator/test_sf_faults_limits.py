@@ -111,7 +111,7 @@ def test_daily_budget_is_counted_and_enforced(sf: SfEnv) -> None:
     assert info.value.content == [{"message": "TotalRequests Limit exceeded.",
                                    "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     other = sf.login()  # login does not count and still works
-    raw = sf.raw("GET", "/services/data/v59.0/limits", other)
+    raw = sf.raw("GET", "/services/data/v68.0/limits", other)
     assert raw.status_code == 403
     assert raw.headers["Sforce-Limit-Info"] == "api-usage=5/5"
     assert sf.admin("GET", "limits") == {"daily_api_requests": 5, "used": 5}
@@ -126,7 +126,7 @@ def test_every_page_counts_and_every_response_has_limit_info(sf: SfEnv) -> None:
                                       headers={"Sforce-Query-Options": "batchSize=200"}))
     assert len(rows) == 450
     assert sf.admin("GET", "limits")["used"] == 3
-    bad = sf.raw("GET", "/services/data/v59.0/query", client, params={"q": "SELECT"})
+    bad = sf.raw("GET", "/services/data/v68.0/query", client, params={"q": "SELECT"})
     assert bad.status_code == 400 and bad.headers["Sforce-Limit-Info"] == "api-usage=4/100000"
 
 

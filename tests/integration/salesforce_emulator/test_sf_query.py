@@ -33,7 +33,7 @@ def test_records_carry_attributes_parents_and_children(sf: SfEnv, org: dict[str,
         f"FROM Opportunity WHERE Id = '{org['lost']}'")
     assert result["totalSize"] == 1 and result["done"] is True
     record = result["records"][0]
-    url = f"/services/data/v59.0/sobjects/Opportunity/{org['lost']}"
+    url = f"/services/data/v64.0/sobjects/Opportunity/{org['lost']}"
     assert record["attributes"] == {"type": "Opportunity", "url": url}
     assert list(record)[:5] == ["attributes", "Id", "Name", "StageName", "CloseDate"]
     assert record["Amount"] == 12000.0 and record["CloseDate"] == "2024-05-31"
@@ -173,7 +173,7 @@ def test_paging_follows_next_records_url_with_batch_size(sf: SfEnv) -> None:
     first = client.query("SELECT Id FROM Opportunity ORDER BY Id")
     assert first["totalSize"] == 2500 and first["done"] is False
     assert len(first["records"]) == 2000
-    assert first["nextRecordsUrl"].startswith("/services/data/v59.0/query/01g")
+    assert first["nextRecordsUrl"].startswith("/services/data/v64.0/query/01g")
     second = client.query_more(first["nextRecordsUrl"], identifier_is_url=True)
     assert len(second["records"]) == 500 and second["done"] is True
     assert "nextRecordsUrl" not in second

@@ -43,7 +43,7 @@ def test_task_create_get_update_delete(sf: SfEnv, org: dict[str, str]) -> None:
     assert task_id.startswith("00T") and len(task_id) == 18
     task = client.Task.get(task_id)
     assert task["attributes"] == {"type": "Task",
-                                  "url": f"/services/data/v59.0/sobjects/Task/{task_id}"}
+                                  "url": f"/services/data/v64.0/sobjects/Task/{task_id}"}
     assert task["Status"] == "Not Started" and task["Priority"] == "Normal"
     assert task["IsClosed"] is False and task["AccountId"] == org["acme"]
     assert task["ReminderDateTime"] == "2024-07-01T15:00:00.000+0000"
@@ -140,7 +140,7 @@ def test_upsert_with_several_matches_is_300(make_sf: Any) -> None:
         client.Task.upsert(format_external_id("Winback_Key__c", "same"), {"Subject": "x"})
     assert info.value.status == 300
     assert sorted(info.value.content) == sorted(
-        f"/services/data/v59.0/sobjects/Task/{i}" for i in (a, b))
+        f"/services/data/v64.0/sobjects/Task/{i}" for i in (a, b))
 
 
 def test_org_without_the_custom_key_field(make_sf: Any) -> None:
@@ -180,11 +180,13 @@ def test_versions_and_resources(sf: SfEnv) -> None:
     """GET /services/data/ lists versions without auth; /vXX.X/ lists resources."""
     versions = requests.get(f"{sf.url}/services/data/", verify=str(sf.ca.ca_path),
                             timeout=10)
-    assert {"label": "Release 59.0", "url": "/services/data/v59.0", "version": "59.0"} in \
-        versions.json()
+    listed = versions.json()
+    assert listed[-1] == {"label": "Winter '27", "url": "/services/data/v68.0",
+                          "version": "68.0"}  # the newest a Winter '27 org offers
+    assert {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"} in listed
     assert "Sforce-Limit-Info" not in versions.headers
     client = sf.login()
-    assert client.restful("")["query"] == "/services/data/v59.0/query"
+    assert client.restful("")["query"] == "/services/data/v64.0/query"
     bad = sf.raw("GET", "/services/data/v12.0/limits", client)
     assert bad.status_code == 404 and bad.json()[0]["errorCode"] == "NOT_FOUND"
 

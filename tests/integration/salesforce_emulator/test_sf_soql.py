@@ -83,7 +83,7 @@ def test_evaluator_runs_a_query_once_and_renders_pages_on_demand() -> None:
                                  "WHERE IsClosed = true ORDER BY CloseDate DESC, Id",
                                  include_deleted=False, now=NOW)
         ids = compiled.matching_ids()
-        records = compiled.render(ids[:3], "59.0")
+        records = compiled.render(ids[:3], "68.0")
     assert len(records) == 3 and all(r["Account"]["Name"] for r in records)
     assert [r["Id"] for r in records] == ids[:3]
 
