@@ -195,27 +195,34 @@ def _cadence_reasons(old: dict[str, Any] | None, new: dict[str, Any] | None,
 
 
 def write_table(changes: list[Change], console: Any) -> None:
-    """The ops view: one row per task, with the owner change and the reasons."""
+    """The ops view: one row per task (the owner change, what differs), and the reasons as
+    numbered notes below (most tasks of an edit share them)."""
     if not changes:
         console.print("No change: this configuration plans the same in-flight tasks.")
         return
+    from rich.markup import escape
     from rich.table import Table
 
+    notes: dict[tuple[str, ...], int] = {}
     table = Table(title="Changes to tasks not yet written", title_justify="left")
     for column in ("connection", "deal", "change", "cadence", "step", "#", "contact",
-                   "due before", "due after", "owner", "why"):
-        table.add_column(column, overflow="fold")
+                   "due before", "due after", "owner", "what", "why"):
+        table.add_column(column)
     for c in changes:
         owner = (f"{c.owner_before} -> {c.owner_after}"
                  if c.owner_before and c.owner_after and c.owner_before != c.owner_after
                  else c.owner_after or c.owner_before or "")
-        what = f"{', '.join(c.fields)} ({'; '.join(c.why)})" if c.fields else "; ".join(c.why)
-        table.add_row(c.connection, c.deal_id, c.change, c.cadence, c.step, str(c.occurrence),
-                      c.contact_id or "", str(c.due_before or ""), str(c.due_after or ""),
-                      owner, what)
+        note = notes.setdefault(c.why, len(notes) + 1)
+        cells = (c.connection, c.deal_id, c.change, c.cadence, c.step, str(c.occurrence),
+                 c.contact_id or "", str(c.due_before or ""), str(c.due_after or ""), owner,
+                 ", ".join(c.fields), f"[{note}]")
+        table.add_row(*(escape(cell) for cell in cells))
     console.print(table)
+    console.print("Why:")
+    for why, number in notes.items():
+        console.print(f"  [{number}] " + "; ".join(why), soft_wrap=True, markup=False)
     counts = {k: sum(c.change == k for c in changes)
               for k in ("added", "moved", "changed", "dropped")}
     deals = len({(c.connection, c.deal_id) for c in changes})
     console.print(", ".join(f"{v} {k}" for k, v in counts.items()) + f" task(s) in {deals} "
-                  "deal(s); the next sync applies them")
+                  "deal(s); the next sync applies them", soft_wrap=True)
