@@ -144,9 +144,10 @@ def reasons(before: dict[str, Any] | None, after: PlanInputs, step: str) -> tupl
         out.append("cadence matching (`when` tests or the order of cadences)")
     if old.get("cadence") != new.get("cadence"):
         out += _cadence_reasons(old.get("cadence"), new.get("cadence"), step)
+    gained_or_lost = (old.get("owner") is None) != (new.get("owner") is None)
     for key, label in LABELS.items():
-        if old.get(key) == new.get(key):
-            continue
+        if old.get(key) == new.get(key) or (gained_or_lost and key != "owner"):
+            continue  # (an owner that appears or goes: the rest was not read on one side)
         source = _source(old_src.get(key), new_src.get(key)) or label
         out.append(f"{source}: {_show(old.get(key))} -> {_show(new.get(key))}")
     return tuple(dict.fromkeys(out)) or (TIME,)

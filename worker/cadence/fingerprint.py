@@ -86,7 +86,9 @@ class Fingerprints:
         self._defaults = {
             "weekend": dumped["calendar"]["weekend"],
             "extra_holidays": dumped["calendar"]["extra_holidays"],
-            "reminder_time": dumped["reminder_time"], "lead_time": dumped["lead_time"],
+            "reminder_time": d.reminder_time.isoformat(
+                timespec="minutes" if not d.reminder_time.second else "auto"),
+            "lead_time": dumped["lead_time"],
             "grace": dumped["grace"],
         }
         self._default_horizon = dumped["horizon"]
