@@ -316,3 +316,26 @@ def test_the_diff_names_the_setting_behind_each_change(
         assert {(c.owner_before, c.owner_after) for c in changes} == {("U3", "FALLBACK")}
         assert all("owner" in c.fields for c in changes)
     assert changes and all(why in c.why for c in changes), [c.why for c in changes]
+
+
+def test_an_owner_override_is_replanned_from_the_ledger_alone(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the pull's overlap (no deal is re-read), the set-wise stale query finds the
+    overridden owner's deals, on SQLite and PostgreSQL; the next tick finds none."""
+    from tests.unit import harness
+
+    world = harness.World(tmp_path, database_url, monkeypatch)
+    try:
+        world.lost("D1")
+        world.lost("D2", owner="FALLBACK")
+        world.tick()
+        world.advance(hours=2)
+        assert world.tick().counts.replanned == 0
+        world.reload('    owners: {"U1": {timezone: Europe/Berlin, country: DE, '
+                     'subdivision: BY}}\n')
+        assert world.tick().counts.replanned == 1
+        assert world.tick().counts.replanned == 0
+        config = load_config(world.path, env={})
+        assert diff(config, world.service.ledger, world.now) == []
+    finally:
+        world.close()

@@ -173,11 +173,10 @@ def verify_tracked(tick: Tick) -> None:
 
 
 def replan_changed_rules(tick: Tick) -> None:
-    """Enrollments whose plan fingerprint differs from today's rules (an edit of anything
-    their plan reads): re-plan them from their snapshot (only tasks not yet written move;
-    written ones stay as they are). Contacts are read first when the new rules need them and
-    the snapshot has none. Stale enrollments are found set-wise: one grouped read of
-    (cadence, owner, fingerprint), compared in memory, then the stale groups' rows in batches."""
+    """Re-plan, from their snapshot, the enrollments whose plan fingerprint differs from
+    today's rules (only unwritten tasks move). Found set-wise: one grouped read of (cadence,
+    owner, fingerprint) compared in memory, then the stale groups' rows in batches. Contacts
+    are read first when the new rules need them and the snapshot has none."""
     ctx = tick.ctx
     done: set[str] = set()
     while not ctx.stop.is_set():
@@ -187,9 +186,9 @@ def replan_changed_rules(tick: Tick) -> None:
                           g.cadence if g.status == "active" else None,
                           decode_owner(g.owner_input)).fingerprint]
             stale = ctx.ledger.enrollments_in_groups(conn, ctx.name, groups, limit=200)
-        stale = [e for e in stale if e.deal_id not in done]
+        stale = [e for e in stale if e.deal_id not in done]  # (guards against non-progress)
         if not stale:
-            return  # (re-planned rows leave their stale group; this also ends a non-progress)
+            return
         deals = {e.deal_id: enrolled_deal(e) for e in stale}
         wanted = [i for i, d in deals.items() if not d.contacts and ctx.planner.needs_contacts(d)]
         if wanted:
@@ -212,7 +211,7 @@ def _used(used: dict[str, PlanInputs], inputs: PlanInputs | None) -> None:
 
 
 def _keep_inputs(tick: Tick, conn: Connection, used: dict[str, PlanInputs]) -> None:
-    """Store what the fingerprints of this transaction's plans stand for (a few rows)."""
+    """Store what this transaction's fingerprints stand for (a few rows, for plan --diff)."""
     tick.ctx.ledger.store_plan_inputs(conn, ((f, p.stored()) for f, p in used.items()),
                                       tick.now)
 
