@@ -2,9 +2,10 @@
 in-flight tasks (added, moved, changed, dropped) and why, before it is deployed. Written
 tasks never change.
 
-The next `sync` with the same configuration applies exactly these changes: a deal's plan is
-re-done when its plan fingerprint (worker/cadence/fingerprint.py) differs, and the fingerprint
-covers everything planning reads. So after that sync, the diff is empty.
+The next `sync` with the same configuration applies exactly these changes: it re-plans the
+deals whose plan fingerprint (worker/cadence/fingerprint.py) differs, the diff lists what that
+re-plan changes, and the fingerprint covers everything planning reads (a property test checks
+it against a full re-plan of every deal). So after that sync, the diff is empty.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from worker.ledger.store import Ledger
 from worker.settings.models import Config
 
 UNKNOWN = "planned before winback recorded its rule inputs (the next sync re-plans it)"
-TIME = "time passed since it was planned (late steps move to today)"
+UNCHANGED = "no setting it reads changed (the plan differs with today's date)"
 STEP_FIELDS = {"at": "offset (at)", "from": "offset (from)", "every": "every", "until": "until",
                "spread": "spread", "anchor": "anchor", "channel": "channel",
                "priority": "priority", "per": "per", "subject": "subject template",
@@ -84,8 +85,15 @@ def diff(config: Config, ledger: Ledger, now: datetime) -> list[Change]:
 
 def _deal_changes(planner: Planner, connection: str, row: Any, deal: Deal, now: datetime,
                   stored: dict[str, Any], before: dict[str, Any] | None) -> list[Change]:
+    """The changes of one deal, if the next sync re-plans it: when its fingerprint differs
+    (the same test as the sync's; a deal whose inputs are unchanged keeps its tasks, even a
+    late one that a fresh plan would move to today)."""
+    owner = owner_input(deal)
+    if row.rule_version == planner.plan_inputs(
+            row.cadence if row.status == "active" else None, owner).fingerprint:
+        return []
     plan = planner.plan(deal, now, cycle=int(row.cycle))
-    after = planner.plan_inputs(plan.cadence, owner_input(deal))
+    after = planner.plan_inputs(plan.cadence, owner)
     out: list[Change] = []
     planned = {t.key: t for t in plan.tasks}
     why_by_step: dict[str, tuple[str, ...]] = {}
@@ -150,7 +158,7 @@ def reasons(before: dict[str, Any] | None, after: PlanInputs, step: str) -> tupl
             continue  # (an owner that appears or goes: the rest was not read on one side)
         source = _source(old_src.get(key), new_src.get(key)) or label
         out.append(f"{source}: {_show(old.get(key))} -> {_show(new.get(key))}")
-    return tuple(dict.fromkeys(out)) or (TIME,)
+    return tuple(dict.fromkeys(out)) or (UNCHANGED,)
 
 
 def _source(old: str | None, new: str | None) -> str | None:

@@ -27,7 +27,7 @@ from connectors.models import Contact, Deal, Owner
 from worker.cadence.engine import Planner
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
-from worker.ledger.schema import enrollment
+from worker.ledger.schema import enrollment, task
 from worker.plandiff import diff
 from worker.settings import Config, load_config
 from worker.sync.tick import run_tick
@@ -173,6 +173,35 @@ def reads(config: Config, deal: Deal) -> Any:
             d.grace, cadence.horizon or d.horizon)
 
 
+def drift(config: Config, service: Service) -> set[str]:
+    """Deals whose fresh plan under `config` differs from their unwritten tasks in the ledger:
+    a full re-plan of every tracked deal, independent of fingerprints and of plan --diff."""
+    planner, out = Planner(config, "crm"), set()
+    with service.ledger.engine.connect() as conn:
+        tasks: dict[str, dict[str, Any]] = {}
+        for t in conn.execute(select(task)):
+            tasks.setdefault(t.deal_id, {})[t.key] = t
+        for row in conn.execute(select(enrollment).where(
+                enrollment.c.status.in_(("active", "unmatched")))):
+            deal = Deal.model_validate(row.deal_json)
+            stored = tasks.get(row.deal_id, {})
+            planned = {t.key: t for t in planner.plan(deal, NOW, cycle=row.cycle).tasks}
+            for key, new in planned.items():
+                old = stored.get(key)
+                gone = old is None or (old.status, old.cancel_reason) == ("cancelled", "replanned")
+                moved = not gone and old.status in ("planned", "queued") and (
+                    old.due_date, old.owner_id, old.remind_at, old.channel, old.priority,
+                    max(old.create_after, NOW)) != (
+                    new.due_date, new.owner_id, new.remind_at, str(new.channel),
+                    str(new.priority), max(planner.create_after(deal, new), NOW))
+                if gone or moved:
+                    out.add(row.deal_id)
+            if any(t.status in ("planned", "queued") and t.cadence != "reborn"
+                   and k not in planned for k, t in stored.items()):
+                out.add(row.deal_id)
+    return out
+
+
 class Ledger:
     """A migrated SQLite ledger, copied for each example (migrating takes a while)."""
 
@@ -255,8 +284,9 @@ def test_rule_edit_invariant_long_form(edits: list[tuple[Any, ...]], template: L
 
 def check_edits(edits: list[tuple[Any, ...]], template: Ledger,
                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sync, then per edit: the diff names the deals the next sync re-plans; that sync
-    re-plans no deal that does not read the edited setting; then the diff is empty."""
+    """Sync, then per edit: the diff shows every deal a full re-plan would change; the next
+    sync re-plans those (and no deal that does not read the edited setting); then the diff
+    is empty and a full re-plan changes nothing."""
     with tempfile.TemporaryDirectory() as tmp:
         world = World(Path(tmp), template, monkeypatch)
         data = BASE
@@ -270,6 +300,9 @@ def check_edits(edits: list[tuple[Any, ...]], template: Ledger,
                 old_config, data = config, apply(data, edit)
                 config = world.load(data)
                 pending = {c.deal_id for c in diff(config, ledger, NOW)}
+                assert world.service is not None
+                changing = drift(config, world.service)
+                assert changing <= pending, f"{edit}: plan --diff misses {changing - pending}"
                 before, snapshots = world.versions(), world.deals()
                 replanned = world.sync()
                 after = world.versions()
@@ -281,6 +314,8 @@ def check_edits(edits: list[tuple[Any, ...]], template: Ledger,
                 assert moved <= allowed, f"{edit}: re-planned {moved - allowed}, unaffected"
                 left = diff(config, ledger, NOW)
                 assert left == [], f"{edit}: after sync the diff still shows {left}"
+                assert world.service is not None
+                assert drift(config, world.service) == set(), f"{edit}: not re-planned"
         finally:
             assert world.service is not None
             world.service.close()
