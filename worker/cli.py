@@ -231,22 +231,9 @@ def _plan_diff(settings: Config, config: Path, moment: datetime,
         for change in changes:
             out.write(json.dumps(change.as_dict()) + "\n")
         return
-    console = table_console(out)
-    if not changes:
-        console.print("No change: this configuration plans the same in-flight tasks.")
-        return
-    from rich.table import Table
+    from worker.plandiff import write_table as write_diff
 
-    table = Table(title="Changes to tasks not yet written", title_justify="left")
-    for column in ("connection", "deal", "change", "cadence", "step", "#", "contact",
-                   "due before", "due after"):
-        table.add_column(column)
-    for c in changes:
-        table.add_row(c.connection, c.deal_id, c.change, c.cadence, c.step, str(c.occurrence),
-                      c.contact_id or "", str(c.due_before or ""), str(c.due_after or ""))
-    console.print(table)
-    counts = {k: sum(c.change == k for c in changes) for k in ("added", "moved", "dropped")}
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    write_diff(changes, table_console(out))
 
 
 @app.command()

@@ -1,8 +1,16 @@
 """`winback plan CONFIG --diff`: what a new configuration would change in the ledger's
-in-flight tasks (added, moved, dropped), before it is deployed. Written tasks never change."""
+in-flight tasks (added, moved, changed, dropped) and why, before it is deployed. Written
+tasks never change.
+
+The next `sync` with the same configuration applies exactly these changes: it re-plans the
+deals whose plan fingerprint (worker/cadence/fingerprint.py) differs, the diff lists what that
+re-plan changes, and the fingerprint covers everything planning reads (a property test checks
+it against a full re-plan of every deal). So after that sync, the diff is empty.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -10,17 +18,29 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.models import Deal
-from worker.cadence.engine import Planner
+from worker.cadence.engine import PlannedTask, Planner
+from worker.cadence.fingerprint import PlanInputs, owner_input
 from worker.ledger.schema import OPEN_STATUSES, enrollment, task
 from worker.ledger.store import Ledger
 from worker.settings.models import Config
+
+UNKNOWN = "planned before winback recorded its rule inputs (the next sync re-plans it)"
+UNCHANGED = "no setting it reads changed (the plan differs with today's date)"
+STEP_FIELDS = {"at": "offset (at)", "from": "offset (from)", "every": "every", "until": "until",
+               "spread": "spread", "anchor": "anchor", "channel": "channel",
+               "priority": "priority", "per": "per", "subject": "subject template",
+               "body": "body template"}
+LABELS = {"reminder_time": "defaults.reminder_time", "lead_time": "defaults.lead_time",
+          "grace": "defaults.grace", "weekend": "defaults.calendar.weekend",
+          "extra_holidays": "defaults.calendar.extra_holidays", "owner": "owner",
+          "timezone": "time zone", "holidays": "holidays", "horizon": "horizon"}
 
 
 @dataclass(frozen=True)
 class Change:
     connection: str
     deal_id: str
-    change: str  # added | moved | dropped
+    change: str  # added | moved (due date) | changed (owner, reminder, ...) | dropped
     cadence: str
     step: str
     occurrence: int
@@ -28,11 +48,16 @@ class Change:
     due_before: date | None
     due_after: date | None
     key: str
+    owner_before: str | None = None
+    owner_after: str | None = None
+    fields: tuple[str, ...] = ()  # what differs: due date, owner, reminder, create on, ...
+    why: tuple[str, ...] = ()  # which settings
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["due_before"] = self.due_before.isoformat() if self.due_before else None
         out["due_after"] = self.due_after.isoformat() if self.due_after else None
+        out["fields"], out["why"] = list(self.fields), list(self.why)
         return out
 
 
@@ -41,30 +66,172 @@ def diff(config: Config, ledger: Ledger, now: datetime) -> list[Change]:
     with ledger.engine.connect() as conn:
         for settings in config.connections:
             planner = Planner(config, settings.name)
-            enrollments = conn.execute(select(enrollment).where(
-                enrollment.c.connection == settings.name,
-                enrollment.c.status.in_(("active", "unmatched"))))
-            for row in enrollments:
+            tracked = enrollment.c.status.in_(("active", "unmatched"))
+            rows = list(conn.execute(select(enrollment).where(
+                enrollment.c.connection == settings.name, tracked)))
+            stored: dict[str, dict[str, Any]] = defaultdict(dict)
+            for t in conn.execute(select(task).join(enrollment, (
+                    enrollment.c.connection == task.c.connection)
+                    & (enrollment.c.deal_id == task.c.deal_id)).where(
+                    task.c.connection == settings.name, tracked)):
+                stored[t.deal_id][t.key] = t
+            inputs = ledger.plan_inputs(conn, (r.rule_version for r in rows))
+            for row in rows:
                 deal = Deal.model_validate(row.deal_json)
-                plan = planner.plan(deal, now, cycle=int(row.cycle))
-                stored = {t.key: t for t in conn.execute(select(task).where(
-                    task.c.connection == settings.name, task.c.deal_id == row.deal_id))}
-                planned = {t.key: t for t in plan.tasks}
-                for key, new in planned.items():
-                    old = stored.get(key)
-                    if old is None or (old.status == "cancelled"
-                                       and old.cancel_reason == "replanned"):
-                        changes.append(Change(settings.name, row.deal_id, "added", new.cadence,
-                                              new.step, new.occurrence, new.contact_id, None,
-                                              new.due_date, key))
-                    elif old.status in OPEN_STATUSES and old.due_date != new.due_date:
-                        changes.append(Change(settings.name, row.deal_id, "moved", new.cadence,
-                                              new.step, new.occurrence, new.contact_id,
-                                              old.due_date, new.due_date, key))
-                for key, old in stored.items():
-                    if key not in planned and old.status in OPEN_STATUSES \
-                            and old.cadence != "reborn":
-                        changes.append(Change(settings.name, row.deal_id, "dropped",
-                                              old.cadence, old.step, old.occurrence,
-                                              old.contact_id, old.due_date, None, key))
+                changes += _deal_changes(planner, settings.name, row, deal, now,
+                                         stored[row.deal_id], inputs.get(row.rule_version))
     return changes
+
+
+def _deal_changes(planner: Planner, connection: str, row: Any, deal: Deal, now: datetime,
+                  stored: dict[str, Any], before: dict[str, Any] | None) -> list[Change]:
+    """The changes of one deal, if the next sync re-plans it: when its fingerprint differs
+    (the same test as the sync's; a deal whose inputs are unchanged keeps its tasks, even a
+    late one that a fresh plan would move to today)."""
+    owner = owner_input(deal)
+    if row.rule_version == planner.plan_inputs(
+            row.cadence if row.status == "active" else None, owner).fingerprint:
+        return []
+    plan = planner.plan(deal, now, cycle=int(row.cycle))
+    after = planner.plan_inputs(plan.cadence, owner)
+    out: list[Change] = []
+    planned = {t.key: t for t in plan.tasks}
+    why_by_step: dict[str, tuple[str, ...]] = {}
+    for key, new in planned.items():
+        old = stored.get(key)
+        why = why_by_step.get(new.step) or why_by_step.setdefault(
+            new.step, reasons(before, after, new.step))
+        if old is None or (old.status == "cancelled" and old.cancel_reason == "replanned"):
+            out.append(Change(connection, row.deal_id, "added", new.cadence, new.step,
+                              new.occurrence, new.contact_id, None, new.due_date, key,
+                              None, new.owner_id, (), why))
+            continue
+        fields = _differs(planner, deal, old, new, now) if old.status in OPEN_STATUSES else ()
+        if fields:
+            kind = "moved" if "due date" in fields else "changed"
+            out.append(Change(connection, row.deal_id, kind, new.cadence, new.step,
+                              new.occurrence, new.contact_id, old.due_date, new.due_date, key,
+                              old.owner_id, new.owner_id, fields, why))
+    for key, old in stored.items():
+        if key not in planned and old.status in OPEN_STATUSES and old.cadence != "reborn":
+            out.append(Change(connection, row.deal_id, "dropped", old.cadence, old.step,
+                              old.occurrence, old.contact_id, old.due_date, None, key,
+                              old.owner_id, None, (), reasons(before, after, old.step)))
+    return out
+
+
+def _differs(planner: Planner, deal: Deal, old: Any, new: PlannedTask, now: datetime
+             ) -> tuple[str, ...]:
+    """What a re-plan would change in an unwritten task (a create time already past stays
+    past: the task is due for writing either way)."""
+    fields: list[str] = []
+    if old.due_date != new.due_date:
+        fields.append("due date")
+    if old.owner_id != new.owner_id:
+        fields.append("owner")
+    if old.remind_at != new.remind_at:
+        fields.append("reminder")
+    if max(old.create_after, now) != max(planner.create_after(deal, new), now):
+        fields.append("create on")
+    if old.channel != str(new.channel):
+        fields.append("channel")
+    if old.priority != str(new.priority):
+        fields.append("priority")
+    return tuple(fields)
+
+
+def reasons(before: dict[str, Any] | None, after: PlanInputs, step: str) -> tuple[str, ...]:
+    """Which settings differ between what a deal was planned with and today's rules, for a
+    task of `step` (step edits of other steps do not count)."""
+    if before is None:
+        return (UNKNOWN,)
+    old, new = before.get("inputs", {}), after.inputs
+    old_src, new_src = before.get("sources", {}), after.sources
+    out: list[str] = []
+    if old.get("match") != new.get("match"):
+        out.append("cadence matching (`when` tests or the order of cadences)")
+    if old.get("cadence") != new.get("cadence"):
+        out += _cadence_reasons(old.get("cadence"), new.get("cadence"), step)
+    gained_or_lost = (old.get("owner") is None) != (new.get("owner") is None)
+    for key, label in LABELS.items():
+        if old.get(key) == new.get(key) or (gained_or_lost and key != "owner"):
+            continue  # (an owner that appears or goes: the rest was not read on one side)
+        source = _source(old_src.get(key), new_src.get(key)) or label
+        out.append(f"{source}: {_show(old.get(key))} -> {_show(new.get(key))}")
+    return tuple(dict.fromkeys(out)) or (UNCHANGED,)
+
+
+def _source(old: str | None, new: str | None) -> str | None:
+    """The setting to name: an override or fallback that appears (or goes) wins."""
+    if old == new or old is None:
+        return new
+    if new is None:
+        return old
+    special = ("owner override", "fallback_owner", "cadence ")
+    if new.startswith(special):
+        return new
+    if old.startswith(special):
+        return f"{old} removed"
+    return new
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def _cadence_reasons(old: dict[str, Any] | None, new: dict[str, Any] | None,
+                     step: str) -> list[str]:
+    if old is None or new is None:
+        return []  # matched now and not before (or the reverse): the match reason says it
+    name = f"cadence {new.get('id')}"
+    out = [f"{name} {key}" for key in sorted(set(old) | set(new) - {"steps", "id", "horizon"})
+           if old.get(key) != new.get(key)]
+    before = {s["id"]: s for s in old.get("steps", [])}
+    after = {s["id"]: s for s in new.get("steps", [])}
+    if step in before and step in after:
+        out += [f"{name} step {step} {STEP_FIELDS.get(key, key)}"
+                for key in sorted(set(before[step]) | set(after[step]))
+                if before[step].get(key) != after[step].get(key)]
+    elif step in after:
+        out.append(f"{name} step {step} added")
+    elif step in before:
+        out.append(f"{name} step {step} removed")
+    return out
+
+
+def write_table(changes: list[Change], console: Any) -> None:
+    """The ops view: one row per task (the owner change, what differs), and the reasons as
+    numbered notes below (most tasks of an edit share them)."""
+    if not changes:
+        console.print("No change: this configuration plans the same in-flight tasks.")
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    notes: dict[tuple[str, ...], int] = {}
+    table = Table(title="Changes to tasks not yet written", title_justify="left")
+    for column in ("connection", "deal", "change", "cadence", "step", "#", "contact",
+                   "due before", "due after", "owner", "what", "why"):
+        table.add_column(column)
+    for c in changes:
+        owner = (f"{c.owner_before} -> {c.owner_after}"
+                 if c.owner_before and c.owner_after and c.owner_before != c.owner_after
+                 else c.owner_after or c.owner_before or "")
+        note = notes.setdefault(c.why, len(notes) + 1)
+        cells = (c.connection, c.deal_id, c.change, c.cadence, c.step, str(c.occurrence),
+                 c.contact_id or "", str(c.due_before or ""), str(c.due_after or ""), owner,
+                 ", ".join(c.fields), f"[{note}]")
+        table.add_row(*(escape(cell) for cell in cells))
+    console.print(table)
+    console.print("Why:")
+    for why, number in notes.items():
+        console.print(f"  [{number}] " + "; ".join(why), soft_wrap=True, markup=False)
+    counts = {k: sum(c.change == k for c in changes)
+              for k in ("added", "moved", "changed", "dropped")}
+    deals = len({(c.connection, c.deal_id) for c in changes})
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()) + f" task(s) in {deals} "
+                  "deal(s); the next sync applies them", soft_wrap=True)

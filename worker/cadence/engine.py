@@ -14,7 +14,6 @@ Pinned semantics (see docs/configuration.md and the plan vectors in tests):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
@@ -23,6 +22,7 @@ from typing import Any
 from connectors.models import Channel, Deal, Priority
 from worker.cadence import templates
 from worker.cadence.calendar import WorkCalendar, work_calendar, zone
+from worker.cadence.fingerprint import Fingerprints, OwnerInput, PlanInputs, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
 from worker.settings.models import Cadence, Config, Step, supported_countries
@@ -75,6 +75,9 @@ class OwnerContext:
     zone_name: str
     calendar: WorkCalendar
     fallback: bool
+    zone_source: str = "defaults.timezone"  # which setting gave the zone (for plan --diff)
+    holidays: str = ""  # the public holidays' country[-subdivision]
+    holidays_source: str = "defaults.calendar"
 
 
 # (step, occurrence, due date, reminder UTC, create on, date before the shift)
@@ -136,19 +139,13 @@ class Planner:
         self._lead, self._grace, self._reminder = d.lead_time, d.grace, d.reminder_time
         self._lead_back = -self._lead
         self._late_reason = f"past due by more than grace ({self._grace})"
-        defaults_json = d.model_dump_json()
-        self._versions = {
-            c.id: hashlib.blake2b((c.model_dump_json() + defaults_json).encode(),
-                                  digest_size=8).hexdigest() for c in config.cadences}
-        self._all_version = hashlib.blake2b("".join(
-            c.id + v for c, v in zip(config.cadences, self._versions.values(), strict=True))
-            .encode(), digest_size=8).hexdigest()
         self._per_stakeholder = {
             c.id: any(s.per == "stakeholder" for s in c.steps) for c in config.cadences}
         self._has_contract_steps = {
             c.id: any(s.anchor == "contract_end" for s in c.steps) for c in config.cadences}
         self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
         self._schedules: dict[tuple[Any, ...], tuple[tuple[Slot, ...], tuple[Skipped, ...]]] = {}
+        self._fingerprints = Fingerprints(config, self.owner_context_for)
 
     def cadence(self, cadence_id: str) -> Cadence | None:
         return self._cadences.get(cadence_id)
@@ -171,16 +168,19 @@ class Planner:
         return datetime.combine(task.create_on, time(0), tzinfo=tz).astimezone(UTC)
 
     def owner_context(self, deal: Deal) -> OwnerContext | None:
-        owner = deal.owner
-        fallback = owner is None or not owner.active
+        return self.owner_context_for(owner_input(deal))
+
+    def owner_context_for(self, raw: OwnerInput | None) -> OwnerContext | None:
+        """The owner a deal's tasks go to, with its zone and holidays, from the CRM owner's
+        (id, active, time zone, country, subdivision), the overrides and the fallback."""
+        fallback = raw is None or not raw[1]
         if fallback and self.fallback_owner:
             owner_id, zone_hint, country, subdivision = self.fallback_owner, None, None, None
-        elif owner is None:
+        elif raw is None:
             return None
         else:
             fallback = False
-            owner_id, zone_hint = owner.id, owner.timezone
-            country, subdivision = owner.country, owner.subdivision
+            owner_id, _, zone_hint, country, subdivision = raw
         cache_key = (owner_id, zone_hint, country, subdivision, fallback)
         found = self._owner_cache.get(cache_key)
         if found is None:
@@ -192,32 +192,41 @@ class Planner:
                        subdivision: str | None, fallback: bool) -> OwnerContext:
         defaults = self.config.defaults
         override = self.overrides.get(owner_id)
-        zone_name = (override.timezone if override and override.timezone else None) \
-            or _valid_zone(zone_hint) or defaults.timezone
+        zone_source, holidays_source = "defaults.timezone", "defaults.calendar"
+        if override and override.timezone:
+            zone_name, zone_source = override.timezone, "owner override timezone"
+        elif _valid_zone(zone_hint):
+            zone_name, zone_source = str(zone_hint), "CRM owner time zone"
+        else:
+            zone_name = defaults.timezone
         if override and override.country:
             country, subdivision = override.country, override.subdivision
+            holidays_source = "owner override country/subdivision"
+        elif country:
+            holidays_source = "CRM owner country"
         country = (country or "").upper() or defaults.calendar.country
         subdivisions = supported_countries().get(country)
         if subdivisions is None:
             country, subdivision = defaults.calendar.country, defaults.calendar.subdivision
+            holidays_source = "defaults.calendar"
         elif country == defaults.calendar.country and subdivision is None:
             subdivision = defaults.calendar.subdivision
         elif subdivision is not None and subdivision.upper() not in subdivisions:
             subdivision = None
         calendar = work_calendar(country, subdivision, defaults.calendar.weekend,
                                  defaults.calendar.extra_holidays)
-        return OwnerContext(owner_id, zone_name, calendar, fallback)
+        holidays = f"{country}-{subdivision.upper()}" if subdivision else country
+        return OwnerContext(owner_id, zone_name, calendar, fallback, zone_source, holidays,
+                            holidays_source)
 
     # -- planning -------------------------------------------------------------------------
-    def rule_version(self, cadence_id: str | None) -> str:
-        """A short hash of everything that decides a cadence's dates and texts; for None (no
-        cadence matched), a hash of all the rules, so a rule edit re-examines unmatched deals."""
-        if cadence_id is None:
-            return self._all_version
-        return self._versions.get(cadence_id, "removed")
+    def plan_inputs(self, cadence_id: str | None, raw: OwnerInput | None) -> PlanInputs:
+        """Everything planning a deal of this cadence (None: no cadence matched) and CRM owner
+        reads from the configuration, and its fingerprint (the ledger's rule_version)."""
+        return self._fingerprints.of(cadence_id, raw)
 
-    def versions(self) -> dict[str, str]:
-        return dict(self._versions)
+    def rule_version(self, cadence_id: str | None, deal: Deal) -> str:
+        return self.plan_inputs(cadence_id, owner_input(deal)).fingerprint
 
     def plan(self, deal: Deal, now: datetime, *, cycle: int = 1) -> DealPlan:
         """Plan a deal. `cycle` counts losses of the same deal: a deal lost again after it was

@@ -6,6 +6,9 @@
   last snapshot, and why and when it stopped (the win-back report reads these).
 - `task`: every planned task under its unique key, with its status
   (planned -> queued -> sending -> written | failed; or skipped / cancelled) and CRM id.
+- `plan_input`: what the planner read from the configuration for a deal (cadence, owner,
+  zone, holidays, defaults), once per distinct fingerprint (`enrollment.rule_version`);
+  `plan --diff` reads it to say which setting moves a task.
 - `event`: the audit trail of decisions (enrolled, stopped, reborn, won back, fallback owner).
 
 Idempotency lives in unique constraints (`task.key`, `enrollment(connection, deal_id)`),
@@ -99,7 +102,8 @@ enrollment = Table(
     Column("deal_id", String(64), nullable=False),
     Column("cycle", Integer, nullable=False, default=1),
     Column("cadence", String(64)),
-    Column("rule_version", String(32)),
+    Column("rule_version", String(32)),  # the plan fingerprint (worker/cadence/fingerprint.py)
+    Column("owner_input", Text),  # the CRM owner as planned: [id, active, zone, country, subdiv]
     Column("status", String(16), nullable=False),  # active | stopped | unmatched | finished
     Column("stop_reason", String(32)),  # reopened | won | deleted | new_deal | ...
     Column("account_id", String(64)),
@@ -120,6 +124,16 @@ enrollment = Table(
 Index("ix_enrollment_account", enrollment.c.connection, enrollment.c.account_id,
       enrollment.c.status)
 Index("ix_enrollment_reborn_deal", enrollment.c.connection, enrollment.c.reborn_deal_id)
+# Finding the enrollments a rule edit affects groups by these (an index-only scan).
+Index("ix_enrollment_rules", enrollment.c.connection, enrollment.c.status, enrollment.c.cadence,
+      enrollment.c.rule_version, enrollment.c.owner_input)
+
+plan_input = Table(
+    "plan_input", metadata,
+    Column("fingerprint", String(32), primary_key=True),
+    Column("inputs", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
 
 task = Table(
     "task", metadata,

@@ -13,7 +13,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from worker.ledger.db import write
-from worker.ledger.schema import OPEN_STATUSES, connection_state, enrollment, event, task
+from worker.ledger.schema import (
+    OPEN_STATUSES,
+    connection_state,
+    enrollment,
+    event,
+    plan_input,
+    task,
+)
 
 CHUNK = 500
 
@@ -127,19 +134,44 @@ class Ledger:
         conn.execute(update(enrollment).where(enrollment.c.connection == connection,
                                               enrollment.c.deal_id == deal_id).values(**values))
 
-    def stale_enrollments(self, conn: Connection, connection: str, versions: dict[str, str],
-                          unmatched_version: str, limit: int) -> list[Row[Any]]:
-        """Active enrollments whose cadence changed or vanished, and unmatched ones planned
-        under other rules."""
-        stale_active = [and_(enrollment.c.cadence == c, enrollment.c.rule_version != v)
-                        for c, v in versions.items()]
-        stale_active.append(enrollment.c.cadence.not_in(list(versions)))
-        condition = or_(
-            and_(enrollment.c.status == "active", or_(*stale_active)),
-            and_(enrollment.c.status == "unmatched",
-                 enrollment.c.rule_version != unmatched_version))
+    def rule_groups(self, conn: Connection, connection: str) -> list[Row[Any]]:
+        """Tracked enrollments grouped by what decides their plan fingerprint: (status,
+        cadence, owner_input, rule_version, count). Few rows (cadences x owners), read with
+        one index-only scan; the caller compares each group with today's fingerprint."""
+        columns = (enrollment.c.status, enrollment.c.cadence, enrollment.c.owner_input,
+                   enrollment.c.rule_version)
+        return list(conn.execute(select(*columns, func.count().label("n")).where(
+            enrollment.c.connection == connection,
+            enrollment.c.status.in_(("active", "unmatched"))).group_by(*columns)))
+
+    def enrollments_in_groups(self, conn: Connection, connection: str,
+                              groups: Sequence[Row[Any]], limit: int) -> list[Row[Any]]:
+        """Up to `limit` enrollments of the given `rule_groups` rows."""
+        if not groups:
+            return []
+        condition = or_(*(and_(enrollment.c.status == g.status,
+                               enrollment.c.cadence.is_not_distinct_from(g.cadence),
+                               enrollment.c.owner_input.is_not_distinct_from(g.owner_input),
+                               enrollment.c.rule_version.is_not_distinct_from(g.rule_version))
+                          for g in groups))
         return list(conn.execute(select(enrollment).where(
             enrollment.c.connection == connection, condition).limit(limit)))
+
+    def store_plan_inputs(self, conn: Connection, items: Iterable[tuple[str, dict[str, Any]]],
+                          now: datetime) -> None:
+        """Keep what each fingerprint stands for (once per fingerprint; `plan --diff`)."""
+        rows = [{"fingerprint": f, "inputs": inputs, "created_at": now} for f, inputs in items]
+        if rows:
+            conn.execute(_insert(conn, plan_input).on_conflict_do_nothing(
+                index_elements=["fingerprint"]), rows)
+
+    def plan_inputs(self, conn: Connection, fingerprints: Iterable[str]
+                    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for part in chunks(sorted({f for f in fingerprints if f})):
+            found.update({r.fingerprint: r.inputs for r in conn.execute(
+                select(plan_input).where(plan_input.c.fingerprint.in_(part)))})
+        return found
 
     def tracked_after(self, conn: Connection, connection: str, after_id: int, limit: int
                       ) -> list[Row[Any]]:

@@ -17,6 +17,7 @@ from connectors.base import DealPage
 from connectors.models import Deal
 from worker.cadence.calendar import zone
 from worker.cadence.engine import DealPlan, PlannedTask, Planner
+from worker.cadence.fingerprint import PlanInputs, decode_owner, encode_owner, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.templates import deal_view, owner_view, render
 from worker.ledger.store import TaskRow
@@ -102,7 +103,7 @@ def _unchanged(tick: Tick, deal: Deal, enrolled: Row[Any] | None) -> bool:
     return (enrolled is not None and enrolled.status in ("active", "unmatched")
             and enrolled.deal_modified_at is not None and deal.modified_at is not None
             and deal.modified_at <= enrolled.deal_modified_at
-            and enrolled.rule_version == tick.ctx.planner.rule_version(enrolled.cadence))
+            and enrolled.rule_version == tick.ctx.planner.rule_version(enrolled.cadence, deal))
 
 
 def _too_old(deal: Deal, oldest: date) -> bool:
@@ -118,10 +119,11 @@ def _store_page(tick: Tick, conn: Connection, deals: list[Deal],
     ctx = tick.ctx
     known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in deals])
     opened: list[Deal] = []
+    used: dict[str, PlanInputs] = {}
     for deal in deals:
         enrolled = known.get(deal.id)
         if deal.is_lost:
-            _lost(tick, conn, deal, enrolled)
+            _used(used, _lost(tick, conn, deal, enrolled))
             continue
         if enrolled is not None and enrolled.status in ("active", "unmatched"):
             reason = "deleted" if deal.deleted else "won" if deal.is_won else "reopened"
@@ -130,6 +132,7 @@ def _store_page(tick: Tick, conn: Connection, deals: list[Deal],
             _won_back(tick, conn, deal, enrolled)
         if not deal.is_closed and not deal.deleted and deal.account_id:
             opened.append(deal)
+    _keep_inputs(tick, conn, used)
     if opened and ctx.config.stop.on_new_deal_for_account:
         _new_deals_on_accounts(tick, conn, opened)
     if watermark is not None:
@@ -170,14 +173,20 @@ def verify_tracked(tick: Tick) -> None:
 
 
 def replan_changed_rules(tick: Tick) -> None:
-    """Enrollments planned under rules that have changed since: re-plan them from their
-    snapshot (only tasks not yet written move; written ones stay as they are). Contacts are
-    read first when the new rules need them and the snapshot has none."""
+    """Re-plan, from their snapshot, the enrollments whose plan fingerprint differs from
+    today's rules (only unwritten tasks move). Found set-wise: one grouped read of (cadence,
+    owner, fingerprint) compared in memory, then the stale groups' rows in batches. Contacts
+    are read first when the new rules need them and the snapshot has none."""
     ctx = tick.ctx
-    versions, unmatched = ctx.planner.versions(), ctx.planner.rule_version(None)
+    done: set[str] = set()
     while not ctx.stop.is_set():
         with ctx.ledger.engine.connect() as conn:
-            stale = ctx.ledger.stale_enrollments(conn, ctx.name, versions, unmatched, limit=200)
+            groups = [g for g in ctx.ledger.rule_groups(conn, ctx.name)
+                      if g.rule_version != ctx.planner.plan_inputs(
+                          g.cadence if g.status == "active" else None,
+                          decode_owner(g.owner_input)).fingerprint]
+            stale = ctx.ledger.enrollments_in_groups(conn, ctx.name, groups, limit=200)
+        stale = [e for e in stale if e.deal_id not in done]  # (guards against non-progress)
         if not stale:
             return
         deals = {e.deal_id: enrolled_deal(e) for e in stale}
@@ -189,27 +198,42 @@ def replan_changed_rules(tick: Tick) -> None:
                           for i in wanted})
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
+            used: dict[str, PlanInputs] = {}
             for enrolled in stale:
-                _lost(tick, conn, deals[enrolled.deal_id], enrolled, force=True)
+                _used(used, _lost(tick, conn, deals[enrolled.deal_id], enrolled, force=True))
+            _keep_inputs(tick, conn, used)
+        done.update(deals)
+
+
+def _used(used: dict[str, PlanInputs], inputs: PlanInputs | None) -> None:
+    if inputs is not None:
+        used[inputs.fingerprint] = inputs
+
+
+def _keep_inputs(tick: Tick, conn: Connection, used: dict[str, PlanInputs]) -> None:
+    """Store what this transaction's fingerprints stand for (a few rows, for plan --diff)."""
+    tick.ctx.ledger.store_plan_inputs(conn, ((f, p.stored()) for f, p in used.items()),
+                                      tick.now)
 
 
 def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *,
-          force: bool = False) -> None:
+          force: bool = False) -> PlanInputs | None:
+    """Enroll or re-plan a lost deal; returns the plan inputs it stored (None: untouched)."""
     ctx = tick.ctx
     log = ctx.log.bind(deal_id=deal.id)
     cycle = 1
     if enrolled is not None:
         if not force and _unchanged(tick, deal, enrolled):
-            return
+            return None
         cycle = int(enrolled.cycle)
         if enrolled.status == "stopped":
             cycle += 1  # lost again after it was reborn: a new cycle, new keys
         elif enrolled.status not in ("active", "unmatched"):
-            return
+            return None
     plan = ctx.planner.plan(deal, tick.now, cycle=cycle)
     oldest = ctx.settings.backfill.subtract_from(tick.now.date())
     if enrolled is None and plan.day0 is not None and plan.day0 < oldest:
-        return  # lost before the backfill window: not ours to follow up
+        return None  # lost before the backfill window: not ours to follow up
     if plan.reason is not None and plan.cadence is not None:
         tick.counts.deals_skipped += 1
         ctx.metrics.deals_skipped.labels(ctx.name, plan.reason).inc()
@@ -220,7 +244,8 @@ def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *
         log.info("owner.fallback", owner_id=deal.owner.id if deal.owner else None,
                  fallback_owner=plan.owner_id)
     rows = [_task_row(ctx.name, t, ctx.planner, deal) for t in plan.tasks]
-    values = _enrollment_values(tick, deal, plan, cycle)
+    inputs = ctx.planner.plan_inputs(plan.cadence, owner_input(deal))
+    values = _enrollment_values(tick, deal, plan, cycle, inputs)
     if enrolled is None:
         ctx.ledger.insert_enrollment(conn, values)
         inserted = ctx.ledger.insert_tasks(conn, rows, tick.now)
@@ -247,12 +272,15 @@ def _lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Row[Any] | None, *
                  cycle=cycle)
     tick.counts.tasks_planned += len(rows)
     ctx.metrics.tasks.labels(ctx.name, "planned").inc(len(rows))
+    return inputs
 
 
-def _enrollment_values(tick: Tick, deal: Deal, plan: DealPlan, cycle: int) -> dict[str, Any]:
+def _enrollment_values(tick: Tick, deal: Deal, plan: DealPlan, cycle: int,
+                       inputs: PlanInputs) -> dict[str, Any]:
     return {
         "connection": tick.ctx.name, "deal_id": deal.id, "cycle": cycle,
-        "cadence": plan.cadence, "rule_version": tick.ctx.planner.rule_version(plan.cadence),
+        "cadence": plan.cadence, "rule_version": inputs.fingerprint,
+        "owner_input": encode_owner(owner_input(deal)),
         "status": "active" if plan.cadence is not None else "unmatched",
         "stop_reason": None, "stopped_at": None, "account_id": deal.account_id,
         "owner_id": plan.owner_id, "loss_reason": (deal.loss_reason or "")[:255] or None,

@@ -1,0 +1,125 @@
+"""A deal's plan fingerprint: a hash of everything the planner reads from the configuration to
+plan that deal, so that a rule edit re-plans exactly the deals it affects.
+
+What a deal's plan reads, given its cadence and its CRM owner's (id, active, time zone,
+country, subdivision):
+- which cadence matches: the `when` tests of that cadence and of every cadence before it;
+- the cadence itself: its steps (dates, channel, priority, templates) and horizon;
+- the owner its tasks go to (the CRM owner, or `fallback_owner` when that one is inactive or
+  missing), that owner's time zone and public holidays (an `owners:` override, the CRM owner,
+  or `defaults`), the weekend and extra holidays;
+- `defaults.reminder_time`, `lead_time`, `grace` and (unless the cadence sets one) `horizon`.
+A deal no cadence matches reads only the `when` tests of every cadence.
+
+The fingerprint covers values only; `sources` say which setting gave each value (for the
+reasons `plan --diff` prints), and do not count: a value that stays the same re-plans nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from connectors.models import Deal
+from worker.settings.models import Config
+
+if TYPE_CHECKING:
+    from worker.cadence.engine import OwnerContext
+
+# A CRM owner as planning sees it: (id, active, time zone, country, subdivision).
+OwnerInput = tuple[str, bool, str | None, str | None, str | None]
+
+
+def owner_input(deal: Deal) -> OwnerInput | None:
+    owner = deal.owner
+    if owner is None:
+        return None
+    return (owner.id, bool(owner.active), owner.timezone, owner.country, owner.subdivision)
+
+
+def encode_owner(raw: OwnerInput | None) -> str | None:
+    """The ledger's `enrollment.owner_input` text (compact JSON)."""
+    return None if raw is None else json.dumps(list(raw), separators=(",", ":"))
+
+
+def decode_owner(text: str | None) -> OwnerInput | None:
+    if not text:
+        return None
+    owner_id, active, zone_name, country, subdivision = json.loads(text)
+    return (str(owner_id), bool(active), zone_name, country, subdivision)
+
+
+def digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    fingerprint: str
+    inputs: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def stored(self) -> dict[str, Any]:
+        """What the ledger keeps under the fingerprint (`plan_input.inputs`)."""
+        return {"inputs": self.inputs, "sources": self.sources}
+
+
+class Fingerprints:
+    """Plan inputs per (cadence, CRM owner), memoised: a sync has few distinct pairs."""
+
+    def __init__(self, config: Config,
+                 owner_context: Callable[[OwnerInput | None], OwnerContext | None]) -> None:
+        self._owner_context = owner_context
+        when = [[c.id, {k: m.model_dump(mode="json", by_alias=True, exclude_none=True)
+                        for k, m in c.when.items()}] for c in config.cadences]
+        self._match = {c.id: when[:i + 1] for i, c in enumerate(config.cadences)}
+        self._all_match = when
+        self._cadences = {c.id: c.model_dump(mode="json", by_alias=True,
+                                             exclude={"description", "when"})
+                          for c in config.cadences}
+        d = config.defaults
+        dumped = d.model_dump(mode="json")
+        self._defaults = {
+            "weekend": dumped["calendar"]["weekend"],
+            "extra_holidays": dumped["calendar"]["extra_holidays"],
+            "reminder_time": d.reminder_time.isoformat(
+                timespec="minutes" if not d.reminder_time.second else "auto"),
+            "lead_time": dumped["lead_time"],
+            "grace": dumped["grace"],
+        }
+        self._default_horizon = dumped["horizon"]
+        self._cache: dict[tuple[str | None, OwnerInput | None], PlanInputs] = {}
+
+    def of(self, cadence_id: str | None, raw: OwnerInput | None) -> PlanInputs:
+        found = self._cache.get((cadence_id, raw))
+        if found is None:
+            found = self._build(cadence_id, raw)
+            self._cache[(cadence_id, raw)] = found
+        return found
+
+    def _build(self, cadence_id: str | None, raw: OwnerInput | None) -> PlanInputs:
+        if cadence_id is None:
+            inputs: dict[str, Any] = {"match": self._all_match}
+            return PlanInputs(digest(inputs), inputs)
+        if cadence_id not in self._cadences:
+            return PlanInputs("removed", {})
+        inputs = {"match": self._match[cadence_id], "cadence": self._cadences[cadence_id]}
+        sources: dict[str, str] = {}
+        owner = self._owner_context(raw)
+        if owner is None:
+            inputs["owner"] = None
+            return PlanInputs(digest(inputs), inputs, sources)
+        horizon = self._cadences[cadence_id].get("horizon")
+        inputs.update(self._defaults, owner=owner.owner_id, timezone=owner.zone_name,
+                      holidays=owner.holidays,
+                      horizon=horizon if horizon is not None else self._default_horizon)
+        sources.update(
+            owner="fallback_owner" if owner.fallback else "CRM owner",
+            timezone=owner.zone_source, holidays=owner.holidays_source,
+            horizon=f"cadence {cadence_id} horizon" if horizon is not None
+            else "defaults.horizon")
+        return PlanInputs(digest(inputs), inputs, sources)
