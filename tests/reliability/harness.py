@@ -243,12 +243,10 @@ class Stack:
         from worker.ledger.schema import connection_state, task
 
         engine = create_engine(self.database_url)
-        try:
+        try:  # no fallback: an unreadable ledger must fail "no secret in ledger errors"
             with engine.connect() as conn:
                 rows = list(conn.execute(select(connection_state.c.last_error)).scalars())
                 rows += list(conn.execute(select(task.c.last_error)).scalars())
-        except Exception:
-            return []
         finally:
             engine.dispose()
         return [r for r in rows if r]
