@@ -82,7 +82,7 @@ def test_two_replicas_share_twenty_connections_without_overlap(pg_stack: Stack) 
     assert [p.returncode for p in procs] == [0, 0]
     assert overlaps(stack) == []
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
-    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    stack.assert_tasks_as_planned()
     log = stack.collect_logs()
     pids = {p.pid for p in procs}
     worked = {pid for pid in pids if f":{pid}:" in log}
@@ -118,7 +118,7 @@ def test_three_replicas_fifty_connections_one_killed_every_few_seconds(
         stop_all(stack, procs)
     assert kills >= duration // 4
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
-    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    stack.assert_tasks_as_planned()
     assert overlaps(stack) == []  # dead replicas never overlap: their leases expire first
     stack.assert_secrets_absent()
     stack.record(f"3 replicas x 50 connections, kill -9 every 3 s for {duration} s",
@@ -152,7 +152,7 @@ def test_a_paused_lease_holder_is_replaced_and_writes_nothing_twice(pg_stack: St
     finally:
         stop_all(stack, procs)
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
-    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    stack.assert_tasks_as_planned()
     log = stack.collect_logs()
     lost = [e for e in events(log, "sync.failed") if e.get("result") == "lease_lost"]
     assert lost, "the paused replica never noticed it had lost its lease"
@@ -185,7 +185,7 @@ def test_postgresql_restarted_in_the_middle_of_a_tick(tmp_path: object) -> None:
             stop_all(stack, [proc])
         assert proc.returncode == 0
         assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
-        assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+        stack.assert_tasks_as_planned()
         stack.assert_secrets_absent()
         stack.record("PostgreSQL restarted mid-tick", deals=800)
     finally:
