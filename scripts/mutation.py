@@ -48,7 +48,7 @@ MUTATIONS = (
              "            results = ctx.connector.write_tasks(drafts)",
              "            results = ctx.connector.write_tasks(drafts); "
              "ctx.connector.write_tasks(drafts)",
-             ("tests/integration/test_write_calls.py",)),
+             ("tests/reliability/test_write_calls.py",)),
     Mutation("partial-reconcile", "only one `sending` row is looked up, the rest re-sent",
              "worker/sync/write.py",
              "    found = ctx.connector.find_tasks([r.key for r in rows])",
@@ -59,7 +59,7 @@ MUTATIONS = (
              "worker/ledger/leases.py",
              "        if time.monotonic() > self.deadline:",
              "        if False:",
-             ("tests/integration/test_lease_deadline.py",)),
+             ("tests/reliability/test_lease_deadline.py",)),
     Mutation("no-on-conflict", "task insert without ON CONFLICT DO NOTHING",
              "worker/ledger/store.py",
              "        statement = _insert(conn, task).on_conflict_do_nothing("
@@ -72,7 +72,7 @@ MUTATIONS = (
              "(reference §3.4)",
              "    write_batch = 100  # sObject Collections take 200 records per call "
              "(reference §3.4)",
-             ("tests/integration/test_write_calls.py",)),
+             ("tests/reliability/test_write_calls.py",)),
     Mutation("planner-first-task-only", "the planner keeps only each deal's first task",
              "worker/cadence/engine.py",
              "        return DealPlan(deal.id, cadence.id, day0, owner.owner_id, tuple(tasks), "
@@ -88,7 +88,8 @@ MUTATIONS = (
     Mutation("saturdays", "Saturday is a working day", "worker/cadence/calendar.py",
              "        self._weekend = frozenset(WEEKDAY_NUMBERS[d] for d in weekend)",
              '        self._weekend = frozenset(WEEKDAY_NUMBERS[d] for d in weekend if d != "sat")',
-             ("tests/reliability/test_bad_data.py",)),
+             ("tests/reliability/test_crash.py::"
+              "test_kill_between_sending_and_written_loses_and_duplicates_nothing",)),
 )
 
 
