@@ -3,8 +3,8 @@
 An `Emulator` owns a CRM's in-memory state and its routes; an `EmulatorServer` serves one
 emulator over real HTTP(S) on 127.0.0.1 from a thread pool. Everything a test or benchmark
 needs to steer a scenario goes through the admin routes under `/__sandbox/`, registered here
-for every emulator (calls, requests, faults, latency, clock, violations, reset) and by each emulator for
-its own data (seed, tasks, limits).
+for every emulator (calls, requests, faults, latency, clock, violations, reset) and by each
+emulator for its own data (seed, tasks, limits).
 
 Faults and latency never touch admin routes, and admin calls are never counted.
 """
