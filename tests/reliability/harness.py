@@ -221,14 +221,19 @@ class Stack:
         return {crm: len(keys) for crm, keys in self.comparison().missing.items()}
 
     def record(self, scenario: str, **figures: Any) -> None:
-        """Append this scenario's figures (tasks per CRM, duplicates, missed, and `figures`)
-        to $WINBACK_RELIABILITY_REPORT, which docs/reliability.md is written from."""
+        """Append this scenario's figures (tasks per CRM, duplicates, missed, extra, wrong,
+        and `figures`) to $WINBACK_RELIABILITY_REPORT, which docs/reliability.md is written
+        from."""
         target = os.environ.get("WINBACK_RELIABILITY_REPORT")
         if not target:
             return
         keys = self.crm_keys()
+        checked = self.comparison().counts()
         line = {"scenario": scenario, "tasks": {crm: len(k) for crm, k in keys.items()},
-                "duplicates": self.duplicates(), "missed": self.missing(), **figures}
+                "duplicates": self.duplicates(),
+                "missed": {crm: c["missing"] for crm, c in checked.items()},
+                "extra": {crm: c["extra"] for crm, c in checked.items()},
+                "wrong": {crm: c["wrong"] for crm, c in checked.items()}, **figures}
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
 
