@@ -60,6 +60,12 @@ MUTATIONS = (
              "        if time.monotonic() > self.deadline:",
              "        if False:",
              ("tests/reliability/test_lease_deadline.py",)),
+    Mutation("fence-noop", "a fenced write goes on after another process took the lease",
+             "worker/ledger/leases.py",
+             "        if result.rowcount != 1:",
+             "        if False:",
+             ("tests/reliability/test_replicas.py::"
+              "test_a_paused_lease_holder_is_replaced_and_writes_nothing_twice",)),
     Mutation("no-on-conflict", "task insert without ON CONFLICT DO NOTHING",
              "worker/ledger/store.py",
              "        statement = _insert(conn, task).on_conflict_do_nothing("

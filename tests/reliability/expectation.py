@@ -250,17 +250,24 @@ def subject_matches(expected: str, actual: str, crm: str) -> bool:
 
 
 def compare(expected: dict[str, dict[str, Expected]], actual: dict[str, list[Actual]],
-            now: datetime, settle: timedelta) -> Comparison:
+            now: datetime, settle: timedelta,
+            earlier: dict[str, dict[str, Expected]] | None = None) -> Comparison:
     """Missing: planned, writable since `now - settle` (a task that became writable at some
     owner's midnight after the worker's last tick is not counted), not in the CRM. Extra: in
-    the CRM, not planned or not writable by `now`. Wrong: both, and a field differs."""
+    the CRM, not planned or not writable by `now`. Wrong: both, and a field differs.
+
+    `earlier` is the plan as of `now - settle`: when the owner's midnight fell in between, a
+    late task's due date ("the first working day on or after today") may follow either day."""
     result = Comparison()
     for crm, planned in expected.items():
+        before = (earlier or {}).get(crm, {})
         held = {a.key: a for a in actual.get(crm, []) if a.key}
         result.missing[crm] = sorted(k for k, e in planned.items()
                                      if e.create_after <= now - settle and k not in held)
-        result.extra[crm] = sorted(k for k in held
-                                   if k not in planned or planned[k].create_after > now)
+        result.extra[crm] = sorted(
+            k for k in held if k not in planned
+            or min(planned[k].create_after, before[k].create_after if k in before
+                   else planned[k].create_after) > now)
         result.extra[crm] += ["(a task without a key)"] * sum(
             1 for a in actual.get(crm, []) if not a.key)
         wrong: dict[str, list[tuple[str, Any, Any]]] = {}
@@ -268,8 +275,10 @@ def compare(expected: dict[str, dict[str, Expected]], actual: dict[str, list[Act
             e = planned.get(key)
             if e is None:
                 continue
+            dues = {e.due, before[key].due} if key in before else {e.due}
             diffs = [(what, want, got) for what, want, got in (
-                ("due", e.due, task.due), ("owner", e.owner, task.owner)) if want != got]
+                ("due", e.due, task.due), ("owner", e.owner, task.owner))
+                if (got not in dues if what == "due" else want != got)]
             if not subject_matches(e.subject, task.subject, crm):
                 diffs.append(("subject", e.subject[:80], task.subject[:80]))
             if diffs:
