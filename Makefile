@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench test-long clean
+.PHONY: install demo test lint typecheck unit bench test-long mutation clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "winback needs Python 3.11 or newer (set PY=python3.x)")'
@@ -29,6 +29,11 @@ test: lint typecheck
 
 test-long: $(STAMP)
 	$(BIN)/pytest -q --long
+
+# Not part of `make test`: breaks one line of product code at a time in a temporary copy and
+# runs the whole suite against each (scripts/mutation.py; MUTATION_ARGS=--quick narrows it).
+mutation: $(STAMP)
+	$(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

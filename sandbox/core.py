@@ -3,8 +3,8 @@
 An `Emulator` owns a CRM's in-memory state and its routes; an `EmulatorServer` serves one
 emulator over real HTTP(S) on 127.0.0.1 from a thread pool. Everything a test or benchmark
 needs to steer a scenario goes through the admin routes under `/__sandbox/`, registered here
-for every emulator (calls, faults, latency, clock, violations, reset) and by each emulator for
-its own data (seed, tasks, limits).
+for every emulator (calls, requests, faults, latency, clock, violations, reset) and by each
+emulator for its own data (seed, tasks, limits).
 
 Faults and latency never touch admin routes, and admin calls are never counted.
 """
@@ -147,6 +147,7 @@ class Emulator:
         self._routes: list[Route] = []
         self._admin: list[Route] = []
         self._calls: Counter[str] = Counter()
+        self._requests: list[dict[str, Any]] = []  # every API request as it arrived
         self._faults: dict[str, FaultRule] = {}
         self._clock_offset = timedelta(0)
         self._retry_deadline: dict[str, tuple[float, str]] = {}
@@ -238,6 +239,8 @@ class Emulator:
         principal = self.principal(request)
         with self._stats_lock:
             self._calls[route.endpoint] += 1
+            self._requests.append({"at": time.time(), "endpoint": route.endpoint,
+                                   "run": request.header(RUN_HEADER)})
             self._check_retry_after(principal, route.endpoint)
             self._track_run(principal, request)
         rule = self._faults.get(route.endpoint) or self._faults.get("*")
@@ -324,6 +327,7 @@ class Emulator:
     def _register_admin_routes(self) -> None:
         self.add_admin_route("GET", "calls", self._admin_calls)
         self.add_admin_route("POST", "calls/reset", self._admin_calls_reset)
+        self.add_admin_route("GET", "requests", self._admin_requests)
         self.add_admin_route("GET", "faults", self._admin_faults_get)
         self.add_admin_route("POST", "faults", self._admin_faults_set)
         self.add_admin_route("POST", "latency", self._admin_latency)
@@ -338,9 +342,18 @@ class Emulator:
             calls = dict(self._calls)
         return Response.json(200, {"calls": calls, "total": sum(calls.values())})
 
+    def _admin_requests(self, request: Request) -> Response:
+        """Every API request since the last reset, in arrival order: {"at": epoch seconds
+        (wall clock, when it arrived), "endpoint", "run" (X-Winback-Run)}; no principal,
+        which may be a token."""
+        with self._stats_lock:
+            requests = list(self._requests)
+        return Response.json(200, {"requests": requests})
+
     def _admin_calls_reset(self, request: Request) -> Response:
         with self._stats_lock:
             self._calls.clear()
+            self._requests.clear()
         return Response.json(200, {"ok": True})
 
     def _admin_faults_get(self, request: Request) -> Response:
@@ -402,6 +415,7 @@ class Emulator:
             self.reset_data()
         with self._stats_lock:
             self._calls.clear()
+            self._requests.clear()
             self._violations.clear()
             self._runs.clear()
             self._retry_deadline.clear()

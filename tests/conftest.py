@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.ci import skip_or_fail
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
@@ -33,6 +35,12 @@ PG_ADMIN_URL = os.environ.get("WINBACK_TEST_PG",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _pg_admin() -> Any:
     from sqlalchemy import create_engine
 
@@ -40,22 +48,29 @@ def _pg_admin() -> Any:
 
 
 @pytest.fixture(scope="session")
-def pg_available() -> bool:
+def pg_problem() -> str | None:
+    """Why the test PostgreSQL server cannot be used, or None when it answers."""
     try:
         engine = _pg_admin()
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         engine.dispose()
-        return True
-    except Exception:
-        return False
+        return None
+    except Exception as exc:  # the reason is reported: connection refused, auth, ...
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+@pytest.fixture(scope="session")
+def pg_available(pg_problem: str | None) -> bool:
+    return pg_problem is None
 
 
 @pytest.fixture
-def pg_url(pg_available: bool) -> Iterator[str]:
+def pg_url(pg_problem: str | None) -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    if not pg_available:
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL} (set WINBACK_TEST_PG); .ci/run starts one")
+    if pg_problem is not None:
+        skip_or_fail(f"no PostgreSQL at {_shown(PG_ADMIN_URL)} ({pg_problem}); start one "
+                     "(.ci/run does) or point WINBACK_TEST_PG at one")
     name = f"winback_test_{uuid.uuid4().hex[:12]}"
     engine = _pg_admin()
     with engine.connect() as conn:

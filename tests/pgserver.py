@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
+from tests.ci import skip_or_fail
 
 
 def _bin(name: str) -> str | None:
@@ -37,7 +37,8 @@ class PgServer:
     def __init__(self) -> None:
         initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
         if not initdb or not pg_ctl:
-            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+            skip_or_fail("the PostgreSQL server binaries (initdb, pg_ctl) are not installed "
+                         "(Debian: apt-get install postgresql)")
         self.pg_ctl = pg_ctl
         self.dir = Path(tempfile.mkdtemp(prefix="winback-pg-"))
         self.data = self.dir / "data"

@@ -46,12 +46,12 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def ledger_counts(url: str) -> dict[str, int]:
+    """Tasks per status in the ledger. Raises when the ledger cannot be read (no database, no
+    tables): an empty answer would make "no row left sending" pass by itself."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(select(task.c.status, func.count()).group_by(task.c.status))
             return {str(status): int(n) for status, n in rows}
-    except Exception:
-        return {}
     finally:
         engine.dispose()

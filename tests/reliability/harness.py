@@ -1,8 +1,9 @@
 """The reliability harness: the sandbox in this process, real `winback` processes against it,
 and the checks that count: no key twice in a CRM, every planned task present.
 
-"Planned" is computed independently of the worker's ledger: the deals are read back from each
-CRM with a fresh connector and planned again, so a worker that silently dropped a deal fails.
+"Planned" is computed independently of the worker: the deals are read from each emulator's
+admin API and planned by tests/reliability/expectation.py (fixed offsets on a plain calendar,
+no product planner), and the CRMs are checked both ways: missing, extra, wrong fields.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.runner import Sandbox, hubspot_connection, salesforce_connection, start_sandbox
-from worker.cadence.engine import Planner
+from tests.reliability import expectation
+from tests.reliability.expectation import Expected
 from worker.settings import Config, load_config
-from worker.wiring import default_connector
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET_SF_PASSWORD = "SfPassw0rd-S3CRET-7f3a9"  # recognisable fake secrets: must never be logged
@@ -88,6 +89,7 @@ class Stack:
                                                      "consumer_secret": SECRET_SF_CLIENT,
                                                      **(salesforce_options or {})})
         self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8, inactive_owners=1)
+        expectation.uniform_owners(self.box)
         sf_fallback, hs_fallback = self.box.active_owners()
         text = CONFIG_HEAD.format(ttl=ttl, workers=workers)
         users = ["winback@sandbox.example"] + [f"winback{i}@sandbox.example"
@@ -110,6 +112,7 @@ class Stack:
                     'client_id: sandbox-client-id, client_secret: "${HS_CLIENT_SECRET}", '
                     'refresh_token: "${HS_REFRESH_TOKEN}"')
             text += hubspot_connection(f"hs{i}", fallback=hs_fallback, auth=auth, extra=FAST)
+        text += expectation.rules_yaml()
         self.hubspot_connections = hubspot
         self.config_path = self.tmp / "winback.yaml"
         self.config_path.write_text(text)
@@ -190,54 +193,60 @@ class Stack:
         return {crm: sum(n - 1 for n in Counter(keys).values() if n > 1)
                 for crm, keys in self.crm_keys().items()}
 
+    def expected(self, now: datetime | None = None) -> dict[str, dict[str, Expected]]:
+        """Every task the CRMs should hold, computed from the deals in the emulators without
+        the product's planner (tests/reliability/expectation.py), planned as of `now`."""
+        now = now or datetime.now(UTC) + timedelta(seconds=self.offset)
+        connections = [expectation.Connection(c.name, c.kind, c.fallback_owner)
+                       for c in self.config().connections]
+        return expectation.plan(self.box, connections, now)
+
     def expected_keys(self, now: datetime | None = None) -> dict[str, set[str]]:
-        """Plan every deal read back from the CRMs: the keys due to be written by `now`
-        (default: SETTLE ago, so a task that became due at some owner's midnight after the
-        worker's last tick is not counted as missed)."""
-        config = self.config()
+        """The keys due to be written by `now` (default: SETTLE ago, so a task that became
+        due at some owner's midnight after the worker's last tick is not counted as missed)."""
         now = now or datetime.now(UTC) + timedelta(seconds=self.offset) - SETTLE
-        out: dict[str, set[str]] = {"salesforce": set(), "hubspot": set()}
-        environment = self.env()
-        saved = dict(os.environ)
-        os.environ.update(environment)
-        try:
-            for settings in config.connections:
-                connector = default_connector(settings, lambda call: None)
-                planner = Planner(config, settings.name)
-                try:
-                    for page in connector.changed_deals(datetime(2000, 1, 1, tzinfo=UTC)):
-                        lost = [d for d in page.deals if d.is_lost]
-                        contacts = connector.stakeholders([d.id for d in lost]) if lost else {}
-                        for deal in lost:
-                            deal = deal.model_copy(update={"contacts": tuple(
-                                contacts.get(deal.id, ()))})
-                            for task in planner.plan(deal, now).tasks:
-                                if planner.create_after(deal, task) <= now:
-                                    out[settings.kind].add(task.key)
-                finally:
-                    connector.close()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        return out
+        return {crm: {k for k, e in planned.items() if e.create_after <= now}
+                for crm, planned in self.expected(now).items()}
+
+    def comparison(self, *, fields: bool = True) -> expectation.Comparison:
+        """The CRMs against the independent expectation, both ways, per key (`fields=False`:
+        without the plan as of SETTLE ago, which only the due-date check needs)."""
+        now = datetime.now(UTC) + timedelta(seconds=self.offset)
+        actual = {"salesforce": [expectation.salesforce_actual(t)
+                                 for t in self.box.tasks("salesforce")],
+                  "hubspot": [expectation.hubspot_actual(t) for t in self.box.tasks("hubspot")]}
+        return expectation.compare(self.expected(now), actual, now, SETTLE,
+                                   earlier=self.expected(now - SETTLE) if fields else None)
+
+    def assert_tasks_as_planned(self) -> None:
+        """Each CRM holds every task due by now, no other task, each with the planned due
+        date, owner and subject."""
+        result = self.comparison()
+        assert result.clean(), result.describe()
 
     def config(self) -> Config:
         return load_config(self.config_path, env=self.env())
 
     def missing(self) -> dict[str, int]:
-        written = {crm: set(keys) for crm, keys in self.crm_keys().items()}
-        return {crm: len(expected - written[crm]) for crm, expected in
-                self.expected_keys().items()}
+        """Planned tasks due by SETTLE ago that a CRM lacks (see `comparison` for all three
+        directions)."""
+        return {crm: len(keys) for crm, keys in
+                self.comparison(fields=False).missing.items()}
 
     def record(self, scenario: str, **figures: Any) -> None:
-        """Append this scenario's figures (tasks per CRM, duplicates, missed, and `figures`)
-        to $WINBACK_RELIABILITY_REPORT, which docs/reliability.md is written from."""
+        """Append this scenario's figures (tasks per CRM, duplicates, missed, extra, wrong,
+        and `figures`) to $WINBACK_RELIABILITY_REPORT, which docs/reliability.md is written
+        from."""
         target = os.environ.get("WINBACK_RELIABILITY_REPORT")
         if not target:
             return
         keys = self.crm_keys()
+        checked = self.comparison().counts()
         line = {"scenario": scenario, "tasks": {crm: len(k) for crm, k in keys.items()},
-                "duplicates": self.duplicates(), "missed": self.missing(), **figures}
+                "duplicates": self.duplicates(),
+                "missed": {crm: c["missing"] for crm, c in checked.items()},
+                "extra": {crm: c["extra"] for crm, c in checked.items()},
+                "wrong": {crm: c["wrong"] for crm, c in checked.items()}, **figures}
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
 
@@ -256,12 +265,10 @@ class Stack:
         from worker.ledger.schema import connection_state, task
 
         engine = create_engine(self.database_url)
-        try:
+        try:  # no fallback: an unreadable ledger must fail "no secret in ledger errors"
             with engine.connect() as conn:
                 rows = list(conn.execute(select(connection_state.c.last_error)).scalars())
                 rows += list(conn.execute(select(task.c.last_error)).scalars())
-        except Exception:
-            return []
         finally:
             engine.dispose()
         return [r for r in rows if r]

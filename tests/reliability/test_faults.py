@@ -12,7 +12,11 @@ from tests.reliability.harness import SECRET_SF_PASSWORD, Stack, events
 
 STORM = {"error_rate": 0.10, "error_status": 503, "rate_429": 0.05, "retry_after": 1,
          "slow_rate": 0.02, "slow_seconds": 3, "drop_rate": 0.01}
-MAX_TICKS = 8
+# docs/reliability.md: the storm converges in 1 tick with 8-60 retries, both CRMs retrying
+# (measured 2026-12-01: 1 tick, 13-24 retries). More ticks, or fewer retries than the storm
+# must cause (a storm that did not reach a connector), fail.
+MAX_TICKS = 1
+RETRIES = range(8, 61)
 
 
 def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stack: Stack
@@ -29,10 +33,14 @@ def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stac
             break
     for crm in ("salesforce", "hubspot"):
         stack.box.admin(crm, "POST", "faults", {"clear": True})
-    assert stack.missing() == {"salesforce": 0, "hubspot": 0}, f"not converged in {ticks}"
+    assert run.returncode == 0 and stack.missing() == {"salesforce": 0, "hubspot": 0}, \
+        f"not converged in {ticks} tick(s): {run.log[-2000:]}"
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
-    retries = sum(len(events(log, "crm.retry")) for log in stack.logs)
-    assert retries >= 5, "the storm did not reach the connectors"
+    stack.assert_tasks_as_planned()
+    retried = [e for log in stack.logs for e in events(log, "crm.retry")]
+    retries = len(retried)
+    assert retries in RETRIES, f"{retries} retries, expected {RETRIES.start}-{RETRIES.stop - 1}"
+    assert {e.get("crm") for e in retried} == {"salesforce", "hubspot"}, "a CRM never retried"
     for crm in ("salesforce", "hubspot"):
         violations = stack.box.admin(crm, "GET", "violations")
         assert violations["retry_after"] == [], (crm, violations["retry_after"][:3])
@@ -63,8 +71,11 @@ def test_sessions_and_tokens_expiring_mid_sync_do_not_fail_the_tick(sqlite_stack
         stop.set()
         thread.join()
     assert run.returncode == 0, run.log[-3000:]
-    assert events(run.log, "crm.relogin") or events(run.log, "crm.login")
-    assert stack.missing() == {"salesforce": 0, "hubspot": 0}
+    # The expiry struck mid-sync: Salesforce logged in again, HubSpot refreshed its token
+    # after the first one (the first login / refresh of a sync does not count).
+    assert events(run.log, "crm.relogin"), "no Salesforce re-login: no session expired mid-sync"
+    assert len(events(run.log, "crm.token_refreshed")) >= 2, "no HubSpot token refresh"
+    stack.assert_tasks_as_planned()
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
     stack.assert_secrets_absent()
     stack.record("sessions and tokens expiring mid-sync", deals=400,
