@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from tests.reliability.harness import SECRET_SF_PASSWORD, Stack, events
 
 STORM = {"error_rate": 0.10, "error_status": 503, "rate_429": 0.05, "retry_after": 1,
@@ -15,29 +17,39 @@ STORM = {"error_rate": 0.10, "error_status": 503, "rate_429": 0.05, "retry_after
 MAX_TICKS = 8
 
 
-def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stack: Stack
+@pytest.mark.parametrize(("mode", "deals"), [
+    pytest.param("strict", 1500, id="strict"),
+    pytest.param("weak", 400, id="weak-short"),
+    pytest.param("weak", 1500, id="weak-long", marks=[pytest.mark.slow]),
+])
+def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stack: Stack,
+                                                                     mode: str, deals: int
                                                                      ) -> None:
-    """10% 5xx, 5% 429 + Retry-After, 2% slow past the 2 s timeout, 1% dropped connections."""
+    """10% 5xx, 5% 429 + Retry-After, 2% slow past the 2 s timeout, 1% dropped connections.
+    In weak mode a tick after the first comes after the search-lag grace: HubSpot creates
+    that search could not confirm are held that long before they are looked up again."""
     stack = sqlite_stack
-    stack.start(deals=1500, salesforce_options={"retry_after_on_503": 1})
+    stack.start(deals=deals, salesforce_options={"retry_after_on_503": 1}, mode=mode)
     for crm in ("salesforce", "hubspot"):
         stack.box.admin(crm, "POST", "faults", {"endpoint": "*", **STORM})
     ticks = 0
-    for ticks in range(1, MAX_TICKS + 1):  # noqa: B007 - the count is reported
-        run = stack.run_once(stack.command("sync", str(stack.config_path)), timeout=600)
+    for ticks in range(1, MAX_TICKS + 1):
+        run = stack.run_once(stack.command("sync", str(stack.config_path)), timeout=600) \
+            if mode == "strict" or ticks == 1 else stack.run_past_grace()
         if run.returncode == 0 and stack.missing() == {"salesforce": 0, "hubspot": 0}:
             break
     for crm in ("salesforce", "hubspot"):
         stack.box.admin(crm, "POST", "faults", {"clear": True})
     assert stack.missing() == {"salesforce": 0, "hubspot": 0}, f"not converged in {ticks}"
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
+    stack.assert_created_once()
     retries = sum(len(events(log, "crm.retry")) for log in stack.logs)
     assert retries >= 5, "the storm did not reach the connectors"
     for crm in ("salesforce", "hubspot"):
         violations = stack.box.admin(crm, "GET", "violations")
         assert violations["retry_after"] == [], (crm, violations["retry_after"][:3])
     stack.assert_secrets_absent()
-    stack.record("fault storm", ticks_to_converge=ticks, retries=retries, deals=1500)
+    stack.record("fault storm", ticks_to_converge=ticks, retries=retries, deals=deals)
 
 
 def test_sessions_and_tokens_expiring_mid_sync_do_not_fail_the_tick(sqlite_stack: Stack
