@@ -46,7 +46,8 @@ def test_kill_between_sending_and_written_loses_and_duplicates_nothing(stack: St
     assert '"task.reconciled"' in run.log
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
     stack.assert_created_once()
-    assert stack.resends() == {"salesforce": 0, "hubspot": 0}, "reconcile missed tasks"
+    assert stack.resends() == {"salesforce": 0, "hubspot": 0}, \
+        "tasks were sent again after they were created (reconcile should have found them)"
     assert stack.missing() == {"salesforce": 0, "hubspot": 0}
     assert ledger_counts(stack.database_url).get("sending", 0) == 0
     stack.assert_secrets_absent()
