@@ -16,7 +16,8 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
     POST   locks                   {"ids": [...], "next": N, "rate": r} | {"clear": true}
     POST   options                 run-time options (see emulator.RUNTIME_OPTIONS)
     GET    cursors                 {"open": n}
-    (core) calls, calls/reset, faults, latency, clock, violations, reset, endpoints
+    (core) calls, calls/reset, faults, latency, clock, violations, writes, writes/reset,
+           reset, endpoints
 
 The core's `add_admin_route` takes literal paths only, so routes with a type or an id in the
 path (`records/<SObject>[/<id>]`) are matched here and served through `dispatch_dynamic`,
