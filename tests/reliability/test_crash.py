@@ -13,7 +13,7 @@ from tests.reliability.conftest import ledger_counts, wait_until
 from tests.reliability.harness import MODES, WEAK_SEARCH_LAG, Stack, events
 
 KILLS_SHORT, KILLS_LONG = 20, 200
-WEAK_KILLS_SHORT = 8
+WEAK_KILLS_SHORT = 5
 WRITE_ENDPOINTS = {"strict": (("salesforce", "collections_upsert"),
                               ("hubspot", "tasks.batch.create")),
                    "weak": (("salesforce", "collections_create"),
@@ -61,7 +61,7 @@ LONG = [pytest.mark.slow, pytest.mark.timeout(1800)]
 @pytest.mark.parametrize(("mode", "kills", "deals"), [
     pytest.param("strict", KILLS_SHORT, 800, id="strict-short"),
     pytest.param("strict", KILLS_LONG, 800, id="strict-long", marks=LONG),
-    pytest.param("weak", WEAK_KILLS_SHORT, 300, id="weak-short"),
+    pytest.param("weak", WEAK_KILLS_SHORT, 200, id="weak-short"),
     pytest.param("weak", KILLS_LONG, 800, id="weak-long", marks=LONG),
 ])
 def test_random_kills_during_a_large_first_sync(sqlite_stack: Stack, mode: str, kills: int,

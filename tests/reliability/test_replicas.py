@@ -50,7 +50,7 @@ def converge(stack: Stack, procs: list[subprocess.Popen[str]], timeout: float) -
         wait_until(lambda: converged(stack), timeout, "all tasks written")
         return
     try:
-        wait_until(lambda: converged(stack), min(timeout, 45), "all tasks written")
+        wait_until(lambda: converged(stack), min(timeout, 20), "all tasks written")
     except AssertionError:
         stop_all(stack, procs)
         run = stack.run_past_grace()
