@@ -1,5 +1,7 @@
 """The reliability harness: the sandbox in this process, real `winback` processes against it,
-and the checks that count: no key twice in a CRM, every planned task present.
+and the checks that count: no key twice in a CRM, each key created by exactly one request and
+re-sends counted (from the emulators' write log), every planned task present. `mode="weak"`
+runs Salesforce in marker mode and HubSpot in create+search mode with search lag.
 
 "Planned" is computed independently of the worker's ledger: the deals are read back from each
 CRM with a fresh connector and planned again, so a worker that silently dropped a deal fails.
