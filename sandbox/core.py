@@ -3,7 +3,8 @@
 An `Emulator` owns a CRM's in-memory state and its routes; an `EmulatorServer` serves one
 emulator over real HTTP(S) on 127.0.0.1 from a thread pool. Everything a test or benchmark
 needs to steer a scenario goes through the admin routes under `/__sandbox/`, registered here
-for every emulator (calls, requests, faults, latency, clock, violations, reset) and by each
+for every emulator (calls, requests, faults, latency, clock, violations, writes, reset) and by
+each
 emulator for its own data (seed, tasks, limits).
 
 Faults and latency never touch admin routes, and admin calls are never counted.
@@ -117,6 +118,7 @@ class FaultRule:
     drop_rate: float = 0.0  # close the connection without an answer
     latency_ms: float = 0.0  # added to every answer
     jitter_ms: float = 0.0
+    count: int | None = None  # the rule acts on this many more requests, then is removed
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultRule:
@@ -125,6 +127,42 @@ class FaultRule:
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+WRITE_OUTCOMES = ("created", "resent", "updated", "refused")
+
+
+class WriteLog:
+    """Every write request a CRM emulator served for a task key, per record of a batch:
+    `created` (a new task with the key: a second one is a duplicate), `resent` (a create or
+    upsert for a key that already had a task: absorbed by a unique key, or refused as
+    existing), `updated` (an update by id of a task carrying the key), `refused` (a create
+    or upsert the CRM refused for another reason). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, Counter[str]] = {}
+
+    def record(self, key: str | None, outcome: str) -> None:
+        if outcome not in WRITE_OUTCOMES:
+            raise ValueError(f"unknown write outcome {outcome!r}; one of {WRITE_OUTCOMES}")
+        if not key:
+            return
+        with self._lock:
+            self._keys.setdefault(key, Counter())[outcome] += 1
+
+    def count(self, key: str, outcome: str) -> int:
+        with self._lock:
+            found = self._keys.get(key)
+            return found[outcome] if found is not None else 0
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {k: {o: c[o] for o in WRITE_OUTCOMES} for k, c in self._keys.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
 
 
 @dataclass
@@ -154,6 +192,7 @@ class Emulator:
         self._runs: dict[str, dict[str, list[float]]] = {}
         self._violations: list[Violation] = []
         self._stats_lock = threading.Lock()
+        self.writes = WriteLog()
         self._register_admin_routes()
 
     # -- routing -------------------------------------------------------------------------
@@ -243,7 +282,7 @@ class Emulator:
                                    "run": request.header(RUN_HEADER)})
             self._check_retry_after(principal, route.endpoint)
             self._track_run(principal, request)
-        rule = self._faults.get(route.endpoint) or self._faults.get("*")
+        rule = self._take_rule(route.endpoint)
         response: Response | None = None
         if rule is not None:
             response = self._inject(rule, request)
@@ -252,6 +291,17 @@ class Emulator:
         response = self.decorate(request, response)
         self._remember_retry_after(principal, route.endpoint, response)
         return response
+
+    def _take_rule(self, endpoint: str) -> FaultRule | None:
+        """The fault rule for this request; a rule with a `count` is used up by requests."""
+        with self._stats_lock:
+            name = endpoint if endpoint in self._faults else "*"
+            rule = self._faults.get(name)
+            if rule is not None and rule.count is not None:
+                rule.count -= 1
+                if rule.count <= 0:
+                    del self._faults[name]
+            return rule
 
     def _inject(self, rule: FaultRule, request: Request) -> Response | None:
         with self._stats_lock:
@@ -335,6 +385,8 @@ class Emulator:
         self.add_admin_route("POST", "clock", self._admin_clock_set)
         self.add_admin_route("GET", "violations", self._admin_violations)
         self.add_admin_route("POST", "reset", self._admin_reset)
+        self.add_admin_route("GET", "writes", self._admin_writes)
+        self.add_admin_route("POST", "writes/reset", self._admin_writes_reset)
         self.add_admin_route("GET", "endpoints", lambda r: Response.json(200, self.endpoints()))
 
     def _admin_calls(self, request: Request) -> Response:
@@ -354,6 +406,17 @@ class Emulator:
         with self._stats_lock:
             self._calls.clear()
             self._requests.clear()
+        return Response.json(200, {"ok": True})
+
+    def _admin_writes(self, request: Request) -> Response:
+        """{"keys": {task key: {"created": n, "resent": n, "updated": n, "refused": n}},
+        "totals": {...}}: every task write request served, per record (see `WriteLog`)."""
+        keys = self.writes.snapshot()
+        totals = {o: sum(k[o] for k in keys.values()) for o in WRITE_OUTCOMES}
+        return Response.json(200, {"keys": keys, "totals": totals})
+
+    def _admin_writes_reset(self, request: Request) -> Response:
+        self.writes.clear()
         return Response.json(200, {"ok": True})
 
     def _admin_faults_get(self, request: Request) -> Response:
@@ -410,7 +473,7 @@ class Emulator:
         return Response.json(200, {"retry_after": items, "overlapping_runs": overlaps})
 
     def _admin_reset(self, request: Request) -> Response:
-        """Forget data, counts, faults, violations and the clock offset."""
+        """Forget data, counts, writes, faults, violations and the clock offset."""
         with self.lock:
             self.reset_data()
         with self._stats_lock:
@@ -419,6 +482,7 @@ class Emulator:
             self._violations.clear()
             self._runs.clear()
             self._retry_deadline.clear()
+        self.writes.clear()
         self._faults.clear()
         self._clock_offset = timedelta(0)
         return Response.json(200, {"ok": True})

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from connectors.base import (
     ApiUsage,
@@ -35,6 +35,9 @@ class HubSpotConnector:
 
     kind = "hubspot"
     write_batch = WRITE_BATCH
+    # In create+search mode keys are found by search, which lags writes (reference §1.3): a
+    # task created a moment ago may not show for this long.
+    lookup_lag = timedelta(minutes=2)
 
     def __init__(self, settings: HubSpotSettings, *, observer: CallObserver | None = None
                  ) -> None:

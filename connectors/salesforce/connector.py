@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from connectors.base import (
@@ -52,6 +52,7 @@ class SalesforceConnector:
 
     kind = "salesforce"
     write_batch = 200  # sObject Collections take 200 records per call (reference §3.4)
+    lookup_lag = timedelta(0)  # SOQL sees a committed Task at once, marker mode included
 
     def __init__(self, settings: SalesforceSettings, *, observer: CallObserver | None = None,
                  account_contacts_fallback: bool = True) -> None:

@@ -1,7 +1,7 @@
 """HubSpot's admin routes under /__sandbox/ (never counted, never rate limited, no auth):
 seed data, read every task, change objects and owners as an admin, set limits, expire
 tokens, set the search lag, pre-create properties. The core adds calls, faults, latency,
-clock, violations and reset."""
+clock, violations, writes (the write log per task key) and reset."""
 
 from __future__ import annotations
 

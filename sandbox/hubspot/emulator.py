@@ -44,6 +44,7 @@ class HubSpotOptions:
     retry_after: float | None = None  # Retry-After seconds on real 429s (None: no header)
     search_lag_seconds: float = 0.0  # writes reach search after this long
     batch_conflicts: str = "partial"  # unique conflicts in a batch: "partial" (207) | "whole" (409)
+    task_key_property: str = "winback_key"  # the task property the write log files writes under
     deals: int = 0  # generate this many deals at start (sandbox.seed.generate, seed=seed)
 
     def limits(self) -> Limits:

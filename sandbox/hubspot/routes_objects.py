@@ -14,7 +14,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sandbox.core import Request, Response
+from sandbox.core import HttpError, Request, Response
+from sandbox.hubspot import writelog
 from sandbox.hubspot.errors import PropertyProblems, inputs_of, invalid, json_object
 from sandbox.hubspot.ops import (
     assoc_json,
@@ -108,7 +109,12 @@ def list_objects(emu: HubSpotEmulator, type_: str, request: Request) -> Response
 def create(emu: HubSpotEmulator, type_: str, request: Request) -> Response:
     body = json_object(request)
     with emu.lock:
-        rec = create_object(emu, type_, body.get("properties"), body.get("associations"))
+        try:
+            rec = create_object(emu, type_, body.get("properties"), body.get("associations"))
+        except HttpError:
+            writelog.refused(emu, type_, body.get("properties"))
+            raise
+        writelog.logged(emu, type_, rec.props, "created")
         return Response.json(201, record_json(rec, None, emu.store.props[type_], everything=True))
 
 
@@ -120,6 +126,7 @@ def update(emu: HubSpotEmulator, type_: str, request: Request) -> Response:
         if rec is None:
             missing_object(type_, key)
         rec = update_object(emu, rec, body.get("properties"))
+        writelog.logged(emu, type_, rec.props, "updated")
         return Response.json(200, record_json(rec, None, emu.store.props[type_], everything=True))
 
 
@@ -200,22 +207,28 @@ def batch_create(emu: HubSpotEmulator, type_: str, request: Request) -> Response
     started = emu.now()
     with emu.lock:
         planned: list[tuple[Props, list[tuple[str, int, int]], str | None]] = []
-        for i, item in enumerate(inputs):
-            try:
-                changes = check_props(emu, type_, item.get("properties"), creating=True)
-            except PropertyProblems as exc:
-                raise _indexed(i, exc) from None
-            planned.append((changes, parse_links(emu, type_, item.get("associations")),
-                            item.get("objectWriteTraceId")))
-        if emu.batch_conflicts == "whole":
-            _precheck(emu, type_, [(None, p[0]) for p in planned])
+        try:
+            for i, item in enumerate(inputs):
+                try:
+                    changes = check_props(emu, type_, item.get("properties"), creating=True)
+                except PropertyProblems as exc:
+                    raise _indexed(i, exc) from None
+                planned.append((changes, parse_links(emu, type_, item.get("associations")),
+                                item.get("objectWriteTraceId")))
+            if emu.batch_conflicts == "whole":
+                _precheck(emu, type_, [(None, p[0]) for p in planned])
+        except HttpError:
+            writelog.all_refused(emu, type_, inputs)
+            raise
         results, errors = [], []
         for changes, links, trace in planned:
             try:
                 rec = emu.store.create(type_, changes, emu.now(), links=links)
             except Conflict as exc:
+                writelog.refused(emu, type_, changes)
                 errors.append(conflict_error(type_, exc, trace))
                 continue
+            writelog.logged(emu, type_, rec.props, "created")
             results.append(_written(emu, rec, trace))
         return batch_answer(emu, started, results, errors, 201)
 
@@ -275,6 +288,7 @@ def batch_update(emu: HubSpotEmulator, type_: str, request: Request) -> Response
             except Conflict as exc:
                 errors.append(conflict_error(type_, exc, trace))
                 continue
+            writelog.logged(emu, type_, new.props, "updated")
             results.append(_written(emu, new, trace))
         return batch_answer(emu, started, results, errors, 200)
 
@@ -323,7 +337,9 @@ def batch_upsert(emu: HubSpotEmulator, type_: str, request: Request) -> Response
                 else:
                     new = store.update(store.objects[type_][rec.id], changes, emu.now())
             except Conflict as exc:
+                writelog.refused(emu, type_, changes)
                 errors.append(conflict_error(type_, exc, trace))
                 continue
+            writelog.logged(emu, type_, new.props, "created" if rec is None else "resent")
             results.append(_written(emu, new, trace, new=rec is None))
         return batch_answer(emu, started, results, errors, 200)

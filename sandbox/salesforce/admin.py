@@ -20,7 +20,8 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
     POST   picklists               {"TaskStatus": [{"value", "label"?, "default"?, "closed"?}],
                                     "TaskPriority": [{"value", "label"?, "default"?, "high"?}]}
                                    the org's own task status / priority values
-    (core) calls, calls/reset, faults, latency, clock, violations, reset, endpoints
+    (core) calls, calls/reset, requests, faults, latency, clock, violations, writes,
+           writes/reset, reset, endpoints
 
 The core's `add_admin_route` takes literal paths only, so routes with a type or an id in the
 path (`records/<SObject>[/<id>]`) are matched here and served through `dispatch_dynamic`,

@@ -6,16 +6,22 @@ when the stage changes); Task IsClosed/CompletedDateTime from TaskStatus, IsHigh
 TaskPriority, AccountId from WhatId (or the WhoId contact); Name of people; one primary
 OpportunityContactRole per opportunity. CreatedDate/LastModifiedDate/SystemModstamp come from
 the emulator clock. Admin writes skip permission checks and may set system fields.
+
+Every API write of a Task is also entered in the emulator's write log per task key (the
+Task's External ID value, else the `[wb:<key>]` marker at the end of its Subject): a test's
+record of what reached the org, not something Salesforce keeps. Admin writes are not logged.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sandbox.core import WriteLog
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import normalize_id
 from sandbox.salesforce.schema import SYSTEM_FIELDS
@@ -37,6 +43,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # Picklists whose default is the IsDefault row of their metadata table (TaskStatus, ...).
 TABLE_DEFAULTS: dict[str, tuple[str, ...]] = {"Task": ("Status", "Priority")}
+MARKER = re.compile(r"\[wb:([^\]]+)\]")
 
 
 @dataclass
@@ -67,10 +74,36 @@ class Locks:
 
 
 class Dml:
-    def __init__(self, store: Store, clock: Callable[[], datetime], locks: Locks) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime], locks: Locks,
+                 writes: WriteLog | None = None) -> None:
         self.store = store
         self.clock = clock
         self.locks = locks
+        self.writes = writes if writes is not None else WriteLog()
+
+    # -- the write log --------------------------------------------------------------------
+    def task_key(self, table: Table, values: Mapping[str, Any]) -> str | None:
+        """The task key a Task's fields carry (External ID value, else Subject marker)."""
+        if table.sobject.name != "Task":
+            return None
+        lower = {str(k).lower(): v for k, v in values.items()}
+        for f in table.sobject.external_id_fields():
+            value = lower.get(f.name.lower())
+            if value:
+                return str(value)
+        found = MARKER.findall(str(lower.get("subject") or ""))
+        return found[-1] if found else None
+
+    def _row_key(self, table: Table, record_id: str) -> str | None:
+        row = table.rows.get(record_id)
+        if row is None or table.sobject.name != "Task":
+            return None
+        return self.task_key(table, {n: row[table.slot(n)] for n in table.slots})
+
+    def _log_failure(self, key: str | None) -> None:
+        """A refused create/upsert: a re-send when the key already had a task."""
+        if key:
+            self.writes.record(key, "resent" if self.writes.count(key, "created") else "refused")
 
     # -- lookups ------------------------------------------------------------------------
     def find(self, table: Table, record_id: str, *, allow_deleted: bool = False) -> tuple[str, Row]:
@@ -88,6 +121,18 @@ class Dml:
     # -- operations ---------------------------------------------------------------------
     def create(self, table: Table, data: dict[str, Any], actor: str, *,
                admin: bool = False) -> str:
+        if admin:
+            return self._create(table, data, actor, admin=True)
+        try:
+            record_id = self._create(table, data, actor)
+        except SFError:
+            self._log_failure(self.task_key(table, data))
+            raise
+        self.writes.record(self._row_key(table, record_id), "created")
+        return record_id
+
+    def _create(self, table: Table, data: dict[str, Any], actor: str, *,
+                admin: bool = False) -> str:
         sobject = table.sobject
         if not sobject.createable and not admin:
             raise fail("INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: "
@@ -124,6 +169,21 @@ class Dml:
 
     def update(self, table: Table, record_id: str, data: dict[str, Any], actor: str, *,
                admin: bool = False) -> str:
+        if admin:
+            return self._update(table, record_id, data, actor, admin=True)
+        normal = normalize_id(record_id) or record_id
+        key = self._row_key(table, normal)
+        try:
+            updated = self._update(table, record_id, data, actor)
+        except SFError:
+            if key:
+                self.writes.record(key, "refused")
+            raise
+        self.writes.record(key, "updated")
+        return updated
+
+    def _update(self, table: Table, record_id: str, data: dict[str, Any], actor: str, *,
+                admin: bool = False) -> str:
         sobject = table.sobject
         if not sobject.updateable and not admin:
             raise fail("INVALID_TYPE_FOR_OPERATION", f"entity type cannot be updated: "
@@ -173,7 +233,12 @@ class Dml:
         if len(matches) > 1:
             raise SFError(300, [])  # the route lists the matching records
         if matches:
-            return self.update(table, matches[0], body, actor), False
+            logged = self._row_key(table, matches[0])
+            try:
+                record_id = self._update(table, matches[0], body, actor)
+            finally:  # a write for a key that has its task, applied or refused: a re-send
+                self.writes.record(logged, "resent")
+            return record_id, False
         if key.name == "Id":
             raise SFError.one(404, "NOT_FOUND", "The requested resource does not exist")
         return self.create(table, {**body, key.name: value}, actor), True

@@ -93,7 +93,7 @@ class SalesforceEmulator(Emulator):
         self.auth = Auth(self.org_id, self.options.session_ttl_seconds)
         self.cursors = Cursors(self.options.max_cursors_per_user, self.options.cursor_ttl_seconds)
         self.store = Store(self.schema)
-        self.dml = Dml(self.store, self.now, self.locks)
+        self.dml = Dml(self.store, self.now, self.locks, self.writes)
         self.default_user_id = ""
         self.system_user_id = ""
         register_api_routes(self)
@@ -112,7 +112,7 @@ class SalesforceEmulator(Emulator):
         self.cursors.max_per_user = self.options.max_cursors_per_user
         self.cursors.ttl = timedelta(seconds=self.options.cursor_ttl_seconds)
         self.store = Store(self.schema)
-        self.dml = Dml(self.store, self.now, self.locks)
+        self.dml = Dml(self.store, self.now, self.locks, self.writes)
         self.auth.clear()
         self.cursors.clear()
         self.locks.clear()

@@ -1,5 +1,7 @@
 """The reliability harness: the sandbox in this process, real `winback` processes against it,
-and the checks that count: no key twice in a CRM, every planned task present.
+and the checks that count: no key twice in a CRM, each key created by exactly one request and
+re-sends counted (from the emulators' write log), every planned task present. `mode="weak"`
+runs Salesforce in marker mode and HubSpot in create+search mode with search lag.
 
 "Planned" is computed independently of the worker: the deals are read from each emulator's
 admin API and planned by tests/reliability/expectation.py (fixed offsets on a plain calendar,
@@ -58,6 +60,14 @@ class Run:
 
 
 SETTLE = timedelta(minutes=10)
+# The weak key modes: Salesforce without the External ID field (a [wb:<key>] Subject marker,
+# found by SOQL), HubSpot with a key property without unique values (create+search) whose
+# search index trails writes by this long (reference/hubspot.md §1.3: "a few moments").
+MODES = ("strict", "weak")
+WEAK_SEARCH_LAG = 2.0
+# In weak mode a HubSpot row left `sending` is held for the search-lag grace before it is
+# re-sent (worker/sync/write.py); a run this much later stands for waiting it out.
+PAST_GRACE = 150.0
 
 
 @dataclass
@@ -72,22 +82,30 @@ class Stack:
     logs: list[str] = field(default_factory=list)
     offset: float = 0.0
     hubspot_connections: int = 1
+    mode: str = "strict"
 
     def start(self, *, deals: int = 300, seed: int = 3, salesforce: int = 1, hubspot: int = 1,
               ttl: float = 20, workers: int = 4, key_field: str = "Winback_Key__c",
               hubspot_options: dict[str, Any] | None = None,
               salesforce_options: dict[str, Any] | None = None,
               hubspot_oauth: bool = False, seed_data: bool = True,
-              sf_flow: str = "soap") -> Stack:
+              sf_flow: str = "soap", mode: str = "strict") -> Stack:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        weak_sf, weak_hs = weak_options(mode)
         self.box = start_sandbox(seed=seed, ca_dir=self.tmp / "ca",
                                  hubspot_options={"burst": 100_000, "search_per_second": 1000,
                                                   "client_secret": SECRET_HS_CLIENT,
                                                   "refresh_tokens": [SECRET_HS_REFRESH],
-                                                  **(hubspot_options or {})},
+                                                  **weak_hs, **(hubspot_options or {})},
                                  salesforce_options={"password": SECRET_SF_PASSWORD,
                                                      "security_token": SECRET_SF_TOKEN,
                                                      "consumer_secret": SECRET_SF_CLIENT,
-                                                     **(salesforce_options or {})})
+                                                     **weak_sf, **(salesforce_options or {})})
+        if mode == "weak":  # a key property without unique values: create+search
+            self.box.admin("hubspot", "POST", "properties", {
+                "objectType": "tasks", "name": "winback_key", "hasUniqueValue": False})
         self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8, inactive_owners=1)
         expectation.uniform_owners(self.box)
         sf_fallback, hs_fallback = self.box.active_owners()
@@ -242,11 +260,13 @@ class Stack:
             return
         keys = self.crm_keys()
         checked = self.comparison().counts()
-        line = {"scenario": scenario, "tasks": {crm: len(k) for crm, k in keys.items()},
+        line = {"scenario": scenario, "mode": self.mode,
+                "tasks": {crm: len(k) for crm, k in keys.items()},
                 "duplicates": self.duplicates(),
                 "missed": {crm: c["missing"] for crm, c in checked.items()},
                 "extra": {crm: c["extra"] for crm, c in checked.items()},
-                "wrong": {crm: c["wrong"] for crm, c in checked.items()}, **figures}
+                "wrong": {crm: c["wrong"] for crm, c in checked.items()},
+                "writes": self.write_figures(), **figures}
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
 
@@ -275,6 +295,56 @@ class Stack:
 
     def stop(self) -> None:
         self.box.stop()
+
+    # -- writes per key, as the emulators saw the requests -------------------------------------
+    def writes(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Per CRM, per task key: create / upsert / update requests the emulator served, per
+        record (`created`, `resent`, `updated`, `refused`; see sandbox.core.WriteLog)."""
+        return {crm: self.box.admin(crm, "GET", "writes")["keys"]
+                for crm in ("salesforce", "hubspot")}
+
+    def write_figures(self) -> dict[str, dict[str, int]]:
+        """Per CRM: keys written, keys created more than once, create requests, re-sends
+        (requests for a key that already had its task: absorbed upserts, refused or updating
+        re-sends)."""
+        out = {}
+        for crm, keys in self.writes().items():
+            created = [k for k in keys.values() if k["created"]]
+            out[crm] = {"keys": len(created),
+                        "created_twice": sum(k["created"] > 1 for k in created),
+                        "creates": sum(k["created"] for k in keys.values()),
+                        "resends": sum(k["resent"] + k["updated"] for k in keys.values())}
+        return out
+
+    def resends(self) -> dict[str, int]:
+        return {crm: f["resends"] for crm, f in self.write_figures().items()}
+
+    def assert_created_once(self) -> None:
+        """Every task key the CRMs hold was created by exactly one request, and every key a
+        request created is still there (nothing created and then lost or overwritten)."""
+        held = {crm: Counter(k for k in keys if k) for crm, keys in self.crm_keys().items()}
+        for crm, keys in self.writes().items():
+            twice = {k: v["created"] for k, v in keys.items() if v["created"] > 1}
+            assert not twice, f"{crm}: {len(twice)} keys created more than once, e.g. " \
+                f"{sorted(twice.items())[:3]}"
+            never = [k for k in held[crm] if not keys.get(k, {}).get("created")]
+            assert not never, f"{crm}: tasks no write request created, e.g. {never[:3]}"
+            gone = [k for k, v in keys.items() if v["created"] and k not in held[crm]]
+            assert not gone, f"{crm}: created keys missing from the CRM, e.g. {gone[:3]}"
+
+    def run_past_grace(self, *args: str) -> Run:
+        """One `winback sync` with the clock moved past the search-lag grace (weak mode):
+        rows held `sending` because HubSpot search could not confirm them are looked up again
+        and, if still absent, re-sent."""
+        self.offset += PAST_GRACE
+        return self.run_once(self.command("sync", str(self.config_path), *args))
+
+
+def weak_options(mode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Emulator options (Salesforce, HubSpot) for a key mode."""
+    if mode != "weak":
+        return {}, {}
+    return {"task_external_id_field": None}, {"search_lag_seconds": WEAK_SEARCH_LAG}
 
 
 def _marker(subject: str) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from tests.reliability.harness import SECRET_SF_PASSWORD, Stack, events
 
 STORM = {"error_rate": 0.10, "error_status": 503, "rate_429": 0.05, "retry_after": 1,
@@ -15,20 +17,30 @@ STORM = {"error_rate": 0.10, "error_status": 503, "rate_429": 0.05, "retry_after
 # docs/reliability.md: the storm converges in 1 tick with 8-60 retries, both CRMs retrying
 # (measured 2026-12-01: 1 tick, 13-24 retries). More ticks, or fewer retries than the storm
 # must cause (a storm that did not reach a connector), fail.
-MAX_TICKS = 1
-RETRIES = range(8, 61)
+# In weak mode the ticks after the first run past the search-lag grace (see the test).
+MAX_TICKS = {"strict": 1, "weak": 8}
+RETRIES = {"strict": range(8, 61), "weak": range(3, 61)}
 
 
-def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stack: Stack
+@pytest.mark.parametrize(("mode", "deals"), [
+    pytest.param("strict", 1500, id="strict"),
+    pytest.param("weak", 400, id="weak-short"),
+    pytest.param("weak", 1500, id="weak-long", marks=[pytest.mark.slow]),
+])
+def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stack: Stack,
+                                                                     mode: str, deals: int
                                                                      ) -> None:
-    """10% 5xx, 5% 429 + Retry-After, 2% slow past the 2 s timeout, 1% dropped connections."""
+    """10% 5xx, 5% 429 + Retry-After, 2% slow past the 2 s timeout, 1% dropped connections.
+    In weak mode a tick after the first comes after the search-lag grace: HubSpot creates
+    that search could not confirm are held that long before they are looked up again."""
     stack = sqlite_stack
-    stack.start(deals=1500, salesforce_options={"retry_after_on_503": 1})
+    stack.start(deals=deals, salesforce_options={"retry_after_on_503": 1}, mode=mode)
     for crm in ("salesforce", "hubspot"):
         stack.box.admin(crm, "POST", "faults", {"endpoint": "*", **STORM})
     ticks = 0
-    for ticks in range(1, MAX_TICKS + 1):  # noqa: B007 - the count is reported
-        run = stack.run_once(stack.command("sync", str(stack.config_path)), timeout=600)
+    for ticks in range(1, MAX_TICKS[mode] + 1):
+        run = stack.run_once(stack.command("sync", str(stack.config_path)), timeout=600) \
+            if mode == "strict" or ticks == 1 else stack.run_past_grace()
         if run.returncode == 0 and stack.missing() == {"salesforce": 0, "hubspot": 0}:
             break
     for crm in ("salesforce", "hubspot"):
@@ -37,15 +49,17 @@ def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stac
         f"not converged in {ticks} tick(s): {run.log[-2000:]}"
     assert stack.duplicates() == {"salesforce": 0, "hubspot": 0}
     stack.assert_tasks_as_planned()
+    stack.assert_created_once()
     retried = [e for log in stack.logs for e in events(log, "crm.retry")]
     retries = len(retried)
-    assert retries in RETRIES, f"{retries} retries, expected {RETRIES.start}-{RETRIES.stop - 1}"
+    bounds = RETRIES[mode]
+    assert retries in bounds, f"{retries} retries, expected {bounds.start}-{bounds.stop - 1}"
     assert {e.get("crm") for e in retried} == {"salesforce", "hubspot"}, "a CRM never retried"
     for crm in ("salesforce", "hubspot"):
         violations = stack.box.admin(crm, "GET", "violations")
         assert violations["retry_after"] == [], (crm, violations["retry_after"][:3])
     stack.assert_secrets_absent()
-    stack.record("fault storm", ticks_to_converge=ticks, retries=retries, deals=1500)
+    stack.record("fault storm", ticks_to_converge=ticks, retries=retries, deals=deals)
 
 
 def test_sessions_and_tokens_expiring_mid_sync_do_not_fail_the_tick(sqlite_stack: Stack

@@ -18,7 +18,9 @@ from worker.sync.context import Tick
 from worker.sync.pull import REBORN_CADENCE
 
 # Without an idempotent upsert, a task created just before a crash may not be searchable yet
-# (HubSpot search lags writes): wait this long before deciding it was never created.
+# (HubSpot search lags writes): wait this long before deciding it was never created. Only for
+# connectors whose lookups lag: each says so with `lookup_lag` (HubSpot search: this long;
+# Salesforce SOQL: none); one that does not say gets this grace.
 SEARCH_LAG_GRACE = timedelta(minutes=2)
 RETRY_BACKOFF = timedelta(minutes=5)  # a record the CRM said to retry waits at least this
 
@@ -32,6 +34,7 @@ def reconcile(tick: Tick) -> None:
         return
     tick.check()
     found = ctx.connector.find_tasks([r.key for r in rows])
+    grace = lookup_grace(tick)
     with ctx.ledger.write() as conn:
         ctx.leases.fence(conn, tick.lease)
         for row in rows:
@@ -42,10 +45,20 @@ def reconcile(tick: Tick) -> None:
                 tick.counts.tasks_reconciled += 1
                 ctx.log.info("task.reconciled", deal_id=row.deal_id, key=row.key,
                              crm_id=ref.crm_id)
-            elif ctx.key_mode == "upsert" or row.sending_since is None \
-                    or row.sending_since < tick.now - SEARCH_LAG_GRACE:
+            elif not grace or row.sending_since is None \
+                    or row.sending_since < tick.now - grace:
                 ctx.ledger.set_task(conn, row.id, status="queued", updated_at=tick.now)
                 ctx.log.info("task.requeued", deal_id=row.deal_id, key=row.key)
+
+
+def lookup_grace(tick: Tick) -> timedelta:
+    """How long a row left `sending` and not found is held before it is re-sent: nothing in
+    upsert mode (a re-send is absorbed), else as long as the connector's lookups may trail
+    its writes."""
+    if tick.ctx.key_mode == "upsert":
+        return timedelta(0)
+    lag = getattr(tick.ctx.connector, "lookup_lag", SEARCH_LAG_GRACE)
+    return lag if isinstance(lag, timedelta) else SEARCH_LAG_GRACE
 
 
 def write_due(tick: Tick) -> None:
