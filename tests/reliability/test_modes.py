@@ -28,6 +28,7 @@ def test_search_lag_grace_holds_hubspot_rows_only(sqlite_stack: Stack) -> None:
     HubSpot ones for the grace; one run past the grace writes them. Each key created once."""
     stack = sqlite_stack
     stack.start(deals=40, ttl=4, mode="weak")
+    stack.migrate()  # the ledger exists before the first poll of its rows
     for crm, endpoint in (("salesforce", "collections_create"),
                           ("hubspot", "tasks.batch.create")):
         stack.box.admin(crm, "POST", "faults", {"endpoint": endpoint, "latency_ms": 3000,
