@@ -203,6 +203,27 @@ def ledger_errors(config: Path) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+# The distributions of the `sandbox` extra (pyproject.toml), by the module each one installs.
+SANDBOX_EXTRA = {"faker": "faker", "lark": "lark", "trustme": "trustme"}
+
+
+@contextmanager
+def sandbox_extra(command: str) -> Iterator[None]:
+    """Around the commands that run the CRM emulators (`demo`, `sandbox`): a plain install has
+    no sandbox extra, so say how to get it instead of a traceback (exit 2)."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in {*SANDBOX_EXTRA.values(), "sandbox"}:
+            raise
+        fail_input([f"winback {command}: the CRM sandbox is not installed (no module "
+                    f"{missing!r}); `{command}` needs the optional extra `sandbox`"],
+                   "Install it with: pip install 'winback[sandbox]' (in a checkout, "
+                   "`make demo` or `make install` installs it into .venv). Every other "
+                   "command works without it (`winback demo --plan-only` too).")
+
+
 @contextmanager
 def output_stream(output: Path | None) -> Iterator[TextIO]:
     """stdout, or the `-o` file: written whole once the command succeeded, then `wrote FILE`."""
@@ -259,9 +280,11 @@ def demo(
     if plan_only:
         _plan_sample()
         return
-    from worker.demo import main as run_demo
+    with sandbox_extra("demo"):
+        from sandbox.demo import main as run_demo
 
-    raise typer.Exit(run_demo(table_console()))
+        code = run_demo(table_console())
+    raise typer.Exit(code)
 
 
 def _plan_sample() -> None:

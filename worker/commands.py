@@ -26,6 +26,7 @@ from worker.cli import (
     fail_input,
     ledger_errors,
     output_stream,
+    sandbox_extra,
 )
 from worker.ledger import migrate as migrations
 from worker.ledger.db import database_url, make_engine, shown_url
@@ -314,13 +315,15 @@ def sandbox(
     import signal
     import threading
 
-    from sandbox.runner import start_sandbox
+    with sandbox_extra("sandbox"):
+        from sandbox.runner import start_sandbox
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        box = start_sandbox(salesforce_port=salesforce_port, hubspot_port=hubspot_port,
-                            seed=seed)
+        with sandbox_extra("sandbox"):
+            box = start_sandbox(salesforce_port=salesforce_port, hubspot_port=hubspot_port,
+                                seed=seed)
     except OSError as exc:
         fail_input([f"cannot start the sandbox: {exc.strerror} (a port is taken? pass "
                     "--salesforce-port 0 --hubspot-port 0 for free ones)"])
