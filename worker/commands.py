@@ -18,7 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from worker.cli import (
+from worker.app import (
     ConfigArg,
     app,
     config_or_exit,
@@ -290,7 +290,7 @@ def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
 
 
 def _print_report(payload: dict[str, Any]) -> None:
-    from worker.cli import table_console
+    from worker.app import table_console
     from worker.reportview import print_report
 
     console = table_console()
@@ -365,7 +365,7 @@ def doctor(
         typer.echo(json.dumps({"ok": passed, "warnings": sum(c.level == "warn" for c in checks),
                                "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
-        from worker.cli import table_console
+        from worker.app import table_console
 
         console = table_console()
         marks = {"pass": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]",
