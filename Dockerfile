@@ -2,6 +2,8 @@
 #   docker build -t winback .
 #   docker run -v $PWD/config:/config:ro -v winback-data:/data -e SF_PASSWORD=... winback
 # The install steps below are exercised by deploy/check-image-steps.sh (no Docker needed).
+# The wheel is installed without its `sandbox` extra: the image carries no faker, lark or trustme
+# (`winback demo` and `winback sandbox` say so; every production command works).
 
 FROM python:3.11-slim AS build
 WORKDIR /src

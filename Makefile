@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench test-long mutation clean
+.PHONY: install demo test lint typecheck layers unit bench test-long mutation clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "winback needs Python 3.11 or newer (set PY=python3.x)")'
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,sandbox]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -24,7 +24,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The import contracts in pyproject.toml ([tool.importlinter]): which layer may import which
+# (--no-cache: a cached graph can outlive a package gaining its __init__.py; the check is <1 s).
+layers: $(STAMP)
+	$(BIN)/lint-imports --no-logo --no-cache
+
+test: lint typecheck layers
 	$(BIN)/pytest -q
 
 test-long: $(STAMP)
@@ -39,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Dockerfile's install steps without Docker: build the wheel exactly as the build
 # stage does, install it into a fresh venv as the final stage does, then check the image's
-# entry points (validate the example config, plan the sample, start and probe /healthz).
+# entry points (validate the example config, plan the sample, migrate), and that the image
+# carries no sandbox extra (faker, lark, trustme).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -22,8 +23,21 @@ find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
 cd "$work"   # away from the checkout: only the installed package is used from here
 
 export SF_USERNAME=u SF_PASSWORD=p SF_TOKEN=t HUBSPOT_TOKEN=pat-x
+# the example logs in with flow: jwt (validate checks the variables are set, not the key)
+printf 'not read by validate\n' > "$work/sf.key"
+export SF_CLIENT_ID=client SF_PRIVATE_KEY_FILE="$work/sf.key"
 "$work/image/bin/winback" validate "$work/src/config/winback.yaml"
-"$work/image/bin/winback" demo > "$work/demo.txt" && grep -q "Opportunity reborn" "$work/demo.txt"
+# the image carries no sandbox extra: no emulator dependencies, and `demo` says how to get them
+if "$work/image/bin/python" -c "import faker" 2>/dev/null; then
+  echo "the image installs faker: the sandbox extra leaked into the runtime dependencies" >&2
+  exit 1
+fi
+"$work/image/bin/winback" demo --plan-only > "$work/demo.txt" && grep -q "task(s) planned" "$work/demo.txt"
+if "$work/image/bin/winback" demo 2> "$work/demo.err"; then
+  echo "winback demo ran without the sandbox extra" >&2
+  exit 1
+fi
+grep -q "pip install 'winback\[sandbox\]'" "$work/demo.err"
 mkdir -p "$work/data"
 cat > "$work/run.yaml" <<YAML
 version: 1

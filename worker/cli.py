@@ -1,105 +1,40 @@
-"""The `winback` command line. Exit codes: 0 success, 2 bad config or input, 1 a failed run."""
+"""The `winback` command line (the entry point): the config and plan commands, and every command
+module registered on the app of worker/app.py. Exit codes: 0 success, 2 bad config or input,
+1 a failed run."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import Annotated, TextIO
 
 import typer
-from rich.console import Console
 
-from worker.dealsfile import InputErrors, read_deals
-from worker.settings import Config, ConfigErrors, load_config
-from worker.settings.models import model_json_schema
-
-app = typer.Typer(
-    name="winback",
-    help="After a deal is lost, make sure the rep follows up, until the opportunity is reborn.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode=None,
+from worker.app import (
+    ConfigArg,
+    app,
+    config_or_exit,
+    err,
+    fail_input,
+    ledger_errors,
+    output_stream,
+    parse_now,
+    sandbox_extra,
+    table_console,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-ConfigArg = Annotated[Path, typer.Argument(help="The configuration file (YAML).",
-                                           show_default=False)]
+from worker.dealsfile import InputErrors, read_deals
+from worker.settings import Config
+from worker.settings.models import model_json_schema
 
 
 class PlanFormat(StrEnum):
     table = "table"
     json = "json"
     html = "html"
-
-
-def fail_input(lines: list[str], hint: str | None = None) -> NoReturn:
-    for line in lines:
-        err.print(line, markup=False)
-    if hint:
-        err.print(hint, markup=False)
-    raise typer.Exit(2)
-
-
-def config_or_exit(path: Path, *, require_env: bool = True) -> Config:
-    try:
-        return load_config(path, require_env=require_env)
-    except ConfigErrors as exc:
-        fail_input([str(e) for e in exc.errors],
-                   f"{len(exc.errors)} problem(s) in the configuration; nothing was run.")
-
-
-def table_console(out: TextIO | None = None) -> Console:
-    """Tables are wide: off a terminal, lay them out for 160 columns instead of 80."""
-    out = out or sys.stdout
-    return Console(file=out, highlight=False, width=None if out.isatty() else 160)
-
-
-def version_text() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"winback {version('winback')}"
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "winback (not installed)"
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        typer.echo(version_text())
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    _version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
-                                           callback=_show_version, is_eager=True)] = False,
-) -> None:
-    """After a deal is lost, make sure the rep follows up, until the opportunity is reborn."""
-
-
-def parse_now(text: str | None) -> datetime:
-    """`--now`: an ISO 8601 date-time with a zone, or a plain date (the start of that day, UTC)."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail_input([f"--now: {text!r} is not an ISO 8601 date or date-time "
-                    "(expected e.g. 2027-11-12 for the start of that day UTC, or "
-                    "2027-11-12T14:00:00Z)"])
-    if moment.tzinfo is None:
-        fail_input([f"--now: {text!r} has no time zone (add Z for UTC or an offset like +01:00)"])
-    return moment
 
 
 @app.command()
@@ -187,36 +122,6 @@ def plan(
         err.print(warning, markup=False)
 
 
-@contextmanager
-def ledger_errors(config: Path) -> Iterator[None]:
-    """A ledger without the schema (or no SQLite file) exits 2, an unreachable one exits 1;
-    both with a message that names the ledger and the fix."""
-    from worker.ledger.migrate import SchemaOutOfDate
-    from worker.wiring import LedgerUnavailable
-
-    try:
-        yield
-    except SchemaOutOfDate as exc:
-        fail_input([f"{config}: {exc}"])
-    except LedgerUnavailable as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(1) from None
-
-
-@contextmanager
-def output_stream(output: Path | None) -> Iterator[TextIO]:
-    """stdout, or the `-o` file: written whole once the command succeeded, then `wrote FILE`."""
-    if output is None:
-        yield sys.stdout
-        return
-    buffer = io.StringIO()
-    yield buffer
-    try:
-        output.write_text(buffer.getvalue(), encoding="utf-8")
-    except OSError as exc:
-        fail_input([f"--output: cannot write {output}: {exc.strerror}"])
-    typer.echo(f"wrote {output}")
-
 
 def _plan_diff(settings: Config, config: Path, moment: datetime,
                output_format: PlanFormat, out: TextIO) -> None:
@@ -259,9 +164,11 @@ def demo(
     if plan_only:
         _plan_sample()
         return
-    from worker.demo import main as run_demo
+    with sandbox_extra("demo"):
+        from sandbox.demo import main as run_demo
 
-    raise typer.Exit(run_demo(table_console()))
+        code = run_demo(table_console())
+    raise typer.Exit(code)
 
 
 def _plan_sample() -> None:
@@ -285,10 +192,10 @@ def _plan_sample() -> None:
                   "`winback plan` to see the change.")
 
 
-# The service commands live in their own module; importing it registers them on `app`.
+# The service commands live in their own modules; importing them registers them on `app`.
 from worker import commands, owners  # noqa: E402  (owners: `winback owners`)
 
-__all__ = ["app", "commands", "main", "owners"]
+__all__ = ["app", "commands", "main", "owners", "table_console"]
 
 
 def main() -> None:

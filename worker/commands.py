@@ -18,7 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from worker.cli import (
+from worker.app import (
     ConfigArg,
     app,
     config_or_exit,
@@ -26,6 +26,7 @@ from worker.cli import (
     fail_input,
     ledger_errors,
     output_stream,
+    sandbox_extra,
 )
 from worker.ledger import migrate as migrations
 from worker.ledger.db import database_url, make_engine, shown_url
@@ -289,7 +290,7 @@ def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
 
 
 def _print_report(payload: dict[str, Any]) -> None:
-    from worker.cli import table_console
+    from worker.app import table_console
     from worker.reportview import print_report
 
     console = table_console()
@@ -314,13 +315,15 @@ def sandbox(
     import signal
     import threading
 
-    from sandbox.runner import start_sandbox
+    with sandbox_extra("sandbox"):
+        from sandbox.runner import start_sandbox
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        box = start_sandbox(salesforce_port=salesforce_port, hubspot_port=hubspot_port,
-                            seed=seed)
+        with sandbox_extra("sandbox"):
+            box = start_sandbox(salesforce_port=salesforce_port, hubspot_port=hubspot_port,
+                                seed=seed)
     except OSError as exc:
         fail_input([f"cannot start the sandbox: {exc.strerror} (a port is taken? pass "
                     "--salesforce-port 0 --hubspot-port 0 for free ones)"])
@@ -362,7 +365,7 @@ def doctor(
         typer.echo(json.dumps({"ok": passed, "warnings": sum(c.level == "warn" for c in checks),
                                "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
-        from worker.cli import table_console
+        from worker.app import table_console
 
         console = table_console()
         marks = {"pass": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]",

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from connectors.errors import ConnectorError
 from connectors.models import Owner
-from worker.cli import ConfigArg, app, config_or_exit, err, table_console
+from worker.app import ConfigArg, app, config_or_exit, err, table_console
 from worker.ledger.schema import OPEN_STATUSES, enrollment, task
 from worker.settings.models import HubSpotConnection, SalesforceConnection
 

@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+import worker.app as app_module
 from tests.unit.harness import World
-from worker import cli
 from worker.cli import app
 from worker.commands import _print_report
 from worker.html import report_html
@@ -42,7 +42,7 @@ def _payload() -> dict[str, Any]:
 
 def _printed(monkeypatch: pytest.MonkeyPatch, payload: dict[str, Any], width: int = 80) -> str:
     out = io.StringIO()
-    monkeypatch.setattr(cli, "table_console",
+    monkeypatch.setattr(app_module, "table_console",
                         lambda: Console(file=out, width=width, highlight=False,
                                         color_system=None))
     _print_report(payload)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from worker.cadence.templates import TemplateProblem, check
 from worker.settings.models import DEAL_FIELDS
+from worker.settings.templates import TemplateProblem, check
 
 if TYPE_CHECKING:
     from worker.settings.errors import ConfigError

@@ -1,0 +1,1 @@
+"""One tick of one connection: pull, plan, store, write (orchestration over the ledger)."""
