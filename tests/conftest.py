@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _logging_as_configured_by_no_one() -> Iterator[None]:
+    """A command run in-process configures structlog for its own run (level, output); the next
+    test starts from structlog's defaults, so `capture_logs()` sees every level again."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", default=False,
                      help="also run the long (soak/chaos) forms of the reliability tests")

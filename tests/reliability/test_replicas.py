@@ -156,8 +156,13 @@ def test_three_replicas_fifty_connections_one_killed_every_few_seconds(
             # The victim: a replica holding a lease when there is one (a kill between ticks
             # proves little), else any. Each must still be running: one that died by itself
             # is a failure, not churn.
-            holders = lease_holders(stack.database_url)
-            candidates = [i for i, p in enumerate(procs) if p.pid in holders]
+            candidates: list[int] = []
+            look_until = time.monotonic() + 2  # wait a little for a tick in progress
+            while not candidates and time.monotonic() < look_until:
+                holders = lease_holders(stack.database_url)
+                candidates = [i for i, p in enumerate(procs) if p.pid in holders]
+                if not candidates:
+                    time.sleep(0.05)
             victim = rng.choice(candidates) if candidates else rng.randrange(len(procs))
             assert procs[victim].poll() is None, f"replica {procs[victim].pid} died by itself"
             holders_killed += bool(candidates)
