@@ -15,6 +15,9 @@ from worker.ledger.store import Ledger
 from worker.refusals import failed_by_reason, reason_of
 
 REBORN_WINDOWS = (90, 180, 365)
+# The report's per-step columns a task status counts in (besides "planned": every task).
+STEP_COLUMNS = {TaskStatus.WRITTEN: "written", TaskStatus.CANCELLED: "cancelled",
+                TaskStatus.FAILED: "failed"}
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -85,19 +88,15 @@ def winback_report(ledger: Ledger, connections: list[str], since: date
             if e.won_back_at is not None:
                 row.won_back += 1
                 row.amount_won_back += e.won_back_amount or 0.0
-        steps: dict[tuple[str, str], dict[str, int]] = defaultdict(
-            lambda: {"planned": 0, "written": 0, "completed": 0, "cancelled": 0, "failed": 0})
+        steps: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
+            ("planned", "written", "completed", "cancelled", "failed"), 0))
         for c in queries.step_counts(conn, connections, since):
             entry = steps[(c.cadence.split("@", 1)[0], c.step)]
-            entry["planned"] += c.count
-            if c.status is TaskStatus.WRITTEN:
-                entry["written"] += c.count
-                if c.completed:
-                    entry["completed"] += c.count
-            elif c.status is TaskStatus.CANCELLED:
-                entry["cancelled"] += c.count
-            elif c.status is TaskStatus.FAILED:
-                entry["failed"] += c.count
+            entry["planned"] += c.count  # (every task was planned once)
+            if c.status in STEP_COLUMNS:
+                entry[STEP_COLUMNS[c.status]] += c.count
+            if c.status is TaskStatus.WRITTEN and c.completed:
+                entry["completed"] += c.count
     by_cadence = [r.as_dict() for _, r in sorted(rows.items())]
     by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(steps.items())]
     return by_cadence, by_step

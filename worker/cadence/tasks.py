@@ -17,7 +17,8 @@ REBORN_CADENCE = "reborn"  # the cadence id of the "Opportunity reborn" notice t
 class PlannedTask:
     """One follow-up task. `create_on` is the owner's local day the task becomes due for
     writing and `create_after` the same moment as a UTC instant (what the ledger keeps: a
-    task read back from the ledger has `create_on` = the UTC date of `create_after`).
+    task read back from the ledger has `create_on` = the UTC date of `create_after`, and no
+    `moved_from`: both are the plan's annotations for the plan views).
     `subject`/`body` are set when the text was rendered at planning (the reborn notice);
     cadence tasks are rendered from their step's templates when they are written."""
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from connectors.models import Deal
 from worker.cadence.engine import DealPlan
 from worker.cadence.fingerprint import PlanInputs, encode_owner, owner_input
-from worker.ledger.records import Enrollment, EnrollmentStatus, NewPlan, StopReason
+from worker.ledger.records import Enrollment, EnrollmentStatus, NewPlan, StopReason, TaskStatus
 from worker.sync.context import Tick
 
 
@@ -104,7 +104,7 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
         log.info("deal.replanned", cadence=plan.cadence, tasks=len(plan.tasks),
                  dropped=dropped, cycle=cycle)
     tick.counts.tasks_planned += len(plan.tasks)
-    ctx.metrics.tasks.labels(ctx.name, "planned").inc(len(plan.tasks))
+    ctx.metrics.tasks.labels(ctx.name, TaskStatus.PLANNED).inc(len(plan.tasks))
     return inputs
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from connectors.errors import RetryableError
 from connectors.models import Deal, TaskDraft, WriteResult
-from worker.ledger.records import CancelReason, Enrollment, OutboxTask
+from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
 from worker.refusals import OWNER_ERRORS
 from worker.sync.context import Tick
 
@@ -120,7 +120,7 @@ def _apply(tick: Tick, rows: list[OutboxTask], results: list[WriteResult],
             _refused(tick, conn, row, result, fallback, owner_names)
         ctx.ledger.mark_written(conn, written, tick.now)
     tick.counts.tasks_written += len(written)
-    ctx.metrics.tasks.labels(ctx.name, "written").inc(len(written))
+    ctx.metrics.tasks.labels(ctx.name, TaskStatus.WRITTEN).inc(len(written))
 
 
 def _refused(tick: Tick, conn: Connection, row: OutboxTask, result: WriteResult,
@@ -150,7 +150,7 @@ def _refused(tick: Tick, conn: Connection, row: OutboxTask, result: WriteResult,
         counts.failed_by_reason[reason] = counts.failed_by_reason.get(reason, 0) + 1
         if reason in OWNER_ERRORS:
             counts.refused_owners[row.owner_id] = owner_names.get(row.owner_id, "")
-        ctx.metrics.tasks.labels(ctx.name, "failed").inc()
+        ctx.metrics.tasks.labels(ctx.name, TaskStatus.FAILED).inc()
         log.warning("task.failed", error=error, reason=reason, owner_id=row.owner_id)
 
 
