@@ -143,15 +143,11 @@ class Demo:
                            "Salesforce (stage Negotiation/Review)", soft_wrap=True)
 
     def _show_tasks(self, service: Any) -> None:
-        from sqlalchemy import func, select
-
-        from worker.ledger.schema import task
+        from worker.ledger.queries import written_by_step
 
         c = self.console
         with service.ledger.engine.connect() as conn:
-            rows = conn.execute(select(task.c.connection, task.c.step, func.count())
-                                .where(task.c.status == "written")
-                                .group_by(task.c.connection, task.c.step)).all()
+            rows = written_by_step(conn)
         table = Table(title="Tasks written, by step of the playbook", title_justify="left")
         table.add_column("step")
         names = sorted({r[0] for r in rows})

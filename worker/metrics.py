@@ -10,12 +10,15 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from worker.ledger import records
+
 # The label values each family can take that are known before anything happens.
 TASK_OUTCOMES = ("planned", "written", "failed", "cancelled", "closed")
 TICK_RESULTS = ("ok", "not_due", "busy", "error", "lease_lost", "budget", "stopped")
-OUTBOX_STATUSES = ("planned", "queued", "sending")
-STOP_REASONS = ("reopened", "won", "deleted", "new_deal")
-REBORN_KINDS = ("reopened", "new_deal", "won")
+OUTBOX_STATUSES = tuple(s.value for s in records.OUTBOX_STATUSES)
+STOP_REASONS = tuple(r.value for r in records.StopReason)
+REBORN_KINDS = tuple(r.value for r in (records.StopReason.REOPENED, records.StopReason.NEW_DEAL,
+                                        records.StopReason.WON))
 SKIP_REASONS = ("no close date", "deal has no owner and the connection has no fallback_owner")
 
 

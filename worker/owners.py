@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from connectors.errors import ConnectorError
 from connectors.models import Owner
 from worker.app import ConfigArg, app, config_or_exit, err, table_console
-from worker.ledger.schema import OPEN_STATUSES, enrollment, task
+from worker.ledger.queries import OwnerCounts, owner_counts
 from worker.settings.models import HubSpotConnection, SalesforceConnection
 
 Settings = SalesforceConnection | HubSpotConnection
@@ -50,31 +49,12 @@ def owner_row(settings: Settings, owner: Owner) -> dict[str, Any]:
             "override": override is not None}
 
 
-@dataclass(frozen=True)
-class TrackedByOwner:
-    """What the ledger tracks for some owners: active enrollments and open (unwritten) tasks."""
-
-    synced: bool  # the ledger has any enrollment for this connection
-    deals: dict[str, int]  # owner id -> active enrollments
-    open_tasks: dict[str, int]  # owner id -> planned or queued tasks
+TrackedByOwner = OwnerCounts  # what the ledger tracks for some owners (worker/ledger/queries.py)
 
 
 def tracked_by_owner(engine: Engine, connection: str, owner_ids: list[str]) -> TrackedByOwner:
     with engine.connect() as conn:
-        synced = conn.execute(select(func.count()).select_from(enrollment).where(
-            enrollment.c.connection == connection)).scalar_one() > 0
-        deals: dict[Any, Any] = dict(conn.execute(
-            select(enrollment.c.owner_id, func.count())
-            .where(enrollment.c.connection == connection, enrollment.c.status == "active",
-                   enrollment.c.owner_id.in_(owner_ids))
-            .group_by(enrollment.c.owner_id)).all())
-        tasks: dict[Any, Any] = dict(conn.execute(
-            select(task.c.owner_id, func.count())
-            .where(task.c.connection == connection, task.c.status.in_(OPEN_STATUSES),
-                   task.c.owner_id.in_(owner_ids))
-            .group_by(task.c.owner_id)).all())
-    return TrackedByOwner(synced, {str(k): int(v) for k, v in deals.items()},
-                          {str(k): int(v) for k, v in tasks.items()})
+        return owner_counts(conn, connection, owner_ids)
 
 
 @app.command()

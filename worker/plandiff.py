@@ -10,17 +10,21 @@ it against a full re-plan of every deal). So after that sync, the diff is empty.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from connectors.models import Deal
 from worker.cadence.engine import PlannedTask, Planner
 from worker.cadence.fingerprint import PlanInputs, owner_input
-from worker.ledger.schema import OPEN_STATUSES, enrollment, task
+from worker.ledger.queries import tracked_with_tasks
+from worker.ledger.records import (
+    CancelReason,
+    Enrollment,
+    EnrollmentStatus,
+    OutboxTask,
+    TaskStatus,
+)
 from worker.ledger.store import Ledger
 from worker.settings.models import Config
 
@@ -66,31 +70,25 @@ def diff(config: Config, ledger: Ledger, now: datetime) -> list[Change]:
     with ledger.engine.connect() as conn:
         for settings in config.connections:
             planner = Planner(config, settings.name)
-            tracked = enrollment.c.status.in_(("active", "unmatched"))
-            rows = list(conn.execute(select(enrollment).where(
-                enrollment.c.connection == settings.name, tracked)))
-            stored: dict[str, dict[str, Any]] = defaultdict(dict)
-            for t in conn.execute(select(task).join(enrollment, (
-                    enrollment.c.connection == task.c.connection)
-                    & (enrollment.c.deal_id == task.c.deal_id)).where(
-                    task.c.connection == settings.name, tracked)):
-                stored[t.deal_id][t.key] = t
+            rows, stored = tracked_with_tasks(conn, settings.name)
             inputs = ledger.plan_inputs(conn, (r.rule_version for r in rows))
             for row in rows:
-                deal = Deal.model_validate(row.deal_json)
-                changes += _deal_changes(planner, settings.name, row, deal, now,
-                                         stored[row.deal_id], inputs.get(row.rule_version))
+                before = inputs.get(row.rule_version) if row.rule_version else None
+                changes += _deal_changes(planner, settings.name, row, row.deal(), now,
+                                         stored.get(row.deal_id, {}),
+                                         dict(before) if before is not None else None)
     return changes
 
 
-def _deal_changes(planner: Planner, connection: str, row: Any, deal: Deal, now: datetime,
-                  stored: dict[str, Any], before: dict[str, Any] | None) -> list[Change]:
+def _deal_changes(planner: Planner, connection: str, row: Enrollment, deal: Deal,
+                  now: datetime, stored: dict[str, OutboxTask], before: dict[str, Any] | None
+                  ) -> list[Change]:
     """The changes of one deal, if the next sync re-plans it: when its fingerprint differs
     (the same test as the sync's; a deal whose inputs are unchanged keeps its tasks, even a
     late one that a fresh plan would move to today)."""
     owner = owner_input(deal)
     if row.rule_version == planner.plan_inputs(
-            row.cadence if row.status == "active" else None, owner).fingerprint:
+            row.cadence if row.status is EnrollmentStatus.ACTIVE else None, owner).fingerprint:
         return []
     plan = planner.plan(deal, now, cycle=int(row.cycle))
     after = planner.plan_inputs(plan.cadence, owner)
@@ -101,27 +99,28 @@ def _deal_changes(planner: Planner, connection: str, row: Any, deal: Deal, now: 
         old = stored.get(key)
         why = why_by_step.get(new.step) or why_by_step.setdefault(
             new.step, reasons(before, after, new.step))
-        if old is None or (old.status == "cancelled" and old.cancel_reason == "replanned"):
+        if old is None or (old.status is TaskStatus.CANCELLED
+                           and old.cancel_reason == CancelReason.REPLANNED):
             out.append(Change(connection, row.deal_id, "added", new.cadence, new.step,
                               new.occurrence, new.contact_id, None, new.due_date, key,
                               None, new.owner_id, (), why))
             continue
-        fields = _differs(planner, deal, old, new, now) if old.status in OPEN_STATUSES else ()
+        fields = _differs(old.task, new, now) if old.is_open else ()
         if fields:
             kind = "moved" if "due date" in fields else "changed"
             out.append(Change(connection, row.deal_id, kind, new.cadence, new.step,
-                              new.occurrence, new.contact_id, old.due_date, new.due_date, key,
-                              old.owner_id, new.owner_id, fields, why))
-    for key, old in stored.items():
-        if key not in planned and old.status in OPEN_STATUSES and old.cadence != "reborn":
-            out.append(Change(connection, row.deal_id, "dropped", old.cadence, old.step,
-                              old.occurrence, old.contact_id, old.due_date, None, key,
-                              old.owner_id, None, (), reasons(before, after, old.step)))
+                              new.occurrence, new.contact_id, old.task.due_date, new.due_date,
+                              key, old.owner_id, new.owner_id, fields, why))
+    for key, gone in stored.items():
+        t = gone.task
+        if key not in planned and gone.is_open and not t.is_notice:
+            out.append(Change(connection, row.deal_id, "dropped", t.cadence, t.step,
+                              t.occurrence, t.contact_id, t.due_date, None, key,
+                              t.owner_id, None, (), reasons(before, after, t.step)))
     return out
 
 
-def _differs(planner: Planner, deal: Deal, old: Any, new: PlannedTask, now: datetime
-             ) -> tuple[str, ...]:
+def _differs(old: PlannedTask, new: PlannedTask, now: datetime) -> tuple[str, ...]:
     """What a re-plan would change in an unwritten task (a create time already past stays
     past: the task is due for writing either way)."""
     fields: list[str] = []
@@ -131,11 +130,11 @@ def _differs(planner: Planner, deal: Deal, old: Any, new: PlannedTask, now: date
         fields.append("owner")
     if old.remind_at != new.remind_at:
         fields.append("reminder")
-    if max(old.create_after, now) != max(planner.create_after(deal, new), now):
+    if max(old.create_after, now) != max(new.create_after, now):
         fields.append("create on")
-    if old.channel != str(new.channel):
+    if old.channel != new.channel:
         fields.append("channel")
-    if old.priority != str(new.priority):
+    if old.priority != new.priority:
         fields.append("priority")
     return tuple(fields)
 

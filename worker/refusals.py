@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from worker.ledger.schema import task
+from worker.ledger.queries import failed_errors
 
 # Codes that mean "this owner cannot get tasks" (deactivated or unknown user).
 OWNER_ERRORS = ("INACTIVE_OWNER_OR_USER", "INVALID_OWNER", "INVALID_OWNER_ID",
@@ -31,14 +31,10 @@ def reason_of(last_error: str | None) -> str:
 
 def failed_by_reason(conn: Connection, connection: str) -> dict[str, int]:
     """Failed tasks of one connection in the ledger, by reason."""
-    rows = conn.execute(
-        select(task.c.last_error, func.count())
-        .where(task.c.connection == connection, task.c.status == "failed")
-        .group_by(task.c.last_error)).all()
     out: dict[str, int] = {}
-    for last_error, count in rows:
+    for _, last_error, count in failed_errors(conn, [connection]):
         reason = reason_of(last_error)
-        out[reason] = out.get(reason, 0) + int(count)
+        out[reason] = out.get(reason, 0) + count
     return dict(sorted(out.items()))
 
 

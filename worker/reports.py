@@ -7,14 +7,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
-
+from connectors.base import Connector
+from worker.ledger import queries
 from worker.ledger.leases import Leases
-from worker.ledger.schema import connection_state, enrollment, task
+from worker.ledger.records import TaskStatus
 from worker.ledger.store import Ledger
 from worker.refusals import failed_by_reason, reason_of
 
 REBORN_WINDOWS = (90, 180, 365)
+# The report's per-step columns a task status counts in (besides "planned": every task).
+STEP_COLUMNS = {TaskStatus.WRITTEN: "written", TaskStatus.CANCELLED: "cancelled",
+                TaskStatus.FAILED: "failed"}
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -25,24 +28,8 @@ def status(ledger: Ledger, connections: list[str], now: datetime) -> list[dict[s
     out = []
     with ledger.engine.connect() as conn:
         for name in connections:
-            state = conn.execute(select(connection_state)
-                                 .where(connection_state.c.name == name)).one_or_none()
-            enrolled: dict[str, int] = dict(conn.execute(
-                select(enrollment.c.status, func.count()).where(enrollment.c.connection == name)
-                .group_by(enrollment.c.status)).all())
-            tasks: dict[str, int] = dict(conn.execute(
-                select(task.c.status, func.count()).where(task.c.connection == name)
-                .group_by(task.c.status)).all())
-            next_write = conn.execute(
-                select(func.min(task.c.create_after)).where(
-                    task.c.connection == name, task.c.status.in_(("planned", "queued")))
-            ).scalar_one_or_none()
-            due_day = conn.execute(
-                select(func.count()).where(
-                    task.c.connection == name, task.c.status.in_(("planned", "queued")),
-                    task.c.create_after <= now + timedelta(days=1))).scalar_one()
-            held = state is not None and state.owner is not None and state.lease_until \
-                is not None and state.lease_until > now
+            state = ledger.connection_row_in(conn, name)
+            held = state is not None and state.lease_held(now)
             out.append({
                 "connection": name,
                 "watermark": _iso(state.watermark) if state else None,
@@ -52,11 +39,12 @@ def status(ledger: Ledger, connections: list[str], now: datetime) -> list[dict[s
                 "last_success_at": _iso(state.last_success_at) if state else None,
                 "last_error": state.last_error if state else None,
                 "next_due": _iso(state.next_due) if state else None,
-                "enrollments": {str(k): int(v) for k, v in enrolled.items()},
-                "tasks": {str(k): int(v) for k, v in tasks.items()},
+                "enrollments": queries.enrollment_counts(conn, name),
+                "tasks": queries.task_counts(conn, name),
                 "tasks_failed_by_reason": failed_by_reason(conn, name),
-                "next_write_at": _iso(next_write),
-                "writes_due_within_24h": int(due_day),
+                "next_write_at": _iso(queries.next_write_at(conn, name)),
+                "writes_due_within_24h": queries.writes_due_by(conn, name,
+                                                               now + timedelta(days=1)),
                 "lease_holder": state.owner if held and state else None,
                 "api_usage": (f"{state.api_used}/{state.api_limit}"
                               if state is not None and state.api_limit else None),
@@ -87,10 +75,7 @@ def winback_report(ledger: Ledger, connections: list[str], since: date
     """Rows by (cadence, loss reason) for deals lost since `since`, and task counts by step."""
     rows: dict[tuple[str, str], ReportRow] = {}
     with ledger.engine.connect() as conn:
-        enrollments = conn.execute(select(enrollment).where(
-            enrollment.c.connection.in_(connections), enrollment.c.day0 >= since,
-            enrollment.c.cadence.is_not(None)))
-        for e in enrollments:
+        for e in queries.enrolled_since(conn, connections, since):
             key = (str(e.cadence), e.loss_reason or "(none)")
             row = rows.setdefault(key, ReportRow(*key))
             row.enrolled += 1
@@ -103,25 +88,15 @@ def winback_report(ledger: Ledger, connections: list[str], since: date
             if e.won_back_at is not None:
                 row.won_back += 1
                 row.amount_won_back += e.won_back_amount or 0.0
-        steps: dict[tuple[str, str], dict[str, int]] = defaultdict(
-            lambda: {"planned": 0, "written": 0, "completed": 0, "cancelled": 0, "failed": 0})
-        counts = conn.execute(
-            select(task.c.cadence, task.c.step, task.c.status, task.c.completed, func.count())
-            .join(enrollment, and_(enrollment.c.connection == task.c.connection,
-                                   enrollment.c.deal_id == task.c.deal_id))
-            .where(task.c.connection.in_(connections), enrollment.c.day0 >= since)
-            .group_by(task.c.cadence, task.c.step, task.c.status, task.c.completed))
-        for cadence, step, state, completed, count in counts:
-            entry = steps[(str(cadence).split("@", 1)[0], str(step))]
-            entry["planned"] += int(count)
-            if state == "written":
-                entry["written"] += int(count)
-                if completed:
-                    entry["completed"] += int(count)
-            elif state == "cancelled":
-                entry["cancelled"] += int(count)
-            elif state == "failed":
-                entry["failed"] += int(count)
+        steps: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
+            ("planned", "written", "completed", "cancelled", "failed"), 0))
+        for c in queries.step_counts(conn, connections, since):
+            entry = steps[(c.cadence.split("@", 1)[0], c.step)]
+            entry["planned"] += c.count  # (every task was planned once)
+            if c.status in STEP_COLUMNS:
+                entry[STEP_COLUMNS[c.status]] += c.count
+            if c.status is TaskStatus.WRITTEN and c.completed:
+                entry["completed"] += c.count
     by_cadence = [r.as_dict() for _, r in sorted(rows.items())]
     by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(steps.items())]
     return by_cadence, by_step
@@ -133,31 +108,23 @@ def failed_report(ledger: Ledger, connections: list[str], since: date
     reason (the CRM's error code)."""
     out: dict[str, dict[str, int]] = {}
     with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            select(task.c.connection, task.c.last_error, func.count())
-            .join(enrollment, and_(enrollment.c.connection == task.c.connection,
-                                   enrollment.c.deal_id == task.c.deal_id))
-            .where(task.c.connection.in_(connections), task.c.status == "failed",
-                   enrollment.c.day0 >= since)
-            .group_by(task.c.connection, task.c.last_error))
-        for connection, last_error, count in rows:
-            reasons = out.setdefault(str(connection), {})
-            reason = reason_of(last_error)
-            reasons[reason] = reasons.get(reason, 0) + int(count)
+        rows = queries.failed_errors(conn, connections, since)
+    for connection, last_error, count in rows:
+        reasons = out.setdefault(connection, {})
+        reason = reason_of(last_error)
+        reasons[reason] = reasons.get(reason, 0) + count
     return {c: dict(sorted(r.items())) for c, r in sorted(out.items())}
 
 
-def refresh_completion(ledger: Ledger, leases: Leases, connection: str, connector: Any,
+def refresh_completion(ledger: Ledger, leases: Leases, connection: str, connector: Connector,
                        limit: int = 2000) -> int:
     """Read completion of written, open tasks from the CRM (one lookup per batch of keys)."""
     with ledger.engine.connect() as conn:
-        rows = conn.execute(select(task.c.id, task.c.key).where(
-            task.c.connection == connection, task.c.status == "written",
-            task.c.completed.is_(False)).limit(limit)).all()
+        rows = queries.written_open(conn, connection, limit)
     if not rows:
         return 0
-    found = connector.find_tasks([r.key for r in rows])
-    done = [r.id for r in rows if found.get(r.key) is not None and found[r.key].completed]
+    found = connector.find_tasks([key for _, key in rows])
+    done = [i for i, key in rows if (ref := found.get(key)) is not None and ref.completed]
     with ledger.write() as conn:
-        ledger.set_tasks(conn, done, completed=True)
+        ledger.mark_completed(conn, done)
     return len(done)

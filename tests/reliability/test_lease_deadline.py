@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, create_engine, insert, text
 
+from connectors.models import Channel, Priority
 from tests.reliability.conftest import wait_until
 from tests.reliability.harness import Stack, events
+from worker.cadence.tasks import PlannedTask
+from worker.ledger.records import task_values
 from worker.ledger.schema import task
-from worker.ledger.store import TaskRow
 
 TTL = 2.0  # lease_ttl: the local deadline is 1.5 s after each renewal
 
@@ -62,11 +64,11 @@ def test_a_tick_held_past_its_lease_deadline_makes_no_further_crm_call(pg_stack:
         for name, crm in connections:
             e = first[crm]
             held[name] = blockers[name].begin()
-            blockers[name].execute(insert(task).values(TaskRow(
+            blockers[name].execute(insert(task).values(task_values(PlannedTask(
                 key=e.key, connection=name, deal_id=e.deal_id, cadence="fixed", step=e.step,
                 occurrence=0, contact_id=None, owner_id=e.owner, due_date=e.due,
-                remind_at=e.remind_at, create_after=e.create_after, channel="call",
-                priority="normal").values(now)))
+                remind_at=e.remind_at, create_on=e.due, create_after=e.create_after,
+                channel=Channel.CALL, priority=Priority.NORMAL), now)))
         proc = stack.spawn("sync", str(stack.config_path))
         for name, _ in connections:
             wait_until(lambda: _waiting(engine) >= 1, 90, f"{name}'s tick waiting on its key")

@@ -7,18 +7,21 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
 
+from connectors.models import Channel, Priority
+from worker.cadence.tasks import PlannedTask
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
 from worker.ledger.schema import task
-from worker.ledger.store import Ledger, TaskRow
+from worker.ledger.store import Ledger
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
-def _row(key: str, due: date) -> TaskRow:
-    return TaskRow(key=key, connection="sf", deal_id="006A", cadence="c", step=key,
-                   occurrence=0, contact_id=None, owner_id="005A", due_date=due,
-                   remind_at=NOW, create_after=NOW, channel="call", priority="normal")
+def _row(key: str, due: date) -> PlannedTask:
+    return PlannedTask(key=key, connection="sf", deal_id="006A", cadence="c", step=key,
+                       occurrence=0, contact_id=None, owner_id="005A", due_date=due,
+                       remind_at=NOW, create_on=NOW.date(), create_after=NOW,
+                       channel=Channel.CALL, priority=Priority.NORMAL)
 
 
 def test_inserting_known_keys_again_adds_nothing_and_changes_nothing(database_url: str

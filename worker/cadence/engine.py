@@ -15,7 +15,7 @@ Pinned semantics (see docs/configuration.md and the plan vectors in tests):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -25,28 +25,11 @@ from worker.cadence.calendar import WorkCalendar, work_calendar, zone
 from worker.cadence.fingerprint import Fingerprints, OwnerInput, PlanInputs, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
+from worker.cadence.tasks import REBORN_CADENCE, PlannedTask, reminder_instant, start_of_day
 from worker.settings.models import Cadence, Config, Step, supported_countries
 
 MAX_OCCURRENCES = 1000
 SCHEDULE_CACHE = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedTask:
-    key: str
-    connection: str
-    deal_id: str
-    cadence: str
-    step: str
-    occurrence: int
-    contact_id: str | None
-    due_date: date
-    remind_at: datetime
-    create_on: date
-    owner_id: str
-    channel: Channel
-    priority: Priority
-    moved_from: date | None = None  # the date before a weekend/holiday/late shift
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +63,9 @@ class OwnerContext:
     holidays_source: str = "defaults.calendar"
 
 
-# (step, occurrence, due date, reminder UTC, create on, date before the shift)
-Slot = tuple[Step, int, date, datetime, date, date | None]
+# (step, occurrence, due date, reminder UTC, create on, create after UTC, date before the shift)
+Slot = tuple[Step, int, date, datetime, date, datetime, date | None]
+__all__ = ["DealPlan", "OwnerContext", "PlannedTask", "Planner", "Skipped"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,8 +148,7 @@ class Planner:
         the owner's zone (UTC when the deal has no owner). Between midnight UTC and the
         owner's midnight the two calendars disagree on the date; this is the one rule."""
         owner = self.owner_context(deal)
-        tz = zone(owner.zone_name) if owner is not None else UTC
-        return datetime.combine(task.create_on, time(0), tzinfo=tz).astimezone(UTC)
+        return start_of_day(task.create_on, owner.zone_name if owner is not None else None)
 
     def owner_context(self, deal: Deal) -> OwnerContext | None:
         return self.owner_context_for(owner_input(deal))
@@ -252,14 +235,14 @@ class Planner:
         stakeholders = tuple(c.id for c in deal.contacts if not c.opted_out)
         key_cadence = cadence.id if cycle == 1 else f"{cadence.id}@{cycle}"
         tasks: list[PlannedTask] = []
-        for step, occurrence, due, remind_at, create_on, moved_from in slots:
+        for step, occurrence, due, remind_at, create_on, create_after, moved_from in slots:
             for contact_id in (stakeholders if step.per == "stakeholder" else (None,)):
                 tasks.append(PlannedTask(
                     task_key(self.connection, deal.id, key_cadence, step.id, occurrence,
                              contact_id),
                     self.connection, deal.id, cadence.id, step.id, occurrence, contact_id,
                     due, remind_at, create_on, owner.owner_id, step.channel, step.priority,
-                    moved_from,
+                    create_after, moved_from,
                 ))
         return DealPlan(deal.id, cadence.id, day0, owner.owner_id, tuple(tasks), skipped,
                         owner_fallback=owner.fallback)
@@ -303,8 +286,9 @@ class Planner:
                         continue
                     due = owner.calendar.next_working(today)
                 create_on = max(self._lead_back.add_to(due), today)
-                remind_at = _remind_at(due, self._reminder, owner.zone_name)
+                remind_at = reminder_instant(due, self._reminder, owner.zone_name)
                 slots.append((step, occurrence, due, remind_at, create_on,
+                              start_of_day(create_on, owner.zone_name),
                               raw if raw != due else None))
         found = (tuple(slots), tuple(skipped))
         if len(self._schedules) >= SCHEDULE_CACHE:
@@ -315,7 +299,7 @@ class Planner:
     # -- rendering ------------------------------------------------------------------------
     def render(self, task: PlannedTask, deal: Deal, day0: date | None = None) -> tuple[str, str]:
         """Subject and body of a planned task, rendered from its step's templates."""
-        cadence = self._cadences[task.cadence]
+        cadence = self._cadences[task.cadence_id]
         step = next(s for s in cadence.steps if s.id == task.step)
         contact = next((c for c in deal.contacts if c.id == task.contact_id), None)
         context = {
@@ -329,6 +313,41 @@ class Planner:
         body = templates.render(step.body, context) if step.body else ""
         return " ".join(subject.split()), body.strip()
 
+    def text(self, task: PlannedTask, deal: Deal | None, day0: date | None
+             ) -> tuple[str, str] | None:
+        """The subject and body to write: a notice's text as planned, a cadence task's from
+        its step's templates and its deal; None when the configuration no longer has its
+        step (or the deal is not known)."""
+        if task.is_notice:
+            return task.subject or "Opportunity reborn", task.body or ""
+        cadence = self._cadences.get(task.cadence_id)
+        if deal is None or cadence is None or all(s.id != task.step for s in cadence.steps):
+            return None
+        return self.render(task, deal, day0)
+
+    def reborn_notice(self, lost: Deal, day0: date | None, *, cycle: int, cadence_id: str,
+                      reason: str, new_deal: Deal, now: datetime) -> PlannedTask | None:
+        """One "Opportunity reborn" task for the lost deal's owner (due its next working day,
+        writable now), keyed so that it is written once per cycle. None without an owner."""
+        owner = self.owner_context(lost)
+        if owner is None:
+            return None
+        today = now.astimezone(zone(owner.zone_name)).date()
+        due = owner.calendar.next_working(today)
+        how = {"reopened": "the deal was reopened", "won": "the deal was won",
+               "new_deal": f"a new deal was opened on the account: {new_deal.name}"}[reason]
+        subject = templates.render(self.config.stop.notify_subject, {
+            "deal": templates.deal_view(lost, day0),
+            "owner": templates.owner_view(owner.owner_id, lost.owner), "contact": None,
+            "step": None})
+        body = (f"winback stopped the follow-up cadence '{cadence_id}' for {lost.name}: "
+                f"{how}. Unwritten follow-ups were dropped.")
+        return PlannedTask(
+            task_key(self.connection, lost.id, f"{REBORN_CADENCE}@{cycle}", "notify", 0, None),
+            self.connection, new_deal.id if reason == "new_deal" else lost.id, REBORN_CADENCE,
+            "notify", 0, None, due, reminder_instant(due, self._reminder, owner.zone_name),
+            today, owner.owner_id, Channel.TODO, Priority.HIGH, now, subject=subject, body=body)
+
 
 def _valid_zone(name: str | None) -> str | None:
     if not name:
@@ -339,8 +358,4 @@ def _valid_zone(name: str | None) -> str | None:
         return None
     return name
 
-
-@lru_cache(maxsize=65536)
-def _remind_at(due: date, at: Any, zone_name: str) -> datetime:
-    return datetime.combine(due, at, tzinfo=zone(zone_name)).astimezone(UTC)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def _sqlite_events(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
-def write(engine: Engine) -> Any:
+def write(engine: Engine) -> AbstractContextManager[Connection]:
     """A write transaction (`with write(engine) as conn:`): BEGIN IMMEDIATE on SQLite."""
     return engine.execution_options(**{WRITE_OPTION: True}).begin()
 

@@ -72,9 +72,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-TASK_STATUSES = ("planned", "queued", "sending", "written", "skipped", "cancelled", "failed")
-OPEN_STATUSES = ("planned", "queued")
-
 connection_state = Table(
     "connection_state", metadata,
     Column("name", String(64), primary_key=True),
@@ -104,7 +101,7 @@ enrollment = Table(
     Column("cadence", String(64)),
     Column("rule_version", String(32)),  # the plan fingerprint (worker/cadence/fingerprint.py)
     Column("owner_input", Text),  # the CRM owner as planned: [id, active, zone, country, subdiv]
-    Column("status", String(16), nullable=False),  # active | stopped | unmatched | finished
+    Column("status", String(16), nullable=False),  # EnrollmentStatus (records.py)
     Column("stop_reason", String(32)),  # reopened | won | deleted | new_deal | ...
     Column("account_id", String(64)),
     Column("owner_id", String(64)),
@@ -151,7 +148,7 @@ task = Table(
     Column("create_after", UTCDateTime(), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("priority", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # TaskStatus (records.py)
     Column("cancel_reason", String(32)),
     Column("subject", Text),
     Column("body", Text),

@@ -6,7 +6,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+import structlog
+from structlog.typing import FilteringBoundLogger
 
 from connectors.base import Connector
 from worker.cadence.engine import Planner
@@ -75,7 +77,7 @@ class SyncContext:
     progress: Callable[[str, int, int | None], None] | None = None
     key_mode: str = "upsert"
     setup_done: bool = False
-    log: Any = None
+    log: FilteringBoundLogger = field(default_factory=lambda: structlog.get_logger("winback.sync"))
 
     @property
     def name(self) -> str:

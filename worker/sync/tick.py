@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import traceback
 from datetime import timedelta
-from typing import Any
 
 import structlog
 
@@ -71,7 +70,7 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
                       traceback=scrub(traceback.format_exc(limit=8)))
     finally:
         seconds = time.monotonic() - started
-        outcome: dict[str, Any] = {
+        outcome: dict[str, object] = {
             "last_tick_at": tick.now, "last_tick_result": result,
             "last_tick_seconds": round(seconds, 3), "last_error": scrub(error) if error else None,
         }

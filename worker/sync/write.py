@@ -5,17 +5,14 @@ CRM id after; the CRM write itself is keyed, so a repeat is absorbed."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.engine import Row
 
 from connectors.errors import RetryableError
-from connectors.models import Channel, Deal, Priority, TaskDraft, WriteResult
-from worker.cadence.engine import PlannedTask
+from connectors.models import Deal, TaskDraft, WriteResult
+from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
 from worker.refusals import OWNER_ERRORS
 from worker.sync.context import Tick
-from worker.sync.pull import REBORN_CADENCE
 
 # Without an idempotent upsert, a task created just before a crash may not be searchable yet
 # (HubSpot search lags writes): wait this long before deciding it was never created. Only for
@@ -40,14 +37,13 @@ def reconcile(tick: Tick) -> None:
         for row in rows:
             ref = found.get(row.key)
             if ref is not None:
-                ctx.ledger.set_task(conn, row.id, status="written", crm_id=ref.crm_id,
-                                    written_at=tick.now, updated_at=tick.now, last_error=None)
+                ctx.ledger.reconcile(conn, row.id, ref.crm_id, tick.now)
                 tick.counts.tasks_reconciled += 1
                 ctx.log.info("task.reconciled", deal_id=row.deal_id, key=row.key,
                              crm_id=ref.crm_id)
             elif not grace or row.sending_since is None \
                     or row.sending_since < tick.now - grace:
-                ctx.ledger.set_task(conn, row.id, status="queued", updated_at=tick.now)
+                ctx.ledger.reconcile(conn, row.id, None, tick.now)
                 ctx.log.info("task.requeued", deal_id=row.deal_id, key=row.key)
 
 
@@ -73,19 +69,15 @@ def write_due(tick: Tick) -> None:
             snapshots = ctx.ledger.enrollments(conn, ctx.name, list({r.deal_id for r in rows}))
             deals: dict[str, Deal] = {}
             drafts: list[TaskDraft] = []
-            sending: list[dict[str, Any]] = []
+            claims: list[tuple[OutboxTask, str, str]] = []
             for row in rows:
                 draft = _draft(tick, row, snapshots.get(row.deal_id), deals)
                 if draft is None:
-                    ctx.ledger.set_task(conn, row.id, status="cancelled",
-                                        cancel_reason="rule_removed", updated_at=tick.now)
+                    ctx.ledger.cancel(conn, row.id, CancelReason.RULE_REMOVED, tick.now)
                     continue
                 drafts.append(draft)
-                sending.append({"id": row.id, "status": "sending",
-                                "claimed_epoch": tick.lease.epoch, "sending_since": tick.now,
-                                "attempts": row.attempts + 1, "subject": draft.subject,
-                                "body": draft.body, "updated_at": tick.now})
-            ctx.ledger.update_tasks(conn, sending)
+                claims.append((row, draft.subject, draft.body))
+            ctx.ledger.claim_for_sending(conn, claims, tick.lease.epoch, tick.now)
         if not drafts:
             continue
         tick.check()
@@ -100,51 +92,32 @@ def write_due(tick: Tick) -> None:
             ctx.progress("write", tick.counts.tasks_written, None)
 
 
-def _draft(tick: Tick, row: Row[Any], enrolled: Row[Any] | None,
+def _draft(tick: Tick, row: OutboxTask, enrolled: Enrollment | None,
            deals: dict[str, Deal]) -> TaskDraft | None:
-    ctx = tick.ctx
+    """The planned task projected onto what the CRM writes, with its text rendered; None when
+    its deal or its step is gone."""
+    planned = row.task
     account_id = enrolled.account_id if enrolled is not None else None
-    if row.cadence == REBORN_CADENCE:
-        subject, body = row.subject or "Opportunity reborn", row.body or ""
-    else:
-        if enrolled is None:
-            return None
-        cadence_id = row.cadence.split("@", 1)[0]
-        cadence = ctx.planner.cadence(cadence_id)
-        if cadence is None or all(s.id != row.step for s in cadence.steps):
-            return None
+    deal: Deal | None = None
+    if enrolled is not None and not planned.is_notice:
         deal = deals.get(row.deal_id)
         if deal is None:
-            deal = deals[row.deal_id] = Deal.model_validate(enrolled.deal_json)
-        planned = PlannedTask(
-            key=row.key, connection=row.connection, deal_id=row.deal_id, cadence=cadence_id,
-            step=row.step, occurrence=row.occurrence, contact_id=row.contact_id,
-            due_date=row.due_date, remind_at=row.remind_at, create_on=row.due_date,
-            owner_id=row.owner_id, channel=Channel(row.channel),
-            priority=Priority(row.priority))
-        subject, body = ctx.planner.render(planned, deal, enrolled.day0)
-    return TaskDraft(key=row.key, deal_id=row.deal_id, owner_id=row.owner_id, subject=subject,
-                     body=body, due_date=row.due_date, remind_at=row.remind_at,
-                     channel=Channel(row.channel), priority=Priority(row.priority),
-                     contact_id=row.contact_id, account_id=account_id)
+            deal = deals[row.deal_id] = enrolled.deal()
+    text = tick.ctx.planner.text(planned, deal, enrolled.day0 if enrolled else None)
+    return planned.draft(*text, account_id) if text is not None else None
 
 
-def _owner_names(snapshots: dict[str, Row[Any]]) -> dict[str, str]:
+def _owner_names(snapshots: dict[str, Enrollment]) -> dict[str, str]:
     """Owner id -> name from the deals' snapshots (for the fix a refusal prints)."""
-    names: dict[str, str] = {}
-    for snapshot in snapshots.values():
-        owner = (snapshot.deal_json or {}).get("owner") or {}
-        if owner.get("id"):
-            names[str(owner["id"])] = str(owner.get("name") or "")
-    return names
+    return dict(owner for s in snapshots.values() if (owner := s.owner_name()) is not None)
 
 
-def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult],
+def _apply(tick: Tick, rows: list[OutboxTask], results: list[WriteResult],
            owner_names: dict[str, str]) -> None:
     ctx = tick.ctx
     by_key = {r.key: r for r in results}
     fallback = ctx.settings.fallback_owner
-    written: list[dict[str, Any]] = []
+    written: list[tuple[int, str | None]] = []
     with ctx.ledger.write() as conn:
         ctx.leases.fence(conn, tick.lease)
         for row in rows:
@@ -152,29 +125,26 @@ def _apply(tick: Tick, rows: list[Row[Any]], results: list[WriteResult],
             if result is None:
                 continue  # not sent (cancelled above) or not answered: stays as it is
             if result.ok:
-                written.append({"id": row.id, "status": "written", "crm_id": result.crm_id,
-                                "written_at": tick.now, "updated_at": tick.now,
-                                "last_error": None})
-                ctx.log.info("task.written", deal_id=row.deal_id, key=row.key, step=row.step,
-                             crm_id=result.crm_id, due_date=str(row.due_date),
+                written.append((row.id, result.crm_id))
+                ctx.log.info("task.written", deal_id=row.deal_id, key=row.key, step=row.task.step,
+                             crm_id=result.crm_id, due_date=str(row.task.due_date),
                              owner_id=row.owner_id)
                 continue
             _refused(tick, conn, row, result, fallback, owner_names)
-        ctx.ledger.update_tasks(conn, written)
+        ctx.ledger.mark_written(conn, written, tick.now)
     tick.counts.tasks_written += len(written)
-    ctx.metrics.tasks.labels(ctx.name, "written").inc(len(written))
+    ctx.metrics.tasks.labels(ctx.name, TaskStatus.WRITTEN).inc(len(written))
 
 
-def _refused(tick: Tick, conn: Connection, row: Row[Any], result: WriteResult,
+def _refused(tick: Tick, conn: Connection, row: OutboxTask, result: WriteResult,
              fallback: str | None, owner_names: dict[str, str]) -> None:
     """A record the CRM refused: another owner, a later retry, or a final failure (`failed`,
     with the CRM's code and message, counted by reason)."""
     ctx = tick.ctx
-    log = ctx.log.bind(deal_id=row.deal_id, key=row.key, step=row.step)
+    log = ctx.log.bind(deal_id=row.deal_id, key=row.key, step=row.task.step)
     error = f"{result.error_code}: {result.message}"
     if result.error_code in OWNER_ERRORS and fallback and row.owner_id != fallback:
-        ctx.ledger.set_task(conn, row.id, status="queued", owner_id=fallback,
-                            last_error=error, updated_at=tick.now)
+        ctx.ledger.requeue(conn, row.id, tick.now, error=error, owner_id=fallback)
         tick.counts.owner_fallbacks += 1
         log.warning("owner.fallback", owner_id=row.owner_id, fallback_owner=fallback,
                     error=result.error_code)
@@ -182,20 +152,18 @@ def _refused(tick: Tick, conn: Connection, row: Row[Any], result: WriteResult,
                           owner_id=row.owner_id, fallback_owner=fallback)
     elif result.retryable:
         # Not before the next tick: a retry in this one would hammer the same error.
-        ctx.ledger.set_task(conn, row.id, status="queued", last_error=error,
-                            create_after=tick.now + RETRY_BACKOFF * row.attempts,
-                            updated_at=tick.now)
+        ctx.ledger.requeue(conn, row.id, tick.now, error=error,
+                           not_before=tick.now + RETRY_BACKOFF * row.attempts)
         log.warning("task.retry", error=error)
     else:
         reason = result.error_code or "UNKNOWN"
-        ctx.ledger.set_task(conn, row.id, status="failed", last_error=error,
-                            updated_at=tick.now)
+        ctx.ledger.mark_failed(conn, row.id, error, tick.now)
         counts = tick.counts
         counts.tasks_failed += 1
         counts.failed_by_reason[reason] = counts.failed_by_reason.get(reason, 0) + 1
         if reason in OWNER_ERRORS:
             counts.refused_owners[row.owner_id] = owner_names.get(row.owner_id, "")
-        ctx.metrics.tasks.labels(ctx.name, "failed").inc()
+        ctx.metrics.tasks.labels(ctx.name, TaskStatus.FAILED).inc()
         log.warning("task.failed", error=error, reason=reason, owner_id=row.owner_id)
 
 
@@ -206,20 +174,19 @@ def close_stopped(tick: Tick) -> None:
     while not ctx.stop.is_set():
         with ctx.ledger.engine.connect() as conn:
             rows = ctx.ledger.to_close(conn, ctx.name, batch)
-        rows = [r for r in rows if r.crm_id]
-        if not rows:
+        closing = [(r, r.crm_id) for r in rows if r.crm_id]
+        if not closing:
             return
         tick.check()
-        results = {r.key: r for r in ctx.connector.close_tasks([r.crm_id for r in rows])}
+        results = {r.key: r for r in ctx.connector.close_tasks([c for _, c in closing])}
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
-            for row in rows:
-                result = results.get(row.crm_id)
+            for row, crm_id in closing:
+                result = results.get(crm_id)
                 if result is not None and not result.ok and result.retryable:
                     continue
-                ctx.ledger.set_task(conn, row.id, close_requested=False,
-                                    completed=bool(result and result.ok),
-                                    cancel_reason="closed", updated_at=tick.now)
+                ctx.ledger.mark_closed(conn, row.id, completed=bool(result and result.ok),
+                                       now=tick.now)
                 tick.counts.tasks_closed += 1
-        ctx.metrics.tasks.labels(ctx.name, "closed").inc(len(rows))
-        ctx.log.info("tasks.closed", count=len(rows))
+        ctx.metrics.tasks.labels(ctx.name, "closed").inc(len(closing))
+        ctx.log.info("tasks.closed", count=len(closing))

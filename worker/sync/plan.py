@@ -1,0 +1,182 @@
+"""Plan and store: a page of deals -> the planner's plans -> the ledger's transitions (enroll,
+re-plan, stop, won back), inside the page's fenced transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, date
+
+from sqlalchemy import Connection
+
+from connectors.models import Deal
+from worker.cadence.engine import DealPlan
+from worker.cadence.fingerprint import PlanInputs, encode_owner, owner_input
+from worker.ledger.records import Enrollment, EnrollmentStatus, NewPlan, StopReason, TaskStatus
+from worker.sync.context import Tick
+
+
+def unchanged(tick: Tick, deal: Deal, enrolled: Enrollment | None) -> bool:
+    """Seen before (the overlap re-reads), not modified since, planned under today's rules."""
+    return (enrolled is not None and enrolled.tracked
+            and enrolled.deal_modified_at is not None and deal.modified_at is not None
+            and deal.modified_at <= enrolled.deal_modified_at
+            and enrolled.rule_version == tick.ctx.planner.rule_version(enrolled.cadence, deal))
+
+
+def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
+    """Every deal of a page: lost ones enrolled or re-planned, closed or reopened ones stop
+    their cadence, won ones win back the deal they were reborn from."""
+    ctx = tick.ctx
+    known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in deals])
+    opened: list[Deal] = []
+    used: dict[str, PlanInputs] = {}
+    for deal in deals:
+        enrolled = known.get(deal.id)
+        if deal.is_lost:
+            keep_used(used, plan_lost(tick, conn, deal, enrolled))
+            continue
+        if enrolled is not None and enrolled.tracked:
+            reason = StopReason.DELETED if deal.deleted else StopReason.WON if deal.is_won \
+                else StopReason.REOPENED
+            _stop(tick, conn, enrolled, reason, reborn_deal=deal)
+        if deal.is_won and not deal.deleted:
+            _won_back(tick, conn, deal)
+        if not deal.is_closed and not deal.deleted and deal.account_id:
+            opened.append(deal)
+    store_inputs(tick, conn, used)
+    if opened and ctx.config.stop.on_new_deal_for_account:
+        _new_deals_on_accounts(tick, conn, opened)
+
+
+def keep_used(used: dict[str, PlanInputs], inputs: PlanInputs | None) -> None:
+    if inputs is not None:
+        used[inputs.fingerprint] = inputs
+
+
+def store_inputs(tick: Tick, conn: Connection, used: dict[str, PlanInputs]) -> None:
+    """Store what this transaction's fingerprints stand for (a few rows, for plan --diff)."""
+    tick.ctx.ledger.store_plan_inputs(conn, ((f, p.stored()) for f, p in used.items()),
+                                      tick.now)
+
+
+def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | None, *,
+              force: bool = False) -> PlanInputs | None:
+    """Enroll or re-plan a lost deal; returns the plan inputs it stored (None: untouched)."""
+    ctx = tick.ctx
+    log = ctx.log.bind(deal_id=deal.id)
+    cycle = 1
+    if enrolled is not None:
+        if not force and unchanged(tick, deal, enrolled):
+            return None
+        cycle = enrolled.cycle
+        if enrolled.status is EnrollmentStatus.STOPPED:
+            cycle += 1  # lost again after it was reborn: a new cycle, new keys
+        elif not enrolled.tracked:
+            return None
+    plan = ctx.planner.plan(deal, tick.now, cycle=cycle)
+    oldest = ctx.settings.backfill.subtract_from(tick.now.date())
+    if enrolled is None and plan.day0 is not None and plan.day0 < oldest:
+        return None  # lost before the backfill window: not ours to follow up
+    if plan.reason is not None and plan.cadence is not None:
+        tick.counts.deals_skipped += 1
+        ctx.metrics.deals_skipped.labels(ctx.name, plan.reason).inc()
+        log.warning("deal.skipped", reason=plan.reason, cadence=plan.cadence)
+        _record(tick, conn, "deal.skipped", deal.id, reason=plan.reason)
+    if plan.owner_fallback and plan.tasks:
+        tick.counts.owner_fallbacks += 1
+        log.info("owner.fallback", owner_id=deal.owner.id if deal.owner else None,
+                 fallback_owner=plan.owner_id)
+    inputs = ctx.planner.plan_inputs(plan.cadence, owner_input(deal))
+    stored = _new_plan(deal, plan, cycle, inputs)
+    if enrolled is None:
+        inserted = ctx.ledger.enroll(conn, ctx.name, deal.id, stored, plan.tasks, tick.now)
+        if plan.cadence is None:
+            tick.counts.unmatched += 1
+            log.info("deal.unmatched", reason=plan.reason)
+        else:
+            tick.counts.enrolled += 1
+            ctx.metrics.deals_enrolled.labels(ctx.name, plan.cadence).inc()
+            log.info("deal.enrolled", cadence=plan.cadence, tasks=inserted, day0=str(plan.day0))
+            _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence, tasks=inserted)
+    else:
+        dropped = ctx.ledger.replan(conn, ctx.name, deal.id, stored, plan.tasks, tick.now,
+                                    new_cycle=cycle != enrolled.cycle)
+        tick.counts.replanned += 1
+        log.info("deal.replanned", cadence=plan.cadence, tasks=len(plan.tasks),
+                 dropped=dropped, cycle=cycle)
+    tick.counts.tasks_planned += len(plan.tasks)
+    ctx.metrics.tasks.labels(ctx.name, TaskStatus.PLANNED).inc(len(plan.tasks))
+    return inputs
+
+
+def _new_plan(deal: Deal, plan: DealPlan, cycle: int, inputs: PlanInputs) -> NewPlan:
+    return NewPlan(
+        cycle=cycle, cadence=plan.cadence, rule_version=inputs.fingerprint,
+        owner_input=encode_owner(owner_input(deal)), account_id=deal.account_id,
+        owner_id=plan.owner_id, loss_reason=(deal.loss_reason or "")[:255] or None,
+        amount=deal.amount, day0=plan.day0, deal_json=deal.model_dump(mode="json"),
+        deal_modified_at=deal.modified_at)
+
+
+def _stop(tick: Tick, conn: Connection, enrolled: Enrollment, reason: StopReason,
+          *, reborn_deal: Deal) -> None:
+    """Stop a cadence: cancel what is unwritten, flag open tasks for closing, tell the owner."""
+    ctx = tick.ctx
+    policy = ctx.config.stop
+    cancelled = ctx.ledger.stop(
+        conn, ctx.name, enrolled.deal_id, reason,
+        close_written=policy.on_reopen == "close_open_tasks", reborn_deal_id=reborn_deal.id,
+        won_amount=reborn_deal.amount, now=tick.now)
+    tick.counts.stopped += 1
+    ctx.metrics.deals_stopped.labels(ctx.name, reason).inc()
+    ctx.log.info("cadence.stopped", deal_id=enrolled.deal_id, reason=reason,
+                 cancelled=cancelled, cadence=enrolled.cadence)
+    _record(tick, conn, "cadence.stopped", enrolled.deal_id, reason=reason, cancelled=cancelled,
+            reborn_deal_id=reborn_deal.id)
+    if not reason.reborn:
+        return
+    tick.counts.reborn += 1
+    ctx.metrics.deals_reborn.labels(ctx.name, reason).inc()
+    ctx.log.info("deal.reborn", deal_id=enrolled.deal_id, kind=reason,
+                 reborn_deal_id=reborn_deal.id)
+    if policy.notify_owner and enrolled.cadence is not None:
+        notice = ctx.planner.reborn_notice(
+            enrolled.deal(), enrolled.day0, cycle=enrolled.cycle, cadence_id=enrolled.cadence,
+            reason=reason, new_deal=reborn_deal, now=tick.now)
+        if notice is not None:  # (its key names the cycle: inserted once)
+            ctx.ledger.insert_tasks(conn, [notice], tick.now)
+
+
+def _won_back(tick: Tick, conn: Connection, deal: Deal) -> None:
+    ctx = tick.ctx
+    for link in ctx.ledger.reborn_links(conn, ctx.name, [deal.id]):
+        ctx.ledger.won_back(conn, ctx.name, link.deal_id, deal.amount, tick.now)
+        tick.counts.won_back += 1
+        ctx.log.info("deal.won_back", deal_id=link.deal_id, won_deal_id=deal.id,
+                     amount=deal.amount)
+        _record(tick, conn, "deal.won_back", link.deal_id, won_deal_id=deal.id,
+                amount=deal.amount)
+
+
+def _new_deals_on_accounts(tick: Tick, conn: Connection, opened: list[Deal]) -> None:
+    ctx = tick.ctx
+    by_account: dict[str, list[Deal]] = {}
+    for deal in opened:
+        by_account.setdefault(str(deal.account_id), []).append(deal)
+    for enrolled in ctx.ledger.active_on_accounts(conn, ctx.name, list(by_account)):
+        for deal in by_account.get(enrolled.account_id or "", []):
+            if deal.id == enrolled.deal_id or not _opened_after(deal, enrolled.day0):
+                continue
+            _stop(tick, conn, enrolled, StopReason.NEW_DEAL, reborn_deal=deal)
+            break
+
+
+def _opened_after(deal: Deal, day0: date | None) -> bool:
+    if day0 is None:
+        return False
+    created = deal.created_at or deal.modified_at
+    return created is not None and created.astimezone(UTC).date() >= day0
+
+
+def _record(tick: Tick, conn: Connection, kind: str, deal_id: str | None, **data: object
+            ) -> None:
+    tick.ctx.ledger.record(conn, tick.ctx.name, kind, deal_id, tick.now, **data)
