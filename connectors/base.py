@@ -154,6 +154,21 @@ class Connector(Protocol):
     name: str
     kind: str
 
+    @property
+    def write_batch(self) -> int:
+        """The most tasks one `write_tasks` / `close_tasks` call to the CRM carries: the
+        worker reads and sends due tasks in batches of this size."""
+
+    @property
+    def calls_made(self) -> int:
+        """HTTP calls made so far (retries, logins and token refreshes included)."""
+
+    def login_checks(self) -> Iterator[SetupCheck]:
+        """Checks about the login itself that `ensure_setup` leaves out (doctor runs them
+        first), one at a time so that each is reported before the next may raise. Salesforce:
+        the login flow (a legacy one warns), then the API version the org offers (one call,
+        logging in; a refused login raises FatalConnectionError). Others: none."""
+
     def begin_run(self, run_id: str | None) -> None:
         """Tag the calls that follow with a run id (sent as `X-Winback-Run`)."""
 

@@ -21,6 +21,7 @@ from connectors.base import (
     CallObserver,
     DealPage,
     HubSpotSettings,
+    SetupCheck,
     SetupReport,
 )
 from connectors.hubspot.deals import DealReader
@@ -53,6 +54,11 @@ class HubSpotConnector:
     def calls_made(self) -> int:
         """HTTP calls made so far, retries and token refreshes included."""
         return self._transport.calls_made
+
+    def login_checks(self) -> Iterator[SetupCheck]:
+        """None: a token or an OAuth grant has no flow or API version to check beyond what
+        `ensure_setup` reports."""
+        return iter(())
 
     def begin_run(self, run_id: str | None) -> None:
         self._transport.run_id = run_id

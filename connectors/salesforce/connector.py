@@ -161,14 +161,12 @@ class SalesforceConnector:
         return SetupReport(checks, key_mode=mode)
 
     # -- doctor's login checks (not part of ensure_setup, which stays at one call) -------------
-    def flow_check(self) -> SetupCheck:
-        """The login flow in use; a legacy one passes with a warning and the way off it."""
-        return login_checks.flow_check(self.settings)
-
-    def version_check(self) -> SetupCheck:
-        """Is the configured api_version one the org offers (one call, logging in first)?"""
+    def login_checks(self) -> Iterator[SetupCheck]:
+        """The login flow in use (a legacy one passes with a warning and the way off it), then
+        whether the org offers the configured api_version (one call, logging in first)."""
+        yield login_checks.flow_check(self.settings)
         offered = self._client.call("versions", login_checks.fetch_versions)
-        return login_checks.version_check(self.settings.api_version, offered)
+        yield login_checks.version_check(self.settings.api_version, offered)
 
     def _login_check(self) -> SetupCheck:
         who = self.settings.username or "the app's run-as user"

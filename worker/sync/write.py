@@ -50,7 +50,7 @@ def reconcile(tick: Tick) -> None:
 
 def write_due(tick: Tick) -> None:
     ctx = tick.ctx
-    batch = max(1, int(getattr(ctx.connector, "write_batch", 100)))
+    batch = max(1, ctx.connector.write_batch)
     while not ctx.stop.is_set():
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
@@ -189,7 +189,7 @@ def _refused(tick: Tick, conn: Connection, row: Row[Any], result: WriteResult,
 def close_stopped(tick: Tick) -> None:
     """Mark written tasks of stopped cadences completed in the CRM (stop.on_reopen)."""
     ctx = tick.ctx
-    batch = max(1, int(getattr(ctx.connector, "write_batch", 100)))
+    batch = max(1, ctx.connector.write_batch)
     while not ctx.stop.is_set():
         with ctx.ledger.engine.connect() as conn:
             rows = ctx.ledger.to_close(conn, ctx.name, batch)
