@@ -37,11 +37,11 @@ class HubSpotConnector:
     kind = "hubspot"
     write_batch = WRITE_BATCH
 
-    def __init__(self, settings: HubSpotSettings, *, observer: CallObserver | None = None
-                 ) -> None:
+    def __init__(self, settings: HubSpotSettings, *, observer: CallObserver | None = None,
+                 retry_budget: float = 20.0) -> None:
         self.name = settings.name
         self.settings = settings
-        self._transport = Transport(settings, observer)
+        self._transport = Transport(settings, observer, retry_budget=retry_budget)
         self._deals = DealReader(self._transport, settings)
         self._setup = Setup(self._transport, settings, self._deals)
         self._tasks = TaskWriter(self._transport, settings, self._setup.key_mode,

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -54,7 +54,8 @@ class SalesforceConnector:
     write_batch = 200  # sObject Collections take 200 records per call (reference §3.4)
 
     def __init__(self, settings: SalesforceSettings, *, observer: CallObserver | None = None,
-                 account_contacts_fallback: bool = True) -> None:
+                 account_contacts_fallback: bool = True, retry_budget: float = 20.0,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.name = settings.name
         self.settings = settings
         self.account_contacts_fallback = account_contacts_fallback
@@ -64,7 +65,7 @@ class SalesforceConnector:
         if key is not None and not soql.valid_field_name(key):
             problems.append(f"task_key_field = {key!r} is not a Salesforce field API name")
         self._problems = tuple(problems)
-        self._client = Client(settings, observer)
+        self._client = Client(settings, observer, retry_budget=retry_budget, clock=clock)
         self._client.field_hint = self._fields.hint()
         self._writer: TaskWriter | None = None
         self._values: TaskValues | None = None
@@ -169,7 +170,7 @@ class SalesforceConnector:
         yield login_checks.version_check(self.settings.api_version, offered)
 
     def _login_check(self) -> SetupCheck:
-        who = self.settings.username or "the app's run-as user"
+        who = self.settings.auth.username or "the app's run-as user"
         return SetupCheck("login", True, f"logged in as {who} ({self._client.instance_host})")
 
     def _tasks(self) -> TaskWriter:
