@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from connectors.models import Channel, Priority
 from connectors.settings import (
     HubSpotSettings,
     Ident,
     IntervalField,
+    Model,
     OptionalText,
     SalesforceSettings,
 )
@@ -33,10 +34,6 @@ SECRET_KEYS = frozenset({"password", "security_token", "client_secret", "access_
                          "refresh_token", "private_key"})
 DEAL_FIELDS = ("loss_reason", "competitor", "amount", "stage", "pipeline", "currency", "name",
                "account_name", "owner_country")
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def _check_zone(name: str) -> str:
