@@ -1,4 +1,5 @@
-"""The CRM port: what the worker may ask of any CRM, and the settings an adapter is built from.
+"""The CRM port: what the worker may ask of any CRM (the settings an adapter is built from are
+in `connectors.settings`, re-exported here).
 
 The worker sees only this module, `connectors.models` and `connectors.errors`; which CRM is
 behind a `Connector` is the adapter's business. Adapters: `connectors.salesforce`,
@@ -8,81 +9,15 @@ behind a `Connector` is the adapter's business. Adapters: `connectors.salesforce
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+from connectors.settings import FieldMap, HubSpotSettings, SalesforceSettings
 
-
-@dataclass(frozen=True)
-class FieldNames:
-    """CRM field names for what the rules read (None: the CRM has no such field)."""
-
-    loss_reason: str | None = None
-    competitor: str | None = None
-    contract_end: str | None = None
-    custom: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SalesforceSettings:
-    name: str
-    username: str = ""
-    password: str = ""
-    security_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    flow: str | None = None  # jwt | client_credentials | password | soap; None: inferred
-    private_key_file: str | None = None  # jwt: PEM file, or
-    private_key: str | None = None  # jwt: the PEM text
-    # The worker's clock (simulated in demos): times the jwt assertion, like every deadline.
-    clock: Callable[[], datetime] | None = field(default=None, compare=False)
-    login_url: str = "https://login.salesforce.com"
-    instance_url: str | None = None
-    api_version: str = "68.0"
-    task_key_field: str | None = None
-    fields: FieldNames = field(default_factory=FieldNames)
-    ca_bundle: str | None = None
-    timeout: float = 30.0
-    api_budget_share: float = 0.5
-    retry_budget: float = 20.0  # seconds one call may spend retrying
-
-    def __repr__(self) -> str:  # never show credentials
-        return f"SalesforceSettings(name={self.name!r}, login_url={self.login_url!r})"
-
-    @property
-    def login_flow(self) -> str:
-        """`flow`, or the one the credentials imply (as before flows were named)."""
-        from connectors.salesforce_flows import infer_flow
-
-        return self.flow or infer_flow({"password": self.password or None,
-                                        "client_id": self.client_id,
-                                        "client_secret": self.client_secret,
-                                        "private_key": self.private_key,
-                                        "private_key_file": self.private_key_file})
-
-
-@dataclass(frozen=True)
-class HubSpotSettings:
-    name: str
-    access_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
-    base_url: str = "https://api.hubapi.com"
-    key_property: str = "winback_key"
-    create_key_property: bool = True
-    fields: FieldNames = field(default_factory=FieldNames)
-    ca_bundle: str | None = None
-    timeout: float = 30.0
-    api_budget_share: float = 0.5
-    retry_budget: float = 20.0
-    burst_limit: int = 100  # requests per 10 s the portal allows this app (HubSpot's default)
-    search_per_second: int = 5
-
-    def __repr__(self) -> str:
-        return f"HubSpotSettings(name={self.name!r}, base_url={self.base_url!r})"
+__all__ = ["MAX_REAUTH", "ApiUsage", "CallObserver", "CallRecord", "Connector", "DealPage",
+           "FieldMap", "HubSpotSettings", "SalesforceSettings", "SetupCheck", "SetupReport"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +88,27 @@ class Connector(Protocol):
 
     name: str
     kind: str
+
+    @property
+    def write_batch(self) -> int:
+        """The most tasks one `write_tasks` / `close_tasks` call to the CRM carries: the
+        worker reads and sends due tasks in batches of this size."""
+
+    @property
+    def lookup_lag(self) -> timedelta:
+        """How long a task just written may still be missing from a lookup by key (HubSpot
+        search trails writes; Salesforce SOQL does not): a row left `sending` and not found is
+        held this long before it is sent again, unless writes are upserts by key."""
+
+    @property
+    def calls_made(self) -> int:
+        """HTTP calls made so far (retries, logins and token refreshes included)."""
+
+    def login_checks(self) -> Iterator[SetupCheck]:
+        """Checks about the login itself that `ensure_setup` leaves out (doctor runs them
+        first), one at a time so that each is reported before the next may raise. Salesforce:
+        the login flow (a legacy one warns), then the API version the org offers (one call,
+        logging in; a refused login raises FatalConnectionError). Others: none."""
 
     def begin_run(self, run_id: str | None) -> None:
         """Tag the calls that follow with a run id (sent as `X-Winback-Run`)."""

@@ -1,6 +1,6 @@
 """An in-memory CRM behind the port, for the worker's unit tests (it passes the contract tests).
 
-It behaves like a well-run CRM: keyed upserts, batches of `batch_size`, per-record errors
+It behaves like a well-run CRM: keyed upserts, batches of `write_batch`, per-record errors
 for inactive or unknown owners, a daily budget, and call counts per endpoint. Tests change
 its data with the `admin_*` methods, which stamp `modified_at` from the injected clock.
 """
@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from connectors.base import ApiUsage, DealPage, SetupCheck, SetupReport
 from connectors.errors import BudgetExhausted, RetryableError
@@ -36,12 +36,13 @@ class InMemoryConnector:
     kind = "memory"
 
     def __init__(self, name: str = "memory", *, clock: Clock | None = None,
-                 page_size: int = 200, batch_size: int = 200, daily_limit: int = 100_000,
+                 page_size: int = 200, write_batch: int = 200, daily_limit: int = 100_000,
                  api_budget_share: float = 1.0) -> None:
         self.name = name
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.page_size = page_size
-        self.batch_size = batch_size
+        self.write_batch = write_batch
+        self.lookup_lag = timedelta(0)  # a dict: what is written is found at once
         self.daily_limit = daily_limit
         self.api_budget_share = api_budget_share
         self.calls: Counter[str] = Counter()
@@ -108,6 +109,16 @@ class InMemoryConnector:
             self.calls["_preused"] = used
 
     # -- the port -------------------------------------------------------------------------------
+    @property
+    def calls_made(self) -> int:
+        """Calls made so far (every retried attempt, and `admin_set_used`'s preset, counted)."""
+        with self._lock:
+            return sum(self.calls.values())
+
+    def login_checks(self) -> Iterator[SetupCheck]:
+        """No login to check."""
+        return iter(())
+
     def begin_run(self, run_id: str | None) -> None:
         self.runs.append(run_id)
 
@@ -151,10 +162,10 @@ class InMemoryConnector:
 
     def write_tasks(self, drafts: Sequence[TaskDraft]) -> list[WriteResult]:
         results: list[WriteResult] = []
-        for start in range(0, len(drafts), self.batch_size):
-            self._call("tasks.write", items=len(drafts[start:start + self.batch_size]))
+        for start in range(0, len(drafts), self.write_batch):
+            self._call("tasks.write", items=len(drafts[start:start + self.write_batch]))
             with self._lock:
-                results += [self._write(d) for d in drafts[start:start + self.batch_size]]
+                results += [self._write(d) for d in drafts[start:start + self.write_batch]]
         return results
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, TaskRef]:
@@ -171,11 +182,11 @@ class InMemoryConnector:
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:
         results = []
-        for start in range(0, len(crm_ids), self.batch_size):
+        for start in range(0, len(crm_ids), self.write_batch):
             self._call("tasks.close")
             with self._lock:
                 by_id = {t.crm_id: t for t in self._tasks.values()}
-                for crm_id in crm_ids[start:start + self.batch_size]:
+                for crm_id in crm_ids[start:start + self.write_batch]:
                     task = by_id.get(crm_id)
                     if task is None:
                         results.append(WriteResult(crm_id, error_code="NOT_FOUND",

@@ -13,18 +13,16 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from connectors.settings import FieldMap, HubSpotAuth, SalesforceAuth
 from worker.settings.durations import Duration
 from worker.settings.models import (
     Cadence,
     CalendarSettings,
     Config,
     Defaults,
-    FieldMap,
-    HubSpotAuth,
     HubSpotConnection,
     Matcher,
     OwnerOverride,
-    SalesforceAuth,
     SalesforceConnection,
     ServiceSettings,
     Step,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from sqlalchemy import text
 
+from connectors.base import Connector
 from connectors.errors import ConnectorError, FatalConnectionError
 from worker.ledger import migrate
 from worker.ledger.db import database_url, make_engine, shown_url
@@ -128,7 +129,7 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
     except ConnectorError as exc:
         return [Check(scope, "connector", False, str(exc), getattr(exc, "fix", ""))]
     try:
-        if _salesforce_login(connector, scope, checks):
+        if _login_checks(connector, scope, checks):
             return [*checks, _clock(settings)]
         report = connector.ensure_setup(create=False)
         mode = report.key_mode
@@ -175,18 +176,16 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
     return checks
 
 
-def _salesforce_login(connector: Any, scope: str, checks: list[Check]) -> bool:
-    """Salesforce's login flow (a legacy one warns) and API version checks, appended to
-    `checks`; True when the version is not offered (nothing else can work then). The
-    version check logs in, so a refused login raises FatalConnectionError as usual."""
-    flow_check = getattr(connector, "flow_check", None)
-    version_check = getattr(connector, "version_check", None)
-    if not callable(flow_check) or not callable(version_check):
-        return False
-    for probe in (flow_check, version_check):  # the flow is reported even if login fails
-        item = probe()
+def _login_checks(connector: Connector, scope: str, checks: list[Check]) -> bool:
+    """The connector's login checks (Salesforce: the login flow, a legacy one warns, and the
+    API version), appended to `checks` one by one, so the flow is reported even if the
+    version check's login fails; True when one failed (the version is not offered: nothing
+    else can work then). A refused login raises FatalConnectionError as usual."""
+    failed = False
+    for item in connector.login_checks():
         checks.append(Check(scope, item.name, item.ok, item.detail, item.fix, item.warn))
-    return not checks[-1].ok
+        failed = failed or not item.ok
+    return failed
 
 
 def _clock(settings: SalesforceConnection | HubSpotConnection) -> Check:

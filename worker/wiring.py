@@ -15,13 +15,7 @@ from typing import IO, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from connectors.base import (
-    CallRecord,
-    Connector,
-    FieldNames,
-    HubSpotSettings,
-    SalesforceSettings,
-)
+from connectors.base import CallRecord, Connector
 from worker.cadence.engine import Planner
 from worker.ledger import migrate
 from worker.ledger.db import database_url, make_engine, shown_url
@@ -53,16 +47,11 @@ def register_key_file(path: str) -> None:
             register_secret(line.strip())
 
 
-def field_names(settings: SalesforceConnection | HubSpotConnection) -> FieldNames:
-    f = settings.fields
-    return FieldNames(loss_reason=f.loss_reason, competitor=f.competitor,
-                      contract_end=f.contract_end, custom=dict(f.custom))
-
-
 def default_connector(settings: SalesforceConnection | HubSpotConnection,
                       observer: Callable[[CallRecord], None], *,
                       retry_budget: float = 20.0, clock: Clock | None = None) -> Connector:
-    """The adapter for a connection. `retry_budget` bounds the seconds one CRM call may spend
+    """The adapter for a connection: a connection is its adapter's settings (plus the worker's
+    own keys), passed as it is. `retry_budget` bounds the seconds one CRM call may spend
     retrying; it must stay well inside the lease (see build_service)."""
     for key, secret in settings.auth.model_dump().items():
         if key not in ("flow", "private_key_file"):  # names, not secrets: its text is one
@@ -72,30 +61,11 @@ def default_connector(settings: SalesforceConnection | HubSpotConnection,
     if isinstance(settings, SalesforceConnection):
         from connectors.salesforce import SalesforceConnector
 
-        a = settings.auth
-        return SalesforceConnector(SalesforceSettings(
-            name=settings.name, username=a.username or "", password=a.password or "",
-            security_token=a.security_token, client_id=a.client_id,
-            client_secret=a.client_secret, flow=a.flow,
-            private_key_file=a.private_key_file, private_key=a.private_key, clock=clock,
-            login_url=settings.login_url,
-            instance_url=settings.instance_url, api_version=settings.api_version,
-            task_key_field=settings.task_key_field, fields=field_names(settings),
-            ca_bundle=settings.ca_bundle, timeout=settings.timeout,
-            api_budget_share=settings.api_budget_share, retry_budget=retry_budget),
-            observer=observer)
+        return SalesforceConnector(settings, observer=observer, retry_budget=retry_budget,
+                                   clock=clock)
     from connectors.hubspot import HubSpotConnector
 
-    h = settings.auth
-    return HubSpotConnector(HubSpotSettings(
-        name=settings.name, access_token=h.access_token, client_id=h.client_id,
-        client_secret=h.client_secret, refresh_token=h.refresh_token,
-        base_url=settings.base_url, key_property=settings.key_property,
-        create_key_property=settings.create_key_property, fields=field_names(settings),
-        ca_bundle=settings.ca_bundle, timeout=settings.timeout,
-        api_budget_share=settings.api_budget_share, retry_budget=retry_budget,
-        burst_limit=settings.burst_limit, search_per_second=settings.search_per_second),
-        observer=observer)
+    return HubSpotConnector(settings, observer=observer, retry_budget=retry_budget)
 
 
 @dataclass

@@ -32,11 +32,11 @@ Fetch = Callable[[str], Grant]  # refresh token -> new grant (one HTTP call)
 class TokenSource:
     def __init__(self, settings: HubSpotSettings, fetch: Fetch, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.oauth = bool(settings.client_id and settings.client_secret
-                          and settings.refresh_token)
-        self._token = settings.access_token
-        self._refresh_token = settings.refresh_token
-        self._client_secret = settings.client_secret
+        a = settings.auth
+        self.oauth = bool(a.client_id and a.client_secret and a.refresh_token)
+        self._token = a.access_token
+        self._refresh_token = a.refresh_token
+        self._client_secret = a.client_secret
         self._renew_at: float | None = None  # unknown for a token given in the settings
         self._fetch = fetch
         self._clock = clock

@@ -21,6 +21,7 @@ from connectors.base import (
     CallObserver,
     DealPage,
     HubSpotSettings,
+    SetupCheck,
     SetupReport,
 )
 from connectors.hubspot.deals import DealReader
@@ -39,11 +40,11 @@ class HubSpotConnector:
     # task created a moment ago may not show for this long.
     lookup_lag = timedelta(minutes=2)
 
-    def __init__(self, settings: HubSpotSettings, *, observer: CallObserver | None = None
-                 ) -> None:
+    def __init__(self, settings: HubSpotSettings, *, observer: CallObserver | None = None,
+                 retry_budget: float = 20.0) -> None:
         self.name = settings.name
         self.settings = settings
-        self._transport = Transport(settings, observer)
+        self._transport = Transport(settings, observer, retry_budget=retry_budget)
         self._deals = DealReader(self._transport, settings)
         self._setup = Setup(self._transport, settings, self._deals)
         self._tasks = TaskWriter(self._transport, settings, self._setup.key_mode,
@@ -56,6 +57,11 @@ class HubSpotConnector:
     def calls_made(self) -> int:
         """HTTP calls made so far, retries and token refreshes included."""
         return self._transport.calls_made
+
+    def login_checks(self) -> Iterator[SetupCheck]:
+        """None: a token or an OAuth grant has no flow or API version to check beyond what
+        `ensure_setup` reports."""
+        return iter(())
 
     def begin_run(self, run_id: str | None) -> None:
         self._transport.run_id = run_id

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connectors.base import FieldNames
+from connectors.base import FieldMap
 from connectors.models import Channel, Contact, Deal, Owner, Priority, TaskDraft
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -133,14 +133,14 @@ def owner_from(raw: Any) -> Owner:
 
 
 # -- deals and contacts ------------------------------------------------------------------------
-def deal_properties(fields: FieldNames) -> list[str]:
+def deal_properties(fields: FieldMap) -> list[str]:
     extra = [f for f in (fields.loss_reason, fields.competitor, fields.contract_end) if f]
     wanted = [*BASE_DEAL_PROPERTIES, *extra, *fields.custom.values()]
     return list(dict.fromkeys(wanted))
 
 
 def deal_from(raw_id: str, props: Mapping[str, str | None], *, stages: Mapping[str, Stage],
-              fields: FieldNames, owner: Owner | None,
+              fields: FieldMap, owner: Owner | None,
               account: tuple[str, str | None] | None) -> Deal:
     stage = stages.get(props.get("dealstage") or "")
 

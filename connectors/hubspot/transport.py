@@ -55,12 +55,14 @@ _backoff = wait_random_exponential(multiplier=0.5, max=10)  # full jitter
 
 
 class Transport:
-    def __init__(self, settings: HubSpotSettings, observer: CallObserver | None = None) -> None:
+    def __init__(self, settings: HubSpotSettings, observer: CallObserver | None = None, *,
+                 retry_budget: float = 20.0) -> None:
         self.settings = settings
+        self.retry_budget = retry_budget  # seconds one call may spend retrying
         self.name = settings.name
         self._observer = observer
         config: dict[str, Any] = {"host": settings.base_url.rstrip("/"), "retry": False,
-                                  "access_token": settings.access_token}
+                                  "access_token": settings.auth.access_token}
         if settings.ca_bundle:
             config["ssl_ca_cert"] = settings.ca_bundle
         self._client = HubSpot(**config)
@@ -112,7 +114,7 @@ class Transport:
         retrying = Retrying(
             retry=retry_if_exception(retryable),
             wait=_wait,
-            stop=stop_before_delay(self.settings.retry_budget) | stop_after_attempt(MAX_ATTEMPTS),
+            stop=stop_before_delay(self.retry_budget) | stop_after_attempt(MAX_ATTEMPTS),
             before_sleep=partial(self._log_retry, endpoint),
             reraise=True,
         )
@@ -211,8 +213,8 @@ class Transport:
         tokens = self.api("oauth.tokens_api")
         try:
             data = self.call("oauth.token", tokens.create_with_http_info, auth=False,
-                             grant_type="refresh_token", client_id=self.settings.client_id,
-                             client_secret=self.settings.client_secret,
+                             grant_type="refresh_token", client_id=self.settings.auth.client_id,
+                             client_secret=self.settings.auth.client_secret,
                              refresh_token=refresh_token)
         except Rejected as exc:
             raise AuthError(f"OAuth token refresh refused: {exc.message}",

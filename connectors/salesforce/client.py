@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -59,15 +60,19 @@ def log() -> Any:
 
 
 class Client:
-    def __init__(self, settings: SalesforceSettings, observer: CallObserver | None) -> None:
+    def __init__(self, settings: SalesforceSettings, observer: CallObserver | None, *,
+                 retry_budget: float = 20.0, clock: Callable[[], datetime] | None = None
+                 ) -> None:
         self.settings = settings
+        self.retry_budget = retry_budget  # seconds one call may spend retrying
+        self.clock = clock
         self.observer = observer
         self.transport = SalesforceTransport(settings.login_url or DEFAULT_LOGIN_HOST,
                                              timeout=settings.timeout,
                                              ca_bundle=settings.ca_bundle)
-        self.secrets = tuple(s for s in (settings.password, settings.security_token,
-                                         settings.client_secret, settings.private_key,
-                                         key_file_text(settings.private_key_file)) if s)
+        a = settings.auth
+        self.secrets = tuple(s for s in (a.password, a.security_token, a.client_secret,
+                                         a.private_key, key_file_text(a.private_key_file)) if s)
         self.field_hint: dict[str, str] = {}
         self._sf: Salesforce | None = None
         self._login_lock = threading.Lock()
@@ -77,13 +82,13 @@ class Client:
     def _login(self) -> Salesforce:
         s = self.settings
         try:
-            session_id, instance = login(s, self.transport)
+            session_id, instance = login(s, self.transport, self.clock)
         except ConnectorError:
             raise
         except Exception as exc:
             raise login_error(exc, connection=s.name, secrets=self.secrets, flow=s.login_flow,
-                              login_url=s.login_url, username=s.username,
-                              client_id=s.client_id or "") from None
+                              login_url=s.login_url, username=s.auth.username or "",
+                              client_id=s.auth.client_id or "") from None
         instance_url = s.instance_url or f"https://{instance.rstrip('/')}"
         log().info("crm.login", connection=s.name, crm="salesforce", flow=s.login_flow)
         return Salesforce(session_id=session_id, instance_url=instance_url,
@@ -162,7 +167,7 @@ class Client:
     def retrying(self, endpoint: str, attempt: Callable[[], T]) -> T:
         """The one retry policy: transient failures, full jitter, `retry_budget` seconds."""
         policy = Retrying(retry=retry_if_exception_type(RetryableError), wait=self._wait,
-                          stop=stop_before_delay(self.settings.retry_budget), reraise=True,
+                          stop=stop_before_delay(self.retry_budget), reraise=True,
                           before_sleep=lambda state: self._log_retry(endpoint, state))
         try:
             return policy(attempt)

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -55,7 +55,8 @@ class SalesforceConnector:
     lookup_lag = timedelta(0)  # SOQL sees a committed Task at once, marker mode included
 
     def __init__(self, settings: SalesforceSettings, *, observer: CallObserver | None = None,
-                 account_contacts_fallback: bool = True) -> None:
+                 account_contacts_fallback: bool = True, retry_budget: float = 20.0,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.name = settings.name
         self.settings = settings
         self.account_contacts_fallback = account_contacts_fallback
@@ -65,7 +66,7 @@ class SalesforceConnector:
         if key is not None and not soql.valid_field_name(key):
             problems.append(f"task_key_field = {key!r} is not a Salesforce field API name")
         self._problems = tuple(problems)
-        self._client = Client(settings, observer)
+        self._client = Client(settings, observer, retry_budget=retry_budget, clock=clock)
         self._client.field_hint = self._fields.hint()
         self._writer: TaskWriter | None = None
         self._values: TaskValues | None = None
@@ -162,17 +163,15 @@ class SalesforceConnector:
         return SetupReport(checks, key_mode=mode)
 
     # -- doctor's login checks (not part of ensure_setup, which stays at one call) -------------
-    def flow_check(self) -> SetupCheck:
-        """The login flow in use; a legacy one passes with a warning and the way off it."""
-        return login_checks.flow_check(self.settings)
-
-    def version_check(self) -> SetupCheck:
-        """Is the configured api_version one the org offers (one call, logging in first)?"""
+    def login_checks(self) -> Iterator[SetupCheck]:
+        """The login flow in use (a legacy one passes with a warning and the way off it), then
+        whether the org offers the configured api_version (one call, logging in first)."""
+        yield login_checks.flow_check(self.settings)
         offered = self._client.call("versions", login_checks.fetch_versions)
-        return login_checks.version_check(self.settings.api_version, offered)
+        yield login_checks.version_check(self.settings.api_version, offered)
 
     def _login_check(self) -> SetupCheck:
-        who = self.settings.username or "the app's run-as user"
+        who = self.settings.auth.username or "the app's run-as user"
         return SetupCheck("login", True, f"logged in as {who} ({self._client.instance_host})")
 
     def _tasks(self) -> TaskWriter:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import base64
 import time
 import warnings
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,9 +58,9 @@ def key_file_text(path: str | None) -> str | None:
 
 def private_key_text(s: SalesforceSettings) -> str:
     """The PEM text of the jwt key; errors name the file, never its content."""
-    if s.private_key:
-        return s.private_key
-    path = Path(s.private_key_file or "")
+    if s.auth.private_key:
+        return s.auth.private_key
+    path = Path(s.auth.private_key_file or "")
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -73,13 +75,13 @@ def private_key_text(s: SalesforceSettings) -> str:
 def assertion(s: SalesforceSettings, now: float | None = None) -> str:
     """A signed JWT bearer assertion for `s` (exp ASSERTION_SECONDS ahead of `now`)."""
     issued = int(time.time() if now is None else now)
-    claims = {"iss": s.client_id, "sub": s.username, "aud": audience(s.login_url),
+    claims = {"iss": s.auth.client_id, "sub": s.auth.username or "", "aud": audience(s.login_url),
               "exp": issued + ASSERTION_SECONDS}
     key = private_key_text(s)
     try:
         return jwt.encode(claims, key, algorithm="RS256")
     except (ValueError, TypeError, jwt.PyJWTError):
-        where = f"private_key_file {s.private_key_file}" if s.private_key_file else \
+        where = f"private_key_file {s.auth.private_key_file}" if s.auth.private_key_file else \
             "private_key"
         error = AuthError(f"{where} is not a PEM RSA private key", connection=s.name,
                           endpoint="login")
@@ -88,28 +90,32 @@ def assertion(s: SalesforceSettings, now: float | None = None) -> str:
         raise error from None
 
 
-def login(s: SalesforceSettings, transport: SalesforceTransport) -> tuple[str, str]:
+def login(s: SalesforceSettings, transport: SalesforceTransport,
+          clock: Callable[[], datetime] | None = None) -> tuple[str, str]:
     """(session id, instance host[:port]) for the configured flow; raises what simple-salesforce
-    raises (SalesforceAuthenticationFailed, requests errors) or AuthError for a bad key."""
+    raises (SalesforceAuthenticationFailed, requests errors) or AuthError for a bad key. `clock`
+    (the worker's, simulated in demos) times the jwt assertion, like every deadline."""
     flow = s.login_flow
     if flow == "jwt":
-        now = s.clock().timestamp() if s.clock is not None else None
+        now = clock().timestamp() if clock is not None else None
         return _token(s, {"grant_type": JWT_GRANT, "assertion": assertion(s, now)}, None,
                       transport)
     if flow == "client_credentials":
-        basic = base64.b64encode(f"{s.client_id}:{s.client_secret}".encode()).decode()
+        basic = base64.b64encode(f"{s.auth.client_id}:{s.auth.client_secret}".encode()).decode()
         return _token(s, {"grant_type": "client_credentials"},
                       {"Authorization": f"Basic {basic}"}, transport)
     if flow == "password":
         # The OAuth password flow takes the security token appended to the password
         # (reference §5); SalesforceLogin picks SOAP whenever security_token is set.
         result: tuple[str, str] = SalesforceLogin(
-            username=s.username, password=s.password + (s.security_token or ""),
-            consumer_key=s.client_id, consumer_secret=s.client_secret, domain="login",
+            username=s.auth.username or "",
+            password=(s.auth.password or "") + (s.auth.security_token or ""),
+            consumer_key=s.auth.client_id, consumer_secret=s.auth.client_secret, domain="login",
             session=transport)
         return result
-    result = SalesforceLogin(username=s.username, password=s.password,
-                             security_token=s.security_token, sf_version=SOAP_LOGIN_VERSION,
+    result = SalesforceLogin(username=s.auth.username or "", password=s.auth.password or "",
+                             security_token=s.auth.security_token,
+                             sf_version=SOAP_LOGIN_VERSION,
                              domain="login", session=transport)
     return result
 
@@ -121,5 +127,5 @@ def _token(s: SalesforceSettings, form: dict[str, str], headers: dict[str, str] 
         # login_error gives the fix for a server-to-server flow instead.
         warnings.simplefilter("ignore")
         session_id, instance = token_login(token_url(s.login_url), form, "login",
-                                           s.client_id or "", headers, None, transport)
+                                           s.auth.client_id or "", headers, None, transport)
     return str(session_id), str(instance)

@@ -16,7 +16,7 @@ from connectors.salesforce_flows import DESCRIPTIONS, LEGACY_FLOWS, MOVE_TO_JWT,
 def flow_check(s: SalesforceSettings) -> SetupCheck:
     flow = s.login_flow
     detail = f"{flow}: {DESCRIPTIONS.get(flow, flow)}"
-    if s.flow is None:
+    if s.auth.flow is None:
         detail += " (inferred: auth has no flow)"
     if flow in LEGACY_FLOWS:
         return SetupCheck("login flow", True, f"{detail}; {RETIREMENT[flow]}", MOVE_TO_JWT,

@@ -57,7 +57,8 @@ def owner(record: Record) -> Owner:
                  country=text(record, "CountryCode"))
 
 
-def deal(record: Record, fields: DealFields) -> Deal:
+def deal(record: Record, deal_fields: DealFields) -> Deal:
+    fields = deal_fields.names
     owner_id = text(record, "OwnerId")
     owner_rec = parent(record, "Owner")
     deal_owner = None

@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 
 from simple_salesforce.format import format_soql
 
-from connectors.base import FieldNames
+from connectors.base import FieldMap
 
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(__c)?$")
 RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
@@ -53,36 +53,32 @@ def to18(record_id: str) -> str | None:
     return record_id + suffix
 
 
+def configured_fields(names: FieldMap) -> list[tuple[str, str | None]]:
+    """(config path, Opportunity field or None) for every field the connection can name."""
+    return [("fields.loss_reason", names.loss_reason), ("fields.competitor", names.competitor),
+            ("fields.contract_end", names.contract_end),
+            *((f"fields.custom.{k}", v) for k, v in names.custom.items())]
+
+
 @dataclass(frozen=True)
 class DealFields:
-    """The Opportunity fields a pull selects, from the connection's `FieldNames`."""
+    """The Opportunity fields a pull selects: the connection's `FieldMap` (`names`), and the
+    names in it that are not Salesforce field API names (never put into SOQL)."""
 
-    loss_reason: str | None = None
-    competitor: str | None = None
-    contract_end: str | None = None
-    custom: dict[str, str] = field(default_factory=dict)
+    names: FieldMap = field(default_factory=FieldMap)
     problems: tuple[str, ...] = ()
 
     @classmethod
-    def from_names(cls, names: FieldNames) -> DealFields:
-        problems = []
-        configured = {"fields.loss_reason": names.loss_reason,
-                      "fields.competitor": names.competitor,
-                      "fields.contract_end": names.contract_end,
-                      **{f"fields.custom.{k}": v for k, v in names.custom.items()}}
-        for setting, value in configured.items():
-            if value is not None and not valid_field_name(value):
-                problems.append(f"{setting} = {value!r} is not a Salesforce field API name "
-                                "(letters, digits and underscores, e.g. Loss_Reason__c)")
-        return cls(names.loss_reason, names.competitor, names.contract_end, dict(names.custom),
-                   tuple(problems))
+    def from_names(cls, names: FieldMap) -> DealFields:
+        problems = [f"{setting} = {value!r} is not a Salesforce field API name "
+                    "(letters, digits and underscores, e.g. Loss_Reason__c)"
+                    for setting, value in configured_fields(names)
+                    if value is not None and not valid_field_name(value)]
+        return cls(names, tuple(problems))
 
     def settings(self) -> list[tuple[str, str]]:
         """(config path, Opportunity field) for every configured field."""
-        return [(setting, value) for setting, value in (
-            ("fields.loss_reason", self.loss_reason), ("fields.competitor", self.competitor),
-            ("fields.contract_end", self.contract_end),
-            *((f"fields.custom.{k}", v) for k, v in self.custom.items())) if value]
+        return [(setting, value) for setting, value in configured_fields(self.names) if value]
 
     def hint(self) -> dict[str, str]:
         """Configured field (lower case) -> the setting that names it, for error messages."""
@@ -92,8 +88,7 @@ class DealFields:
         return out
 
     def configured(self) -> list[str]:
-        names = [self.loss_reason, self.competitor, self.contract_end, *self.custom.values()]
-        return [n for n in names if n]
+        return [value for _, value in self.settings()]
 
     def select(self) -> str:
         seen = {f.lower() for f in DEAL_FIELDS}

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.runner import Sandbox, start_sandbox
-from worker.cadence.templates import TemplateProblem, check
 from worker.settings import load_config
+from worker.settings.templates import TemplateProblem, check
 from worker.sync.tick import run_tick
 from worker.wiring import build_service
 
@@ -138,7 +138,7 @@ def test_template_escapes_are_refused_when_the_config_loads(template: str) -> No
 
 def _render_probe(template: str) -> Any:
     """If a template passed the check, it must at least not expose Python internals."""
-    from worker.cadence.templates import render
+    from worker.settings.templates import render
 
     out = render(template, {"deal": {"name": "x"}, "owner": {}, "contact": None, "step": None})
     if "class" in out or "function" in out or "module" in out:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import FieldNames
+from connectors.base import FieldMap
 from connectors.hubspot.mapping import deal_from
 from tests.unit.planning import default_config
 from worker.cadence.engine import Planner
@@ -27,14 +27,14 @@ def test_unparseable_hubspot_values_become_missing(props: dict[str, str],
     """A value the CRM should never send maps to None, not to an exception."""
     base = {"dealname": "D", "dealstage": "closedlost", "closedate": "2027-11-12T10:00:00Z"}
     deal = deal_from("1", {**base, **props}, stages={}, owner=None, account=None,
-                     fields=FieldNames(contract_end="contract_end_date"))
+                     fields=FieldMap(contract_end="contract_end_date"))
     assert check(deal)  # type: ignore[operator]
 
 
 def test_a_lost_deal_without_a_usable_close_date_is_skipped_with_a_reason() -> None:
     """The planner names the problem; nothing raises."""
     deal = deal_from("1", {"dealname": "D", "closedate": "garbage"}, stages={}, owner=None,
-                     account=None, fields=FieldNames())
+                     account=None, fields=FieldMap())
     deal = deal.model_copy(update={"is_closed": True, "owner": None})
     plan = Planner(default_config(), "acme-hs").plan(deal, datetime.now(UTC))
     assert plan.tasks == () and plan.reason is not None

@@ -20,12 +20,12 @@ from functools import lru_cache
 from typing import Any
 
 from connectors.models import Channel, Deal, Priority
-from worker.cadence import templates
 from worker.cadence.calendar import WorkCalendar, work_calendar, zone
 from worker.cadence.fingerprint import Fingerprints, OwnerInput, PlanInputs, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
 from worker.cadence.tasks import REBORN_CADENCE, PlannedTask, reminder_instant, start_of_day
+from worker.settings import templates
 from worker.settings.models import Cadence, Config, Step, supported_countries
 
 MAX_OCCURRENCES = 1000

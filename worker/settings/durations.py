@@ -1,4 +1,5 @@
-"""Calendar durations (`14d`, `4w`, `1mo`, `3y`, `-180d`, `1y6mo`) and clock intervals (`5m`).
+"""Calendar durations (`14d`, `4w`, `1mo`, `3y`, `-180d`, `1y6mo`) and clock intervals (`5m`;
+defined in `connectors.settings`, where a CRM call's timeout is one).
 
 A `Duration` is a pair (months, days): years and months are calendar months, clamped to the
 end of the month (Jan 31 + 1mo = Feb 28/29); weeks and days are days. Adding one applies the
@@ -15,12 +16,14 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from connectors.settings import INTERVAL_PATTERN, IntervalField, parse_interval
+
+__all__ = ["INTERVAL_PATTERN", "Duration", "DurationField", "IntervalField", "add_months",
+           "parse_interval"]
+
 _PART = re.compile(r"(\d+)(mo|y|w|d)")
 _DURATION = re.compile(r"^-?(\d+(mo|y|w|d))+$")
-_INTERVAL = re.compile(r"^(\d+(\.\d+)?)(s|m|h|d)$")
 DURATION_PATTERN = r"^-?([0-9]+(mo|y|w|d))+$"
-INTERVAL_PATTERN = r"^[0-9]+(\.[0-9]+)?(s|m|h|d)$"
-_INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def add_months(day: date, months: int) -> date:
@@ -108,35 +111,10 @@ def _parse_duration(value: Any) -> Any:
     raise ValueError("expected a duration such as 14d, 4w, 1mo or 3y")
 
 
-def parse_interval(text: str) -> float:
-    """Seconds in a clock interval such as `30s`, `5m`, `1h`, `1d`."""
-    match = _INTERVAL.match(text.strip())
-    if not match:
-        raise ValueError(
-            f"{text!r} is not an interval (expected a number and s, m, h or d, e.g. 30s, 5m, 1h)"
-        )
-    return float(match.group(1)) * _INTERVAL_SECONDS[match.group(3)]
-
-
-def _parse_interval(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        return parse_interval(value)
-    raise ValueError("expected an interval such as 30s, 5m or 1h")
-
-
 DurationField = Annotated[
     Duration,
     BeforeValidator(_parse_duration),
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN,
                     "description": "d days, w weeks, mo months, y years; e.g. 14d, 4w, 1mo, 3y"}),
-]
-
-IntervalField = Annotated[
-    float,
-    BeforeValidator(_parse_interval),
-    WithJsonSchema({"type": "string", "pattern": INTERVAL_PATTERN,
-                    "description": "s, m, h or d; e.g. 30s, 5m, 1h"}),
 ]

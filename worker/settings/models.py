@@ -15,24 +15,25 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from connectors.models import Channel, Priority
-from connectors.salesforce_flows import Flow, infer_flow, is_shared_login_host, problems
-from worker.settings.durations import Duration, DurationField, IntervalField
+from connectors.settings import (
+    HubSpotSettings,
+    Ident,
+    IntervalField,
+    Model,
+    OptionalText,
+    SalesforceSettings,
+)
+from worker.settings.durations import Duration, DurationField
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-IDENT = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 SECRET_KEYS = frozenset({"password", "security_token", "client_secret", "access_token",
                          "refresh_token", "private_key"})
-API_VERSION = "68.0"  # Winter '27, the newest generally available release (2026-12-01)
 DEAL_FIELDS = ("loss_reason", "competitor", "amount", "stage", "pipeline", "currency", "name",
                "account_name", "owner_country")
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def _check_zone(name: str) -> str:
@@ -79,15 +80,9 @@ def _positive(value: Duration) -> Duration:
     return value
 
 
-def _blank_is_none(value: Any) -> Any:
-    return None if value == "" else value
-
-
 TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
-OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
 CountryCode = Annotated[str, AfterValidator(_check_country)]
 Regex = Annotated[str, AfterValidator(_check_regex)]
-Ident = Annotated[str, Field(pattern=IDENT)]
 
 
 class CalendarSettings(Model):
@@ -147,16 +142,6 @@ class Defaults(Model):
         "3y", validate_default=True, description="No task later than this after the close date")
 
 
-class FieldMap(Model):
-    """Which CRM fields hold what the rules read. Leave a field out if your CRM lacks it."""
-
-    loss_reason: str | None = Field(None, description="e.g. Loss_Reason__c / closed_lost_reason")
-    competitor: str | None = Field(None, description="e.g. Competitor__c / competitor")
-    contract_end: str | None = Field(None, description="Date the competitor's contract ends")
-    custom: dict[str, str] = Field(default_factory=dict,
-                                   description="More deal fields, read into deal.custom.<name>")
-
-
 class OwnerOverride(Model):
     """Per-owner facts the CRM lacks (HubSpot owners carry no time zone)."""
 
@@ -165,58 +150,9 @@ class OwnerOverride(Model):
     subdivision: str | None = Field(None, description="State/province of the holidays")
 
 
-class SalesforceAuth(Model):
-    """How winback logs in: `flow` jwt (recommended), client_credentials, or the legacy
-    password / soap flows. Without `flow` it is inferred from the keys, as before flows had
-    names."""
+class WorkerKeys(Model):
+    """The worker's own keys of a connection, next to the adapter's settings."""
 
-    flow: Flow | None = Field(None, description="jwt | client_credentials | password (legacy) "
-                              "| soap (legacy); inferred from the keys when left out")
-    username: str | None = Field(None, description="The integration user's login (jwt: the "
-                                 "token's sub; not used by client_credentials)")
-    password: str | None = Field(None, description="${VAR}: the password (password, soap)")
-    security_token: str | None = Field(None, description="${VAR}: the user's security token")
-    client_id: str | None = Field(None, description="The app's consumer key (jwt: the iss)")
-    client_secret: str | None = Field(None, description="${VAR}: its consumer secret")
-    private_key_file: str | None = Field(None, description="jwt: PEM file of the key whose "
-                                         "certificate the app holds")
-    private_key: str | None = Field(None, description="${VAR}: jwt: the PEM text instead")
-
-    @property
-    def effective_flow(self) -> Flow:
-        return self.flow or infer_flow(self.model_dump())
-
-    @model_validator(mode="after")
-    def _flow(self) -> SalesforceAuth:
-        found = problems(self.effective_flow, self.model_dump())
-        if found:
-            raise ValueError("; ".join(found))
-        return self
-
-
-class HubSpotAuth(Model):
-    """A private-app token (access_token), or OAuth: client_id, client_secret, refresh_token."""
-
-    access_token: str | None = Field(None, description="${VAR}: a private-app token")
-    client_id: str | None = Field(None, description="OAuth app client id")
-    client_secret: str | None = Field(None, description="${VAR}: OAuth app client secret")
-    refresh_token: str | None = Field(None, description="${VAR}: OAuth refresh token")
-
-    @model_validator(mode="after")
-    def _mode(self) -> HubSpotAuth:
-        oauth = (self.client_id, self.client_secret, self.refresh_token)
-        if self.access_token is None and None in oauth:
-            raise ValueError("give access_token (private app) or client_id, client_secret and "
-                             "refresh_token (OAuth)")
-        if self.access_token is not None and any(v is not None for v in oauth):
-            raise ValueError("give either access_token or the OAuth trio, not both")
-        return self
-
-
-class _ConnectionBase(Model):
-    name: Ident = Field(description="Unique name; part of every task key, so never rename it")
-    fields: FieldMap = Field(default_factory=lambda: FieldMap(),
-                             description="CRM field names for loss reason, competitor, ...")
     fallback_owner: OptionalText = Field(None, description="Owner id for tasks of inactive owners")
     owners: dict[str, OwnerOverride] = Field(
         default_factory=dict, description="Time zone / country per owner id")
@@ -227,52 +163,19 @@ class _ConnectionBase(Model):
     backfill: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
         "365d", validate_default=True,
         description="On first sync, deals closed-lost this far back")
-    timeout: IntervalField = Field("30s", validate_default=True,
-                                   description="Timeout of one CRM call")
-    api_budget_share: float = Field(0.5, gt=0, le=1,
-                                    description="Stop before using more of the daily API budget")
-    ca_bundle: OptionalText = Field(None, description="PEM file of a private CA to trust")
     enabled: bool = Field(True, description="false: configured but not synced")
 
 
-class SalesforceConnection(_ConnectionBase):
+class SalesforceConnection(WorkerKeys, SalesforceSettings):
     """A Salesforce org, reached through its REST API (simple-salesforce)."""
 
     kind: Literal["salesforce"] = Field(description="Which CRM")
-    auth: SalesforceAuth = Field(description="How winback logs in (secrets from ${VARS})")
-    login_url: str = Field("https://login.salesforce.com",
-                           description="https://test.salesforce.com for sandboxes, or the "
-                                       "org's My Domain (required by client_credentials)")
-    instance_url: OptionalText = Field(None, description="Taken from the login when left out")
-    api_version: Annotated[str, Field(pattern=r"^[0-9]{2}\.0$")] = Field(
-        API_VERSION, description="REST API version (doctor checks the org offers it)")
-    task_key_field: OptionalText = Field(
-        None, description="External ID field on Task holding the task key (recommended); "
-                          "without it a marker in the Subject is used")
-
-    @model_validator(mode="after")
-    def _my_domain(self) -> SalesforceConnection:
-        if self.auth.effective_flow == "client_credentials" and \
-                is_shared_login_host(self.login_url):
-            raise ValueError(f"login_url {self.login_url} refuses client_credentials logins: "
-                             "set it to the org's My Domain, e.g. https://acme.my.salesforce.com"
-                             " (Setup > My Domain), or use flow: jwt")
-        return self
 
 
-class HubSpotConnection(_ConnectionBase):
+class HubSpotConnection(WorkerKeys, HubSpotSettings):
     """A HubSpot portal, reached through its CRM API (hubspot-api-client)."""
 
     kind: Literal["hubspot"] = Field(description="Which CRM")
-    auth: HubSpotAuth = Field(description="A private-app token or OAuth (secrets from ${VARS})")
-    base_url: str = Field("https://api.hubapi.com", description="API host (a proxy, the sandbox)")
-    key_property: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")] = Field(
-        "winback_key", description="Custom task property holding the task key")
-    create_key_property: bool = Field(True, description="Create the key property if missing")
-    burst_limit: Annotated[int, Field(ge=10, le=10_000)] = Field(
-        100, description="Requests per 10 s your HubSpot tier allows this app (100, 190, 250)")
-    search_per_second: Annotated[int, Field(ge=1, le=100)] = Field(
-        5, description="Search requests per second (HubSpot: 5)")
 
 
 Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discriminator="kind")]

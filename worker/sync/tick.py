@@ -116,11 +116,7 @@ def _dry_run(tick: Tick) -> None:
 
 
 def _calls(ctx: SyncContext) -> int:
-    counter = getattr(ctx.connector, "calls_made", None)
-    if isinstance(counter, int):
-        return counter
-    calls = getattr(ctx.connector, "calls", None)
-    return int(sum(calls.values())) if calls is not None else 0
+    return ctx.connector.calls_made
 
 
 def _usage(ctx: SyncContext) -> tuple[int, int] | None:

@@ -14,11 +14,6 @@ from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStat
 from worker.refusals import OWNER_ERRORS
 from worker.sync.context import Tick
 
-# Without an idempotent upsert, a task created just before a crash may not be searchable yet
-# (HubSpot search lags writes): wait this long before deciding it was never created. Only for
-# connectors whose lookups lag: each says so with `lookup_lag` (HubSpot search: this long;
-# Salesforce SOQL: none); one that does not say gets this grace.
-SEARCH_LAG_GRACE = timedelta(minutes=2)
 RETRY_BACKOFF = timedelta(minutes=5)  # a record the CRM said to retry waits at least this
 
 
@@ -50,16 +45,16 @@ def reconcile(tick: Tick) -> None:
 def lookup_grace(tick: Tick) -> timedelta:
     """How long a row left `sending` and not found is held before it is re-sent: nothing in
     upsert mode (a re-send is absorbed), else as long as the connector's lookups may trail
-    its writes."""
+    its writes (`Connector.lookup_lag`: a task created just before a crash may not be
+    searchable yet on HubSpot, so winback waits before deciding it was never created)."""
     if tick.ctx.key_mode == "upsert":
         return timedelta(0)
-    lag = getattr(tick.ctx.connector, "lookup_lag", SEARCH_LAG_GRACE)
-    return lag if isinstance(lag, timedelta) else SEARCH_LAG_GRACE
+    return tick.ctx.connector.lookup_lag
 
 
 def write_due(tick: Tick) -> None:
     ctx = tick.ctx
-    batch = max(1, int(getattr(ctx.connector, "write_batch", 100)))
+    batch = max(1, ctx.connector.write_batch)
     while not ctx.stop.is_set():
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
@@ -170,7 +165,7 @@ def _refused(tick: Tick, conn: Connection, row: OutboxTask, result: WriteResult,
 def close_stopped(tick: Tick) -> None:
     """Mark written tasks of stopped cadences completed in the CRM (stop.on_reopen)."""
     ctx = tick.ctx
-    batch = max(1, int(getattr(ctx.connector, "write_batch", 100)))
+    batch = max(1, ctx.connector.write_batch)
     while not ctx.stop.is_set():
         with ctx.ledger.engine.connect() as conn:
             rows = ctx.ledger.to_close(conn, ctx.name, batch)

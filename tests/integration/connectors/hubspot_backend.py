@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from connectors.base import FieldNames, HubSpotSettings
+from connectors.base import FieldMap, HubSpotSettings
 from connectors.hubspot import HubSpotConnector
 from sandbox.hubspot.schema import PIPELINES, Pipeline
 from sandbox.seed import SeedData, SeedDeal
@@ -29,7 +29,7 @@ from tests.integration.connectors.backend import CrmTask, Ids
 
 OAUTH = {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret",
          "refresh_token": "sandbox-refresh-token"}
-FIELDS = FieldNames(loss_reason="closed_lost_reason", competitor="competitor",
+FIELDS = FieldMap(loss_reason="closed_lost_reason", competitor="competitor",
                     contract_end="contract_end_date")  # the emulator's deal properties
 HIGH_LIMITS = {"burst": 1_000_000, "search_per_second": 1_000_000, "daily": 100_000_000}
 CUSTOM_EVERY = 8  # as the emulator's generator: every 8th deal in the "Renewals" pipeline
@@ -65,18 +65,23 @@ class HubSpotBackend:
     # -- the Backend protocol ---------------------------------------------------------------------
     def settings(self, **overrides: Any) -> HubSpotSettings:
         auth = overrides.pop("auth", "static" if self._budget_set else self.auth)
+        credentials: dict[str, Any] = dict(OAUTH) if auth == "oauth" \
+            else {"access_token": self.token}
+        if "access_token" in overrides:
+            credentials = {"access_token": overrides.pop("access_token")}
         base: dict[str, Any] = {"name": "hubspot", "base_url": self.url,
-                                "key_property": self.key_property, "burst_limit": 100_000,
-                                "search_per_second": 1_000, "api_budget_share": 1.0,
-                                "timeout": 10.0, "fields": FIELDS}
-        base.update(OAUTH if auth == "oauth" else {"access_token": self.token})
+                                "key_property": self.key_property, "burst_limit": 10_000,
+                                "search_per_second": 100, "api_budget_share": 1.0,
+                                "timeout": 10.0, "fields": FIELDS, "auth": credentials}
         base.update(overrides)
         self.key_property = base["key_property"]
         return HubSpotSettings(**base)
 
     def connector(self, **overrides: Any) -> HubSpotConnector:
         observer = overrides.pop("observer", None)
-        return HubSpotConnector(self.settings(**overrides), observer=observer)
+        retry_budget = float(overrides.pop("retry_budget", 20.0))
+        return HubSpotConnector(self.settings(**overrides), observer=observer,
+                                retry_budget=retry_budget)
 
     def seed(self, data: SeedData) -> Ids:
         objects: dict[str, list[dict[str, Any]]] = {

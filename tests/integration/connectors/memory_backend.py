@@ -17,7 +17,7 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
-        self.crm = InMemoryConnector("memory", clock=lambda: self.now, batch_size=200)
+        self.crm = InMemoryConnector("memory", clock=lambda: self.now, write_batch=200)
 
     def connector(self, **overrides: Any) -> InMemoryConnector:
         if "api_budget_share" in overrides:
@@ -25,7 +25,7 @@ class MemoryBackend:
         return self.crm
 
     def seed(self, data: SeedData) -> Ids:
-        self.crm = InMemoryConnector("memory", clock=lambda: self.now, batch_size=200)
+        self.crm = InMemoryConnector("memory", clock=lambda: self.now, write_batch=200)
         owners = [f"U{o.index}" for o in data.owners]
         for o in data.owners:
             self.crm.admin_put_owner(Owner(id=owners[o.index], email=o.email,

@@ -3,7 +3,6 @@ against the Salesforce emulator over HTTPS on 127.0.0.1, steered through its /__
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import tempfile
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any, Literal
 
 import requests
 
-from connectors.base import FieldNames, SalesforceSettings
+from connectors.base import FieldMap, SalesforceSettings
 from connectors.salesforce import SalesforceConnector
 from sandbox.salesforce import start_salesforce
 from sandbox.seed import SeedData, SeedDeal
@@ -27,7 +26,9 @@ CLIENT_SECRET = "sandbox-client-secret"
 KEY_FIELD = "Winback_Key__c"
 STAGES = {"lost": "Closed Lost", "won": "Closed Won", "open": "Prospecting"}
 MARKER = re.compile(r"\[wb:(.+)\]")
-CONNECTOR_OPTIONS = ("observer", "account_contacts_fallback")
+CONNECTOR_OPTIONS = ("observer", "account_contacts_fallback", "retry_budget", "clock")
+AUTH_KEYS = ("flow", "username", "password", "security_token", "client_id", "client_secret",
+             "private_key_file", "private_key")
 
 
 class SalesforceBackend:
@@ -56,16 +57,21 @@ class SalesforceBackend:
         return response.json() if response.content else None
 
     def settings(self, **overrides: Any) -> SalesforceSettings:
-        base = SalesforceSettings(
-            name="sf-sandbox", username=USERNAME, password=PASSWORD, security_token=TOKEN,
-            login_url=self.url, task_key_field=self.key_field,
-            fields=FieldNames(loss_reason="Loss_Reason__c", competitor="Competitor__c",
-                              contract_end="Contract_End__c"),
-            ca_bundle=str(self.ca_path), timeout=15.0, retry_budget=60.0)
-        return dataclasses.replace(base, **overrides)
+        """The backend's settings; auth keys (`password=...`) may be given flat."""
+        auth: dict[str, Any] = {"username": USERNAME, "password": PASSWORD,
+                                "security_token": TOKEN}
+        auth.update({k: overrides.pop(k) for k in AUTH_KEYS if k in overrides})
+        base: dict[str, Any] = {
+            "name": "sf-sandbox", "auth": auth, "login_url": self.url,
+            "task_key_field": self.key_field,
+            "fields": FieldMap(loss_reason="Loss_Reason__c", competitor="Competitor__c",
+                               contract_end="Contract_End__c"),
+            "ca_bundle": str(self.ca_path), "timeout": 15.0}
+        return SalesforceSettings(**{**base, **overrides})
 
     def connector(self, **overrides: Any) -> SalesforceConnector:
-        options = {k: overrides.pop(k) for k in CONNECTOR_OPTIONS if k in overrides}
+        options: dict[str, Any] = {"retry_budget": 60.0}
+        options.update({k: overrides.pop(k) for k in CONNECTOR_OPTIONS if k in overrides})
         connector = SalesforceConnector(self.settings(**overrides), **options)
         self.connectors.append(connector)
         return connector

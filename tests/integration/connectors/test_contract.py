@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from connectors.base import Connector, SetupCheck
 from connectors.errors import BudgetExhausted
 from connectors.models import Channel, Priority, TaskDraft
 from sandbox.seed import SeedData, generate
@@ -266,3 +267,46 @@ def test_written_task_carries_due_date_owner_and_links(backend: Any) -> None:
                                                               draft.contact_id)
     assert task.due_date == draft.due_date
     assert isinstance(task.due_date, date)
+
+
+def test_the_connector_offers_the_whole_port(backend: Any) -> None:
+    """Every member the worker uses is declared by the `Connector` protocol and present, so
+    the worker never needs `getattr` with a default on a connector."""
+    connector = backend.connector()
+    assert isinstance(connector, Connector)
+    assert connector.write_batch == backend.write_batch  # the CRM's own largest batch
+
+
+def test_a_batch_of_write_batch_tasks_is_one_call(backend: Any) -> None:
+    """`write_batch` drafts go in one write call, one more in two."""
+    data, ids = small_world(backend)
+    connector = backend.connector()
+    connector.ensure_setup()
+    drafts = drafts_for(data, ids, connector.write_batch + 1)
+    backend.reset_calls()
+    assert all(r.ok for r in connector.write_tasks(drafts[:-1]))
+    assert write_calls(backend) == 1
+    assert all(r.ok for r in connector.write_tasks(drafts[-1:]))
+    assert write_calls(backend) == 2
+
+
+def test_calls_made_counts_what_the_crm_saw(backend: Any) -> None:
+    """`calls_made` grows by exactly the calls the CRM received (logins included)."""
+    small_world(backend)
+    connector = backend.connector()
+    backend.reset_calls()
+    before = connector.calls_made
+    pull_all(connector)
+    connector.owners()
+    assert connector.calls_made - before == sum(backend.calls().values()) > 0
+
+
+def test_login_checks_report_before_anything_else_runs(backend: Any) -> None:
+    """The login checks are set-up checks that pass against a well-configured CRM."""
+    small_world(backend)
+    checks = list(backend.connector().login_checks())
+    assert all(isinstance(c, SetupCheck) and c.ok for c in checks), checks
+    if backend.kind == "salesforce":
+        assert [c.name for c in checks] == ["login flow", "API version"]
+    else:
+        assert checks == []

@@ -16,7 +16,7 @@ import requests
 import structlog
 from structlog.testing import capture_logs
 
-from connectors.base import MAX_REAUTH, ApiUsage, CallRecord, FieldNames
+from connectors.base import MAX_REAUTH, ApiUsage, CallRecord, FieldMap
 from connectors.errors import (
     AuthError,
     BudgetExhausted,
@@ -169,7 +169,7 @@ def test_incremental_pull_sees_only_changed_and_new_deals(hs: HubSpotBackend,
 def test_closed_lost_comes_from_pipeline_metadata(hs: HubSpotBackend,
                                                   crm: dict[str, str]) -> None:
     """Lost = closed with probability 0 in any pipeline; an open 0% stage is not lost."""
-    connector = hs.connector(fields=FieldNames(
+    connector = hs.connector(fields=FieldMap(
         loss_reason="closed_lost_reason", competitor="competitor",
         contract_end="contract_end_date", custom={"won_note": "closed_won_reason"}))
     deals = {d.id: d for p in pull(connector) for d in p.deals}
@@ -509,7 +509,7 @@ def test_run_id_is_sent_with_every_call(hs: HubSpotBackend, crm: dict[str, str])
 def test_ensure_setup_creates_the_key_property_and_reports_missing_fields(
         hs: HubSpotBackend, crm: dict[str, str]) -> None:
     """The unique key property is created once; a missing deal field fails with its fix."""
-    connector = hs.connector(fields=FieldNames(loss_reason="closed_lost_reason",
+    connector = hs.connector(fields=FieldMap(loss_reason="closed_lost_reason",
                                                competitor="rival_name"))
     report = connector.ensure_setup()
     checks = {c.name: c for c in report.checks}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.base import MAX_REAUTH, CallRecord, Connector, DealPage, FieldNames
+from connectors.base import MAX_REAUTH, CallRecord, Connector, DealPage, FieldMap
 from connectors.errors import AuthError, BudgetExhausted, SetupError
 from connectors.models import Channel, Priority, TaskDraft
 from connectors.salesforce import SalesforceConnector
@@ -197,7 +197,7 @@ def test_a_missing_configured_field_is_a_setup_error_naming_it(sf: SalesforceBac
     """A configured Opportunity field the org lacks stops the pull with SetupError naming the
     field and the setting."""
     world(sf)
-    connector = sf.connector(fields=FieldNames(loss_reason="Why_Lost__c"))
+    connector = sf.connector(fields=FieldMap(loss_reason="Why_Lost__c"))
     with pytest.raises(SetupError) as info:
         pull(connector)
     assert "Why_Lost__c" in str(info.value) and "fields.loss_reason" in str(info.value)
@@ -499,7 +499,7 @@ def test_a_lost_answer_is_looked_up_before_anything_is_resent(
 @pytest.mark.parametrize("name", ["Loss_Reason__c' OR Name != '", "Bad\\Field", "A.B", ""])
 def test_bad_field_names_are_refused_before_any_call(sf: SalesforceBackend, name: str) -> None:
     """A configured field name that is not an API name never reaches a query."""
-    fields = FieldNames(loss_reason="Loss_Reason__c", custom={"x": name})
+    fields = FieldMap(loss_reason="Loss_Reason__c", custom={"x": name})
     connector = sf.connector(fields=fields)
     sf.reset_calls()
     with pytest.raises(SetupError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import FieldNames, SetupCheck
+from connectors.base import FieldMap, SetupCheck
 from connectors.models import Priority
 from tests.integration.connectors.salesforce_backend import SalesforceBackend, start_backend
 from tests.integration.connectors.test_salesforce_adapter import drafts, raw_tasks, world
@@ -96,7 +96,7 @@ def test_a_misspelt_deal_field_fails_setup_with_the_fix(sf: SalesforceBackend) -
     """Loss_Reasn__c: no such field on Opportunity, named with its config path and the right
     spelling; a text field configured as contract_end fails its type."""
     world(sf)
-    connector = sf.connector(fields=FieldNames(loss_reason="Loss_Reasn__c",
+    connector = sf.connector(fields=FieldMap(loss_reason="Loss_Reasn__c",
                                                competitor="Competitor__c",
                                                contract_end="Competitor__c"))
     found = checks(connector.ensure_setup(create=False))
