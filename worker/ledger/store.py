@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, or_, select, update
@@ -214,10 +214,14 @@ class Ledger:
             task.c.status.in_(OPEN_STATUSES)).values(status=TaskStatus.CANCELLED,
                                                      cancel_reason=reason, updated_at=now))
         if close_written:
+            # Due today or later for its owner: the row has no zone, so "today" is the
+            # earliest local date anywhere (UTC-12). A UTC date would leave today's task
+            # open for owners west of UTC from their afternoon on.
+            today = (now - timedelta(hours=12)).date()
             conn.execute(update(task).where(
                 task.c.connection == connection, task.c.deal_id == deal_id,
                 task.c.status == TaskStatus.WRITTEN, task.c.completed.is_(False),
-                task.c.due_date >= now.date()).values(close_requested=True, updated_at=now))
+                task.c.due_date >= today).values(close_requested=True, updated_at=now))
         values: dict[str, object] = {"status": EnrollmentStatus.STOPPED, "stop_reason": reason,
                                      "stopped_at": now}
         if reason.reborn:
