@@ -10,7 +10,7 @@ BENCHES = {"planner": planner.main, "first_sync": first_sync.main, "memory": mem
 
 
 def run() -> None:
-    from worker.logs import configure
+    from worker.telemetry.logs import configure
 
     configure("WARNING")
     args = sys.argv[1:]

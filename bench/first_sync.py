@@ -54,9 +54,9 @@ def start(deals: int) -> tuple[EmulatorProcess, str]:
 
 
 def run_winback(emu: EmulatorProcess, fallback: str, tmp: Path) -> dict[str, Any]:
+    from worker.service.wiring import build_service
     from worker.settings import load_config
     from worker.sync.tick import run_tick
-    from worker.wiring import build_service
 
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "winback.yaml"

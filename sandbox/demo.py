@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rich.console import Console
 from rich.table import Table
 
-from worker.logs import configure
+from worker.service.wiring import build_service
 from worker.settings import load_config
 from worker.sync.tick import run_tick
-from worker.wiring import build_service
+from worker.telemetry.logs import configure
 
 DEALS = 60
 WEEKS = 4

@@ -12,10 +12,10 @@ import pytest
 from sandbox.runner import Sandbox, hubspot_connection, salesforce_connection, start_sandbox
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
+from worker.service.wiring import Service, build_service
 from worker.settings import load_config
 from worker.sync.context import TickResult
 from worker.sync.tick import run_tick
-from worker.wiring import Service, build_service
 
 CONFIG = """\
 version: 1

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.harness import Stack, events
-from worker.logs import configure
+from worker.telemetry.logs import configure
 
 EVENT_NAME = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")  # deal.enrolled, config.reloaded, ...
 

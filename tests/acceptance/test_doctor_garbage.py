@@ -17,8 +17,8 @@ import requests
 from sandbox.keys import make_signing_key
 from sandbox.runner import hubspot_connection, salesforce_connection, start_sandbox
 from tests.acceptance.conftest import CONFIG
-from worker import doctor
-from worker.doctor import Check
+from worker.cli import doctor
+from worker.cli.doctor import Check
 
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 LOGIN = b"<html><body><form action='/login'><input name='password'></form></body></html>"

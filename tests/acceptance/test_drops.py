@@ -20,12 +20,12 @@ from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
 from tests.reliability.harness import SECRETS, Stack
-from worker.cli import app
-from worker.health import HealthServer
+from worker.cli.main import app
 from worker.ledger.schema import task
+from worker.service.health import HealthServer
+from worker.service.wiring import build_service
 from worker.settings import load_config
 from worker.sync.tick import run_tick
-from worker.wiring import build_service
 
 CODES = {"sf0": "INACTIVE_OWNER_OR_USER", "hs0": "INACTIVE_OWNER"}
 

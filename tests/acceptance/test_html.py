@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from tests.unit.harness import World
 from worker.cadence.engine import Planner
-from worker.cli import app
-from worker.dealsfile import read_deals
+from worker.cli.dealsfile import read_deals
+from worker.cli.main import app
 from worker.settings import load_config
 from worker.settings.loader import default_config_dir
 

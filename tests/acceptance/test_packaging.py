@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from worker.app import SANDBOX_EXTRA
-from worker.cli import app
+from worker.cli.app import SANDBOX_EXTRA
+from worker.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXTRA = {"faker", "lark", "trustme"}  # what the sandbox needs and production must not carry

@@ -14,11 +14,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import worker.app as app_module
+import worker.cli.app as app_module
 from tests.unit.harness import World
-from worker.cli import app
-from worker.commands import _print_report
-from worker.html import report_html
+from worker.cli.commands import _print_report
+from worker.cli.main import app
+from worker.views.html import report_html
 
 LONG_REASON = "Chose an incumbent vendor after a lengthy security review"
 

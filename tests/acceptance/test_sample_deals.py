@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from worker.cli import app
-from worker.dealsfile import InputErrors, read_deals
+from worker.cli.dealsfile import InputErrors, read_deals
+from worker.cli.main import app
 from worker.settings.loader import default_config_dir
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.runner import Sandbox, start_sandbox
+from worker.service.wiring import build_service
 from worker.settings import load_config
 from worker.settings.templates import TemplateProblem, check
 from worker.sync.tick import run_tick
-from worker.wiring import build_service
 
 NASTY = st.sampled_from([
     "O'Brien", 'say "hi"', "back\\slash", "\\'", "' OR Name != '", "%", "_", "a%_b",

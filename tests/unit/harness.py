@@ -13,10 +13,10 @@ from connectors.models import Contact, Deal, Owner
 from tests.unit.planning import BASE
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
+from worker.service.wiring import Service, build_service
 from worker.settings import load_config
 from worker.sync.context import SyncContext, TickResult
 from worker.sync.tick import run_tick
-from worker.wiring import Service, build_service
 
 CONFIG = BASE  # the planner tests' configuration: one connection, fallback owner FALLBACK
 

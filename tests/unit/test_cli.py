@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from worker.cli import app
+from worker.cli.main import app
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "worker" / "samples" / "deals.jsonl"
 CONFIG = """\

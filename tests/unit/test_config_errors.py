@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from worker.cli import app
+from worker.cli.main import app
 from worker.settings import ConfigErrors, load_config
 
 HEAD = """\

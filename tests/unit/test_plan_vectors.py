@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from worker.cli import app
+from worker.cli.main import app
 
 VECTORS = Path(__file__).resolve().parent.parent / "fixtures" / "plan-vectors"
 COMPARED = ("deal_id", "cadence", "step", "contact_id", "due_date", "remind_at", "create_on",

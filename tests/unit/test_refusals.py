@@ -3,8 +3,8 @@ the fix lines for owner and other refusals."""
 
 from __future__ import annotations
 
-from worker.refusals import failed_text, hints, reason_of
 from worker.sync.context import Counts
+from worker.sync.refusals import failed_text, hints, reason_of
 
 
 def test_reason_is_the_crm_code_in_front_of_the_message() -> None:

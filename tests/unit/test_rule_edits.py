@@ -28,10 +28,10 @@ from worker.cadence.engine import Planner
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
 from worker.ledger.schema import enrollment, task
-from worker.plandiff import diff
+from worker.service.wiring import Service, build_service
 from worker.settings import Config, load_config
 from worker.sync.tick import run_tick
-from worker.wiring import Service, build_service
+from worker.views.plandiff import diff
 
 NOW = datetime(2027, 3, 10, 15, tzinfo=UTC)
 OWNERS = (Owner(id="U1", timezone="America/New_York", country="US"),

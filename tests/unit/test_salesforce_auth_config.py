@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.salesforce_flows import infer_flow
-from worker.cli import app
+from worker.cli.main import app
 
 HEAD = "version: 1\nconnections:\n  - name: sf\n    kind: salesforce\n"
 JWT = ('    auth: {flow: jwt, username: u@x.example, client_id: ck,\n'

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from worker.cli import app
+from worker.cli.main import app
 from worker.settings.loader import default_config_dir
 from worker.settings.models import model_json_schema
 
@@ -38,9 +38,9 @@ def test_shipped_example_validates_when_its_variables_are_set(monkeypatch: objec
 
 
 def test_configuration_reference_in_docs_is_generated_from_the_models() -> None:
-    """docs/configuration.md's key reference matches the models (run python -m worker.docgen)."""
-    from worker.docgen import render
+    """docs/configuration.md's key reference matches the models (python -m worker.cli.docgen)."""
+    from worker.cli.docgen import render
 
     path = CONFIG.parent / "docs" / "configuration.md"
     text = path.read_text()
-    assert render(text) == text, "run: python -m worker.docgen"
+    assert render(text) == text, "run: python -m worker.cli.docgen"

@@ -281,7 +281,7 @@ def test_plan_diff_shows_what_a_new_config_would_change(world: World, tmp_path: 
     from typer.testing import CliRunner
 
     from tests.unit.harness import CONFIG
-    from worker.cli import app
+    from worker.cli.main import app
 
     world.lost()
     world.tick()

@@ -14,8 +14,8 @@ from connectors.base import Connector
 from worker.cadence.engine import Planner
 from worker.ledger.leases import Lease, Leases
 from worker.ledger.store import Ledger
-from worker.metrics import Metrics
 from worker.settings.models import Config, HubSpotConnection, SalesforceConnection
+from worker.telemetry.metrics import Metrics
 
 Clock = Callable[[], datetime]
 

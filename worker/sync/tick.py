@@ -11,12 +11,12 @@ import structlog
 
 from connectors.errors import BudgetExhausted, FatalConnectionError, RetryableError
 from worker.ledger.leases import LeaseLost
-from worker.logs import scrub
-from worker.metrics import OUTBOX_STATUSES
-from worker.refusals import INACTIVE_OWNER_CODE, failed_by_reason
 from worker.sync.context import SyncContext, Tick, TickResult
 from worker.sync.pull import pull, replan_changed_rules, verify_tracked
+from worker.sync.refusals import INACTIVE_OWNER_CODE, failed_by_reason
 from worker.sync.write import close_stopped, reconcile, write_due
+from worker.telemetry.logs import scrub
+from worker.telemetry.metrics import OUTBOX_STATUSES
 
 RETRY_SOON = timedelta(seconds=60)
 MAX_ERROR = 400  # characters of an error kept in the ledger and the log line

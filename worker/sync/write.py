@@ -11,8 +11,8 @@ from sqlalchemy import Connection
 from connectors.errors import RetryableError
 from connectors.models import Deal, TaskDraft, WriteResult
 from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
-from worker.refusals import OWNER_ERRORS
 from worker.sync.context import Tick
+from worker.sync.refusals import OWNER_ERRORS
 
 RETRY_BACKOFF = timedelta(minutes=5)  # a record the CRM said to retry waits at least this
 

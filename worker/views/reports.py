@@ -12,7 +12,7 @@ from worker.ledger import queries
 from worker.ledger.leases import Leases
 from worker.ledger.records import TaskStatus
 from worker.ledger.store import Ledger
-from worker.refusals import failed_by_reason, reason_of
+from worker.sync.refusals import failed_by_reason, reason_of
 
 REBORN_WINDOWS = (90, 180, 365)
 # The report's per-step columns a task status counts in (besides "planned": every task).

@@ -29,12 +29,12 @@ from connectors.base import Connector
 from connectors.errors import ConnectorError, FatalConnectionError
 from worker.ledger import migrate
 from worker.ledger.db import database_url, make_engine, shown_url
+from worker.service.wiring import default_connector
 from worker.settings import Config, ConfigErrors, load_config
 from worker.settings.models import HubSpotConnection, SalesforceConnection
-from worker.wiring import default_connector
 
 if TYPE_CHECKING:
-    from worker.owners import TrackedByOwner
+    from worker.cli.owners import TrackedByOwner
 
 MAX_SKEW_SECONDS = 120
 _MISSING_VAR = re.compile(r"environment variable (\w+) is not set")
@@ -223,7 +223,7 @@ def _inactive_owners(settings: SalesforceConnection | HubSpotConnection, path: P
     and no fallback_owner takes their tasks: the CRM refuses those tasks. Fail when the
     fallback_owner itself is inactive or no owner. Nothing when the CRM cannot be read (the
     login / reachability check above says why)."""
-    from worker.owners import list_owners
+    from worker.cli.owners import list_owners
 
     scope, name = settings.name, "inactive owners"
     try:
@@ -265,7 +265,7 @@ def _inactive_owners(settings: SalesforceConnection | HubSpotConnection, path: P
 def _tracked(connection: str, owner_ids: list[str], path: Path) -> TrackedByOwner | None:
     """The ledger's tracked deals of these owners, or None when there is no ledger to read
     (a SQLite file that does not exist yet is not created)."""
-    from worker.owners import tracked_by_owner
+    from worker.cli.owners import tracked_by_owner
 
     url = database_url(path)
     if url.startswith("sqlite") and "///" in url and \

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from connectors.models import Deal
 from worker.cadence.engine import DealPlan, PlannedTask, Planner
-from worker.refusals import inactive_owner
+from worker.sync.refusals import inactive_owner
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,9 @@
-"""The `winback` command line (the entry point): the config and plan commands, and every command
-module registered on the app of worker/app.py. Exit codes: 0 success, 2 bad config or input,
-1 a failed run."""
+"""The config and plan commands (validate, plan, diff, schema, try): offline, registered on the
+app of worker/cli/app.py. Exit codes: 0 success, 2 bad config or input, 1 a failed run."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime, time
 from enum import StrEnum
@@ -14,7 +12,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from worker.app import (
+from worker.cli.app import (
     ConfigArg,
     app,
     config_or_exit,
@@ -26,7 +24,7 @@ from worker.app import (
     sandbox_extra,
     table_console,
 )
-from worker.dealsfile import InputErrors, read_deals
+from worker.cli.dealsfile import InputErrors, read_deals
 from worker.settings import Config
 from worker.settings.models import model_json_schema
 
@@ -70,7 +68,7 @@ def plan(
     """Show the tasks the rules plan for a file of deals (or, with --diff, what this config
     would change in the ledger's unwritten tasks), without touching any CRM."""
     from worker.cadence.engine import Planner
-    from worker.planview import plan_deals, write_json, write_table
+    from worker.views.planview import plan_deals, write_json, write_table
 
     settings = config_or_exit(config, require_env=False)
     moment = parse_now(now)
@@ -93,12 +91,12 @@ def plan(
         fail_input(exc.lines, "Fix the deals file; nothing was planned.")
     planner = Planner(settings, connection)
     results = list(plan_deals(planner, items, moment))
-    from worker.refusals import plan_warning
+    from worker.sync.refusals import plan_warning
 
     warning = None if planner.fallback_owner else plan_warning(results, planner.connection,
                                                                str(config))
     if output_format is PlanFormat.html:
-        from worker.html import plan_html
+        from worker.views.html import plan_html
 
         page = plan_html(results, steps_by_cadence={c.id: [s.id for s in c.steps]
                                                     for c in settings.cadences},
@@ -125,8 +123,8 @@ def plan(
 
 def _plan_diff(settings: Config, config: Path, moment: datetime,
                output_format: PlanFormat, out: TextIO) -> None:
-    from worker.plandiff import diff
-    from worker.wiring import open_ledger
+    from worker.service.wiring import open_ledger
+    from worker.views.plandiff import diff
 
     with ledger_errors(config):
         _, ledger = open_ledger(settings, config, create_if_empty=False)
@@ -136,7 +134,7 @@ def _plan_diff(settings: Config, config: Path, moment: datetime,
         for change in changes:
             out.write(json.dumps(change.as_dict()) + "\n")
         return
-    from worker.plandiff import write_table as write_diff
+    from worker.views.plandiff import write_table as write_diff
 
     write_diff(changes, table_console(out))
 
@@ -175,8 +173,8 @@ def _plan_sample() -> None:
     from importlib.resources import files
 
     from worker.cadence.engine import Planner
-    from worker.planview import plan_deals, write_table
     from worker.settings.loader import default_config_dir
+    from worker.views.planview import plan_deals, write_table
 
     settings = config_or_exit(default_config_dir() / "winback.yaml", require_env=False)
     sample = Path(str(files("worker") / "samples" / "deals.jsonl"))
@@ -190,27 +188,3 @@ def _plan_sample() -> None:
     count = write_table(plan_deals(Planner(settings, "acme-sf"), items, moment), console)
     console.print(f"\n{count} task(s) planned. Edit the rules in config/playbook.yaml and run "
                   "`winback plan` to see the change.")
-
-
-# The service commands live in their own modules; importing them registers them on `app`.
-from worker import commands, owners  # noqa: E402  (owners: `winback owners`)
-
-__all__ = ["app", "commands", "main", "owners", "table_console"]
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # the last line of defence: a message, not a traceback
-        if os.environ.get("WINBACK_DEBUG"):
-            raise
-        err.print(f"winback: {type(exc).__name__}: {exc}", markup=False)
-        err.print("(set WINBACK_DEBUG=1 to see the traceback)", markup=False)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

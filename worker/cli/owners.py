@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from connectors.errors import ConnectorError
 from connectors.models import Owner
-from worker.app import ConfigArg, app, config_or_exit, err, table_console
+from worker.cli.app import ConfigArg, app, config_or_exit, err, table_console
 from worker.ledger.queries import OwnerCounts, owner_counts
 from worker.settings.models import HubSpotConnection, SalesforceConnection
 
@@ -31,7 +31,7 @@ class OwnersFormat(StrEnum):
 def list_owners(settings: Settings) -> list[Owner]:
     """Every owner of one connection, active ones first, then by name (one connector, closed
     after). Raises ConnectorError when the CRM cannot be reached or refuses the login."""
-    from worker.wiring import default_connector
+    from worker.service.wiring import default_connector
 
     connector = default_connector(settings, lambda call: None)
     try:
@@ -65,7 +65,7 @@ def owners(
 ) -> None:
     """List each connection's owners (id, name, active, time zone, country): the ids to use in
     a connection's `owners:` overrides and `fallback_owner`. Reads the CRM, writes nothing."""
-    from worker.logs import configure
+    from worker.telemetry.logs import configure
 
     configure("WARNING")
     settings = config_or_exit(config)

@@ -117,9 +117,9 @@ def configure(level: str | None = None, *, force_json: bool | None = None) -> No
     root.setLevel(logging.INFO if numeric < logging.INFO else max(numeric, logging.WARNING))
     for noisy in ("urllib3", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
-    # APScheduler only ticks (worker/scheduler.py): a tick longer than the interval is skipped
-    # by design ("maximum number of running instances reached") and the tick's own events say
-    # what happened, so below DEBUG it speaks only of errors.
+    # APScheduler only ticks (worker/service/scheduler.py): a tick longer than the interval is
+    # skipped by design ("maximum number of running instances reached") and the tick's own events
+    # say what happened, so below DEBUG it speaks only of errors.
     logging.getLogger("apscheduler").setLevel(
         logging.INFO if numeric < logging.INFO else max(numeric, logging.ERROR))
 

@@ -1,6 +1,6 @@
 """The `winback` Typer app and what every command module shares (errors, the config, the
 console, output files). Command modules import this module and register on `app`; it imports
-none of them (worker/cli.py, the entry point, imports them all)."""
+none of them (worker/cli/main.py, the entry point, imports them all)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def ledger_errors(config: Path) -> Iterator[None]:
     """A ledger without the schema (or no SQLite file) exits 2, an unreachable one exits 1;
     both with a message that names the ledger and the fix."""
     from worker.ledger.migrate import SchemaOutOfDate
-    from worker.wiring import LedgerUnavailable
+    from worker.service.wiring import LedgerUnavailable
 
     try:
         yield

@@ -3,7 +3,7 @@
 (in the ledger) has come, so N replicas share the connections and never work one at once.
 
 SIGTERM / SIGINT: finish the batch in flight, release the leases, exit 0.
-SIGHUP: read the configuration file again (see worker/reload.py): validated first, refused
+SIGHUP: read the configuration file again (see worker/service/reload.py): validated first, refused
 with its errors logged (`config.reload_refused`, the old rules kept), or taken by each
 connection's next tick (`config.reloaded`).
 """
@@ -19,12 +19,12 @@ from types import FrameType
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from worker.health import HealthServer
-from worker.logs import get_logger
-from worker.reload import Reloader
+from worker.service.health import HealthServer
+from worker.service.reload import Reloader
+from worker.service.wiring import Service
 from worker.sync.context import SyncContext
 from worker.sync.tick import run_tick
-from worker.wiring import Service
+from worker.telemetry.logs import get_logger
 
 log = get_logger("winback.scheduler")
 

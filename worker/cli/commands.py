@@ -18,7 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from worker.app import (
+from worker.cli.app import (
     ConfigArg,
     app,
     config_or_exit,
@@ -30,8 +30,8 @@ from worker.app import (
 )
 from worker.ledger import migrate as migrations
 from worker.ledger.db import database_url, make_engine, shown_url
-from worker.logs import configure
 from worker.settings.durations import Duration
+from worker.telemetry.logs import configure
 
 
 class Format(StrEnum):
@@ -54,8 +54,8 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _clock() -> Any:
     """Real time, or real time shifted by WINBACK_CLOCK_OFFSET seconds (demos and tests that
     move through weeks in minutes; never set it in production)."""
-    from worker.logs import get_logger
     from worker.sync.context import utc_now
+    from worker.telemetry.logs import get_logger
 
     raw = os.environ.get("WINBACK_CLOCK_OFFSET", "").strip()
     if not raw:
@@ -69,7 +69,7 @@ def _clock() -> Any:
 
 
 def _service(config_path: Path, **kw: Any) -> Any:
-    from worker.wiring import LedgerInUse, build_service
+    from worker.service.wiring import LedgerInUse, build_service
 
     config = config_or_exit(config_path)
     kw.setdefault("clock", _clock())
@@ -89,7 +89,7 @@ def migrate(config: ConfigArg) -> None:
     try:
         before, after = migrations.upgrade(engine)
     except OperationalError as exc:
-        from worker.wiring import ledger_problem
+        from worker.service.wiring import ledger_problem
 
         _fail(ledger_problem(shown_url(url), exc), 1)
     finally:
@@ -109,7 +109,7 @@ def sync(
 ) -> None:
     """Run one tick of every connection (or one), then exit. Exit 1 if any tick failed (tasks
     the CRM refused are counted, with their fix, but do not fail the run)."""
-    from worker.refusals import failed_text, hints
+    from worker.sync.refusals import failed_text, hints
     from worker.sync.tick import run_tick
 
     configure()
@@ -173,7 +173,7 @@ def run(
                          ] = None,
 ) -> None:
     """Run the long-lived service: every connection on its schedule, until SIGTERM/SIGINT."""
-    from worker.scheduler import Runner
+    from worker.service.scheduler import Runner
 
     configure()
     service = _service(config)
@@ -191,7 +191,7 @@ def status(
                       ] = None,
 ) -> None:
     """Per connection: watermark, last tick, enrollments, tasks by status, next writes, lease."""
-    from worker.reports import status as read_status
+    from worker.views.reports import status as read_status
 
     settings = config_or_exit(config, require_env=False)
     _, ledger = _ledger_or_exit(settings, config)
@@ -221,7 +221,7 @@ def _print_status(rows: list[dict[str, Any]], output_format: Format, out: TextIO
 
 
 def _ledger_or_exit(settings: Any, config: Path) -> Any:
-    from worker.wiring import open_ledger
+    from worker.service.wiring import open_ledger
 
     with ledger_errors(config):
         return open_ledger(settings, config, create_if_empty=False)
@@ -241,7 +241,7 @@ def report(
                         ] = False,
 ) -> None:
     """The win-back report: lost deals enrolled, reborn within 90/180/365 days, won back."""
-    from worker.reports import failed_report, refresh_completion, winback_report
+    from worker.views.reports import failed_report, refresh_completion, winback_report
 
     settings = config_or_exit(config, require_env=from_crm)
     try:
@@ -284,14 +284,14 @@ def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    from worker.html import report_html
+    from worker.views.html import report_html
 
     return report_html(payload)
 
 
 def _print_report(payload: dict[str, Any]) -> None:
-    from worker.app import table_console
-    from worker.reportview import print_report
+    from worker.cli.app import table_console
+    from worker.views.reportview import print_report
 
     console = table_console()
     print_report(payload, console)
@@ -356,7 +356,7 @@ def doctor(
 ) -> None:
     """Check everything a deployment needs; exit 0 when all pass (warnings included), 1 when
     any fails."""
-    from worker.doctor import run as run_checks
+    from worker.cli.doctor import run as run_checks
 
     configure("WARNING")
     checks = run_checks(config)
@@ -365,7 +365,7 @@ def doctor(
         typer.echo(json.dumps({"ok": passed, "warnings": sum(c.level == "warn" for c in checks),
                                "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
-        from worker.app import table_console
+        from worker.cli.app import table_console
 
         console = table_console()
         marks = {"pass": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]",

@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from worker.wiring import Service
+from worker.service.wiring import Service
 
 STARTUP_GRACE = timedelta(minutes=2)
 

@@ -1,5 +1,5 @@
 """The key reference in docs/configuration.md, generated from the same models as `winback
-schema`: `python -m worker.docgen` rewrites the part between the markers, and a test fails
+schema`: `python -m worker.cli.docgen` rewrites the part between the markers, and a test fails
 when the committed file is out of date."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from worker.settings.models import (
     StopPolicy,
 )
 
-START = "<!-- generated:start (python -m worker.docgen) -->"
+START = "<!-- generated:start (python -m worker.cli.docgen) -->"
 END = "<!-- generated:end -->"
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Config), ("defaults", Defaults), ("defaults.calendar", CalendarSettings),
@@ -115,7 +115,7 @@ def render(document: str) -> str:
 
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else \
-        Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+        Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     path.write_text(render(path.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"updated {path}")
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.models import Deal
 from worker.cadence.engine import DealPlan
-from worker.planview import PlanRow
+from worker.views.planview import PlanRow
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d2330}
@@ -252,7 +252,7 @@ def report_html(payload: dict[str, Any]) -> str:
                       [f"{s['cadence']} / {s['step']}" for s in steps], [
                           ("written", "#2e90fa", [float(s["written"]) for s in steps]),
                           ("completed", "#12b76a", [float(s["completed"]) for s in steps])]))
-    from worker.reportview import completion_note
+    from worker.views.reportview import completion_note
 
     body.append(f'<p class="muted">{escape(completion_note(payload))}</p>')
     return _page("winback report", "".join(body))

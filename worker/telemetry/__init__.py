@@ -1,0 +1,1 @@
+"""Logs and Prometheus metrics, shared by the sync stages and the service runtime."""

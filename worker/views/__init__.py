@@ -1,0 +1,1 @@
+"""What the commands show: the plan table and HTML, plan diffs, reports and their rendering."""
