@@ -163,7 +163,7 @@ def demo(
         _plan_sample()
         return
     with sandbox_extra("demo"):
-        from sandbox.demo import main as run_demo
+        from worker.cli.demo import main as run_demo
 
         code = run_demo(table_console())
     raise typer.Exit(code)
