@@ -335,7 +335,10 @@ class Stack:
     def run_past_grace(self, *args: str) -> Run:
         """One `winback sync` with the clock moved past the search-lag grace (weak mode):
         rows held `sending` because HubSpot search could not confirm them are looked up again
-        and, if still absent, re-sent."""
+        and, if still absent, re-sent. The clock jump stands for the 2-minute wait, but it
+        cannot make the emulator's search index catch up: the real search lag (and any create a
+        killed process left on the wire) is waited out first, as the grace does in service."""
+        time.sleep(WEAK_SEARCH_LAG + 0.5)
         self.offset += PAST_GRACE
         return self.run_once(self.command("sync", str(self.config_path), *args))
 

@@ -28,12 +28,12 @@ class OwnersFormat(StrEnum):
     json = "json"
 
 
-def list_owners(settings: Settings) -> list[Owner]:
+def list_owners(settings: Settings, *, retry_budget: float = 20.0) -> list[Owner]:
     """Every owner of one connection, active ones first, then by name (one connector, closed
     after). Raises ConnectorError when the CRM cannot be reached or refuses the login."""
     from worker.service.wiring import default_connector
 
-    connector = default_connector(settings, lambda call: None)
+    connector = default_connector(settings, lambda call: None, retry_budget=retry_budget)
     try:
         owners = connector.owners()
     finally:
