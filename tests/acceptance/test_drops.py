@@ -159,6 +159,25 @@ def test_inactive_owner_refusals_show_in_sync_status_report_and_doctor(
     assert not [secret for secret in SECRETS if secret in everything]
 
 
+def test_setting_the_fallback_owner_sends_the_refused_tasks_there(stack: Stack) -> None:
+    """The fix the sync summary names works: once `fallback_owner` is set, the next sync
+    plans the refused tasks again for the fallback owner and writes them; none stays failed."""
+    first = _cli(stack, "sync", str(stack.config_path))
+    assert first.returncode == 0 and _failed_in_ledger(stack), first.stdout
+    sf_active, hs_active = stack.box.active_owners()
+    stack.set_fallbacks(salesforce=sf_active, hubspot=hs_active)
+    second = _cli(stack, "sync", str(stack.config_path))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _failed_in_ledger(stack) == {}, second.stdout
+    inactive = _inactive_owner_ids(stack)
+    for crm, name, fallback, owner_field in (("salesforce", "sf0", sf_active, "OwnerId"),
+                                             ("hubspot", "hs0", hs_active, "hubspot_owner_id")):
+        tasks = stack.box.tasks(crm)
+        owners = {str(t.get(owner_field) or t.get("properties", {}).get(owner_field))
+                  for t in tasks}
+        assert fallback in owners and not owners & inactive[name], (crm, owners)
+
+
 def test_doctor_before_the_first_sync_and_with_a_fallback_owner(stack: Stack) -> None:
     """No ledger yet: still a warning; an inactive fallback_owner fails; an active one passes."""
     first = json.loads(_cli(stack, "doctor", str(stack.config_path), "--format", "json").stdout)

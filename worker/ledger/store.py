@@ -280,23 +280,26 @@ class Ledger:
     def _upsert_tasks(self, conn: Connection, tasks: Sequence[PlannedTask], now: datetime
                       ) -> None:
         """Insert new keys; move the dates of keys not yet written (a re-plan). Written,
-        sending, failed and stopped rows are never touched: that is what makes re-planning
-        safe."""
+        sending and stopped rows are never touched: that is what makes re-planning safe. A
+        task the CRM refused is planned again when the re-plan gives it another owner (the
+        fix for an inactive owner is a `fallback_owner`: its refused tasks then go there)."""
         if not tasks:
             return
         statement = _insert(conn, task)
         # (no IN here: expanding parameters cannot go with executemany)
+        excluded = statement.excluded
         movable = or_(*(task.c.status == s for s in OPEN_STATUSES),
                       and_(task.c.status == TaskStatus.CANCELLED,
-                           task.c.cancel_reason == CancelReason.REPLANNED))
-        excluded = statement.excluded
+                           task.c.cancel_reason == CancelReason.REPLANNED),
+                      and_(task.c.status == TaskStatus.FAILED,
+                           task.c.owner_id != excluded.owner_id))
         statement = statement.on_conflict_do_update(
             index_elements=["key"],
             set_={"due_date": excluded.due_date, "remind_at": excluded.remind_at,
                   "create_after": excluded.create_after, "owner_id": excluded.owner_id,
                   "channel": excluded.channel, "priority": excluded.priority,
                   "status": TaskStatus.PLANNED, "cancel_reason": None, "subject": None,
-                  "body": None, "updated_at": excluded.updated_at},
+                  "body": None, "last_error": None, "updated_at": excluded.updated_at},
             where=movable,
         )
         for part in chunks(list(tasks)):
