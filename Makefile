@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS=-x
 
 .PHONY: install demo test lint typecheck layers unit bench test-long mutation clean
 
@@ -30,7 +31,7 @@ layers: $(STAMP)
 	$(BIN)/lint-imports --no-logo --no-cache
 
 test: lint typecheck layers
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-long: $(STAMP)
 	$(BIN)/pytest -q --long
