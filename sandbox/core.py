@@ -1,108 +1,35 @@
 """The HTTP machinery shared by the CRM emulators: routing, faults, latency, call counts, clock.
 
-An `Emulator` owns a CRM's in-memory state and its routes; an `EmulatorServer` serves one
-emulator over real HTTP(S) on 127.0.0.1 from a thread pool. Everything a test or benchmark
-needs to steer a scenario goes through the admin routes under `/__sandbox/`, registered here
-for every emulator (calls, requests, faults, latency, clock, violations, writes, reset) and by
-each
-emulator for its own data (seed, tasks, limits).
+An `Emulator` owns a CRM's in-memory state and its routes; an `EmulatorServer`
+(sandbox/server.py) serves one emulator over real HTTP(S) on 127.0.0.1 from a thread pool.
+Everything a test or benchmark needs to steer a scenario goes through the admin routes under
+`/__sandbox/`, registered here for every emulator (calls, requests, faults, latency, clock,
+violations, writes, reset) and by each emulator for its own data (seed, tasks, limits).
 
 Faults and latency never touch admin routes, and admin calls are never counted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
 import math
 import random
 import re
-import socket
-import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from sandbox.messages import Handler, HttpError, Request, Response, Route
+from sandbox.writelog import WRITE_OUTCOMES, WriteLog
 
 ADMIN_PREFIX = "/__sandbox/"
 _STATUSES = {s.value for s in HTTPStatus}
 RUN_HEADER = "X-Winback-Run"
-
-
-class HttpError(Exception):
-    """Raised by a handler to answer with `response` right away."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(f"HTTP {response.status}")
-        self.response = response
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Message
-    body: bytes
-    path_params: dict[str, str] = field(default_factory=dict)
-    endpoint: str = ""
-
-    def param(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        value = self.headers.get(name)
-        return value if value is not None else default
-
-    def json(self) -> Any:
-        if not self.body:
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError as exc:
-            raise HttpError(Response.json(400, {"message": f"invalid JSON body: {exc}"})) from exc
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False  # close the connection without answering
-
-    @classmethod
-    def json(cls, status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
-        body = json.dumps(obj, separators=(",", ":"), default=str).encode()
-        content_type = {"Content-Type": "application/json;charset=UTF-8"}
-        return cls(status, body, {**content_type, **(headers or {})})
-
-    @classmethod
-    def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> Response:
-        return cls(status, b"", dict(headers or {}))
-
-    @classmethod
-    def text(cls, status: int, text: str, content_type: str = "text/plain") -> Response:
-        return cls(status, text.encode(), {"Content-Type": content_type})
-
-
-Handler = Callable[[Request], Response]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    endpoint: str
-    handler: Handler
 
 
 @dataclass
@@ -127,42 +54,6 @@ class FaultRule:
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-WRITE_OUTCOMES = ("created", "resent", "updated", "refused")
-
-
-class WriteLog:
-    """Every write request a CRM emulator served for a task key, per record of a batch:
-    `created` (a new task with the key: a second one is a duplicate), `resent` (a create or
-    upsert for a key that already had a task: absorbed by a unique key, or refused as
-    existing), `updated` (an update by id of a task carrying the key), `refused` (a create
-    or upsert the CRM refused for another reason). Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._keys: dict[str, Counter[str]] = {}
-
-    def record(self, key: str | None, outcome: str) -> None:
-        if outcome not in WRITE_OUTCOMES:
-            raise ValueError(f"unknown write outcome {outcome!r}; one of {WRITE_OUTCOMES}")
-        if not key:
-            return
-        with self._lock:
-            self._keys.setdefault(key, Counter())[outcome] += 1
-
-    def count(self, key: str, outcome: str) -> int:
-        with self._lock:
-            found = self._keys.get(key)
-            return found[outcome] if found is not None else 0
-
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        with self._lock:
-            return {k: {o: c[o] for o in WRITE_OUTCOMES} for k, c in self._keys.items()}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._keys.clear()
 
 
 @dataclass
@@ -495,109 +386,3 @@ def _iso(moment: datetime) -> str:
 def _fmt_seconds(value: float) -> str:
     # Whole seconds, rounded up: HTTP allows only delta-seconds, and urllib3 rejects "0.5".
     return str(math.ceil(value))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: EmulatorServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the emulators keep their own counts."""
-
-    def _handle(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        request = Request(
-            method=self.command,
-            path=parts.path,
-            query=parse_qs(parts.query, keep_blank_values=True),
-            headers=self.headers,
-            body=body,
-        )
-        try:
-            response = self.server.emulator.handle(request)
-        except Exception as exc:  # a bug in an emulator must still answer like a server
-            response = Response.json(500, {"message": f"emulator error: {exc!r}"})
-        if response.drop:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        reason = HTTPStatus(response.status).phrase if response.status in _STATUSES else ""
-        head = [f"HTTP/1.1 {response.status} {reason}"]
-        head += [f"{name}: {value}" for name, value in response.headers.items()]
-        # The Date header follows the emulator's clock (the admin clock offset included), so a
-        # skewed CRM clock can be staged.
-        stamp = self.server.emulator.now().timestamp()
-        head += [f"Date: {self.date_time_string(stamp)}",
-                 f"Content-Length: {len(response.body)}"]
-        # One write for head and body: two small writes meet Nagle + delayed ACK (40 ms each).
-        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        if self.command != "HEAD":
-            payload += response.body
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
-
-
-class EmulatorServer(ThreadingHTTPServer):
-    """Serves one emulator on 127.0.0.1 (port 0 picks a free one), optionally over TLS.
-
-    The TLS handshake runs in the request thread, so a slow client never blocks `accept()`.
-    """
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(
-        self,
-        emulator: Emulator,
-        port: int = 0,
-        *,
-        host: str = "127.0.0.1",
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.emulator = emulator
-        self.ssl_context = ssl_context
-        self._thread: threading.Thread | None = None
-        super().__init__((host, port), _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://{host!s}:{port}"
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.ssl_context is None:
-            super().finish_request(request, client_address)
-            return
-        try:
-            wrapped = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        try:
-            super().finish_request(wrapped, client_address)
-        finally:
-            wrapped.close()
-
-    def start(self) -> EmulatorServer:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1},
-            name=f"{self.emulator.name}-server", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)

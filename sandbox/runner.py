@@ -10,10 +10,10 @@ from typing import Any
 
 import requests
 
-from sandbox.core import EmulatorServer
 from sandbox.hubspot import HubSpotEmulator, start_hubspot
 from sandbox.keys import SigningKey, make_signing_key
 from sandbox.salesforce import SalesforceEmulator, start_salesforce
+from sandbox.server import EmulatorServer
 from sandbox.tls import TestCA
 
 SF_USERNAME = "winback@sandbox.example"

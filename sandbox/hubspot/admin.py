@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sandbox.core import HttpError, Request, Response
 from sandbox.hubspot.errors import PropertyProblems, invalid, json_object, not_found
 from sandbox.hubspot.ops import create_object, update_object
 from sandbox.hubspot.routes_crm import create_property
@@ -16,6 +15,7 @@ from sandbox.hubspot.search import SearchEngine
 from sandbox.hubspot.seeding import parse_link_map, seed_fixtures, seed_generated
 from sandbox.hubspot.store import Owner, Record, Store
 from sandbox.hubspot.values import iso_ms
+from sandbox.messages import HttpError, Request, Response
 
 if TYPE_CHECKING:
     from sandbox.hubspot.emulator import HubSpotEmulator

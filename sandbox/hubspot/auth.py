@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sandbox.core import HttpError, Response
 from sandbox.hubspot.errors import correlation_id, fail
 from sandbox.hubspot.ratelimit import portal_of
 from sandbox.hubspot.values import iso_ms
+from sandbox.messages import HttpError, Response
 
 NO_CREDENTIALS = ("Authentication credentials not found. This API supports OAuth 2.0 "
                   "authentication and you can find more details at "

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sandbox.core import Emulator, EmulatorServer, Handler, Request, Response
+from sandbox.core import Emulator
 from sandbox.hubspot import admin, routes_crm, routes_objects
 from sandbox.hubspot.auth import Auth
 from sandbox.hubspot.errors import PropertyProblems, correlation_id, error, rate_limit_body
@@ -21,6 +21,8 @@ from sandbox.hubspot.schema import object_type
 from sandbox.hubspot.search import SearchEngine
 from sandbox.hubspot.seeding import seed_generated
 from sandbox.hubspot.store import Store
+from sandbox.messages import Handler, Request, Response
+from sandbox.server import EmulatorServer
 
 _OBJECT_PATH = re.compile(r"/crm/v3/objects/([^/]+)(?:/.*)?")
 _SERVER_ERRORS = {500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE",

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any, NoReturn
 
-from sandbox.core import HttpError, Request, Response
+from sandbox.messages import HttpError, Request, Response
 
 
 def correlation_id() -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sandbox.core import HttpError, Request, Response
 from sandbox.hubspot.errors import (
     PropertyProblems,
     error,
@@ -17,6 +16,7 @@ from sandbox.hubspot.errors import (
 from sandbox.hubspot.schema import ASSOC_TYPES, OBJECT_TYPES, object_type
 from sandbox.hubspot.store import Conflict, Props, Record
 from sandbox.hubspot.values import check_stage, iso_ms, validate
+from sandbox.messages import HttpError, Request, Response
 
 if TYPE_CHECKING:
     from sandbox.hubspot.emulator import HubSpotEmulator

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from sandbox.core import Response
 from sandbox.hubspot.errors import rate_limit_body
+from sandbox.messages import Response
 
 SEARCH_WINDOW = 1.0
 

@@ -9,7 +9,6 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from sandbox.core import HttpError, Request, Response
 from sandbox.hubspot.errors import error, fail, inputs_of, invalid, json_object
 from sandbox.hubspot.ops import bool_param, int_param
 from sandbox.hubspot.schema import (
@@ -23,6 +22,7 @@ from sandbox.hubspot.schema import (
     object_type,
 )
 from sandbox.hubspot.values import iso_ms
+from sandbox.messages import HttpError, Request, Response
 
 if TYPE_CHECKING:
     from sandbox.hubspot.emulator import HubSpotEmulator

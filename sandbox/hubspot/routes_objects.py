@@ -14,7 +14,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sandbox.core import HttpError, Request, Response
 from sandbox.hubspot import writelog
 from sandbox.hubspot.errors import PropertyProblems, inputs_of, invalid, json_object
 from sandbox.hubspot.ops import (
@@ -37,6 +36,7 @@ from sandbox.hubspot.ops import (
 from sandbox.hubspot.schema import OBJECT_TYPES, type_regex
 from sandbox.hubspot.search import parse_request
 from sandbox.hubspot.store import Conflict, Props, Record, record_json
+from sandbox.messages import HttpError, Request, Response
 
 if TYPE_CHECKING:
     from sandbox.hubspot.emulator import HubSpotEmulator

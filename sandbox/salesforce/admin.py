@@ -37,7 +37,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from sandbox.core import ADMIN_PREFIX, Request, Response
+from sandbox.core import ADMIN_PREFIX
+from sandbox.messages import Request, Response
 from sandbox.salesforce.api import record_json
 from sandbox.salesforce.auth import ConnectedApp
 from sandbox.salesforce.errors import SFError

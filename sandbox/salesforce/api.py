@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from sandbox.core import Request, Response
+from sandbox.messages import Request, Response
 from sandbox.salesforce.auth import Session
 from sandbox.salesforce.cursors import batch_size, page
 from sandbox.salesforce.describe import (

@@ -33,7 +33,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sandbox.core import Response
+from sandbox.messages import Response
 
 INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
 NEW_LOCATION_MESSAGE = (

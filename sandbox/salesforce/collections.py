@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandbox.core import Response
+from sandbox.messages import Response
 from sandbox.salesforce.errors import ApiError, SFError, json_parser_error
 from sandbox.salesforce.ids import normalize_id
 

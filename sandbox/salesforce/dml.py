@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sandbox.core import WriteLog
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import normalize_id
 from sandbox.salesforce.schema import SYSTEM_FIELDS
@@ -34,6 +33,7 @@ from sandbox.salesforce.validation import (
     picklist_row,
     prepare,
 )
+from sandbox.writelog import WriteLog
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "Task": {"TaskSubtype": "Task", "IsArchived": False},  # Status, Priority: IsDefault rows

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from sandbox.core import ADMIN_PREFIX, Emulator, EmulatorServer, Request, Response
+from sandbox.core import ADMIN_PREFIX, Emulator
+from sandbox.messages import Request, Response
 from sandbox.salesforce.admin import register_admin_routes
 from sandbox.salesforce.api import register_api_routes
 from sandbox.salesforce.auth import Auth, ConnectedApp, Credential, oauth_error, soap_fault
@@ -26,6 +27,7 @@ from sandbox.salesforce.ids import checksum
 from sandbox.salesforce.schema import STANDARD_STAGES, TASK_PRIORITIES, TASK_STATUSES, build_schema
 from sandbox.salesforce.seeding import seed_generated
 from sandbox.salesforce.store import Store
+from sandbox.server import EmulatorServer
 from sandbox.tls import TestCA, make_ca
 
 LOGIN_ENDPOINTS = frozenset({"soap_login", "oauth_token"})

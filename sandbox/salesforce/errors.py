@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.core import Response
+from sandbox.messages import Response
 
 NOT_FOUND_MESSAGE = "The requested resource does not exist"
 

@@ -299,7 +299,7 @@ class Stack:
     # -- writes per key, as the emulators saw the requests -------------------------------------
     def writes(self) -> dict[str, dict[str, dict[str, int]]]:
         """Per CRM, per task key: create / upsert / update requests the emulator served, per
-        record (`created`, `resent`, `updated`, `refused`; see sandbox.core.WriteLog)."""
+        record (`created`, `resent`, `updated`, `refused`; see sandbox.writelog.WriteLog)."""
         return {crm: self.box.admin(crm, "GET", "writes")["keys"]
                 for crm in ("salesforce", "hubspot")}
 

@@ -7,11 +7,17 @@ A refused task is `failed` in the ledger with `last_error` = "CODE: the CRM's me
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
 from worker.ledger.queries import failed_errors
+
+if TYPE_CHECKING:
+    from connectors.models import Deal
+    from worker.cadence.engine import DealPlan
+    from worker.sync.context import Counts
 
 # Codes that mean "this owner cannot get tasks" (deactivated or unknown user).
 OWNER_ERRORS = ("INACTIVE_OWNER_OR_USER", "INVALID_OWNER", "INVALID_OWNER_ID",
@@ -51,7 +57,7 @@ def _owners_text(owners: dict[str, str]) -> str:
     return ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
 
 
-def hints(connection: str, counts: Any, fallback_owner: str | None, config: str = "CONFIG"
+def hints(connection: str, counts: Counts, fallback_owner: str | None, config: str = "CONFIG"
           ) -> list[str]:
     """How to fix what this tick's refusals were (one line per kind of problem)."""
     by_reason: dict[str, int] = counts.failed_by_reason
@@ -78,7 +84,7 @@ def hints(connection: str, counts: Any, fallback_owner: str | None, config: str 
     return lines
 
 
-def inactive_owner(deal: Any, plan: Any) -> bool:
+def inactive_owner(deal: Deal, plan: DealPlan) -> bool:
     """Whether a plan's tasks go to an owner the deal marks inactive (`owner.active: false` in
     the Deal shape), i.e. no fallback_owner took them: the CRM will refuse them."""
     owner = deal.owner
@@ -86,13 +92,15 @@ def inactive_owner(deal: Any, plan: Any) -> bool:
             and plan.owner_id == owner.id and bool(plan.tasks))
 
 
-def plan_warning(results: list[Any], connection: str, config: str) -> str | None:
+def plan_warning(results: Sequence[tuple[Deal, DealPlan, object]], connection: str,
+                 config: str) -> str | None:
     """One warning for `winback plan` naming the deals of inactive owners, with the fix."""
     flagged = [(deal, plan) for deal, plan, _ in results if inactive_owner(deal, plan)]
     if not flagged:
         return None
     tasks = sum(len(plan.tasks) for _, plan in flagged)
-    owners = {deal.owner.id: deal.owner.name or "" for deal, _ in flagged}
+    owners = {deal.owner.id: deal.owner.name or "" for deal, _ in flagged
+              if deal.owner is not None}  # (inactive_owner holds only for deals with one)
     deals = ", ".join(deal.id for deal, _ in flagged[:10]) + (
         f" and {len(flagged) - 10} more" if len(flagged) > 10 else "")
     return (f"warning: {len(flagged)} deal(s) ({deals}) belong to inactive owner(s) "

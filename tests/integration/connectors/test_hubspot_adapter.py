@@ -27,8 +27,8 @@ from connectors.errors import (
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot.limits import Limiter, Window
 from connectors.models import Channel, Priority, TaskDraft
-from sandbox.core import EmulatorServer
 from sandbox.hubspot import HubSpotEmulator, start_hubspot
+from sandbox.server import EmulatorServer
 from sandbox.tls import make_ca
 from tests.integration.connectors.hubspot_backend import HIGH_LIMITS, OAUTH, HubSpotBackend
 

@@ -16,8 +16,8 @@ import requests
 from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
-from sandbox.core import EmulatorServer
 from sandbox.hubspot import HubSpotEmulator, start_hubspot
+from sandbox.server import EmulatorServer
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 HIGH = {"burst": 1_000_000, "search_per_second": 1_000_000, "daily": 100_000_000}

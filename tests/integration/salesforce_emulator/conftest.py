@@ -16,8 +16,8 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
-from sandbox.core import EmulatorServer
 from sandbox.salesforce import SalesforceEmulator, start_salesforce
+from sandbox.server import EmulatorServer
 from sandbox.tls import TestCA
 
 USERNAME = "winback@sandbox.example"
