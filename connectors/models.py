@@ -69,6 +69,8 @@ class Deal(_Record):
     deleted: bool = False
     created_at: datetime | None = None
     modified_at: datetime | None = None
+    opted_out: bool = False  # fields.opt_out: a checkbox on the deal stops its cadence
+    paused_until: date | None = None  # fields.pause_until: nothing is written before this date
 
     @field_validator("closed_at", mode="before")
     @classmethod
@@ -93,6 +95,49 @@ class Deal(_Record):
     @property
     def modified_utc(self) -> datetime | None:
         return self.modified_at.astimezone(UTC) if self.modified_at else None
+
+
+class ActivityKind(StrEnum):
+    """What a rule can ask about (`skip_if.activity`, `after:` completions, `stop.on_meeting`)."""
+
+    CALL = "call"
+    MEETING = "meeting"
+    EMAIL = "email"
+    NOTE = "note"
+    TASK = "task"
+
+
+class Activity(_Record):
+    """Something logged in the CRM by anyone (winback's own tasks included), read per
+    connection with its own watermark: Salesforce Task / Event, HubSpot tasks, calls, meetings,
+    emails and notes. It crosses a boundary (CRM JSON, the `plan --deals` file), so it is a
+    pydantic model like `Deal`.
+
+    `at` is when it happened: a completed task's completion time (else its due date), a call,
+    email or note's logged time, a meeting's start. The ids it is linked to are whichever the
+    CRM gives (a deal, its account, a contact); the worker keeps those of tracked deals.
+    """
+
+    id: str
+    kind: ActivityKind
+    at: datetime
+    deal_id: str | None = None
+    account_id: str | None = None
+    contact_ids: tuple[str, ...] = ()
+    owner_id: str | None = None
+    task_key: str | None = None  # a winback task: the key it was written with
+    status: str | None = None  # a task's status as the CRM names it
+    completed: bool = False  # a task that is closed / completed
+    completed_at: datetime | None = None
+    deleted: bool = False
+    modified_at: datetime | None = None
+
+    @field_validator("at", "completed_at", "modified_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("a date-time needs a time zone (e.g. a trailing Z for UTC)")
+        return value
 
 
 class Channel(StrEnum):
