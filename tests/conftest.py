@@ -31,6 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run the long (soak/chaos) forms of the reliability tests")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Read by `examples()` (tests/unit/planning.py) when the test modules are imported.
+    if config.getoption("--long"):
+        os.environ["WINBACK_TEST_LONG"] = "1"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--long"):
         return

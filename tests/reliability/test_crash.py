@@ -12,7 +12,7 @@ import pytest
 from tests.reliability.conftest import ledger_counts, wait_until
 from tests.reliability.harness import MODES, WEAK_SEARCH_LAG, Stack, events
 
-KILLS_SHORT, KILLS_LONG = 20, 200
+KILLS_SHORT, KILLS_LONG = 12, 200
 WEAK_KILLS_SHORT = 5
 WRITE_ENDPOINTS = {"strict": (("salesforce", "collections_upsert"),
                               ("hubspot", "tasks.batch.create")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,9 @@ def deal(closed_at: date | datetime | None = date(2027, 11, 12), **changes: Any)
     }
     data.update(changes)
     return Deal(**data)
+
+
+def examples(full: int) -> int:
+    """Hypothesis examples for a property test: `full` under --long, a third of it (at least
+    20) in make test, which must stay under 10 minutes."""
+    return full if os.environ.get("WINBACK_TEST_LONG") else max(20, full // 3)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.models import Contact, Deal, Owner
-from tests.unit.planning import default_config
+from tests.unit.planning import default_config, examples
 from worker.cadence.engine import Planner
 
 ZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin",
@@ -48,7 +48,7 @@ def deals(draw: st.DrawFn) -> tuple[Deal, datetime]:
     return deal, now.astimezone(UTC)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deals())
 def test_no_due_date_falls_on_a_weekend_or_holiday_of_the_owner(case: tuple[Deal, datetime]
                                                                 ) -> None:
@@ -67,7 +67,7 @@ def test_no_due_date_falls_on_a_weekend_or_holiday_of_the_owner(case: tuple[Deal
         assert local.date() == task.due_date
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(deals())
 def test_keys_are_unique_and_stable(case: tuple[Deal, datetime]) -> None:
     """Keys are unique within a deal's plan and the same when the deal is planned again."""
@@ -99,7 +99,7 @@ def test_plan_is_identical_under_a_different_host_time_zone(case: tuple[Deal, da
     assert after == before
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(deals())
 def test_competitor_track_keeps_four_touches_a_year_after_the_first(case: tuple[Deal, datetime]
                                                                    ) -> None:

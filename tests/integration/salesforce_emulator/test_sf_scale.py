@@ -1,8 +1,7 @@
-"""Scale: 50,000 seeded deals load quickly and a full paged pull returns each closed-lost once."""
+"""Scale: 50,000 seeded deals load, and a full paged pull returns each closed-lost once."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from .conftest import SfEnv
@@ -12,12 +11,10 @@ PULL = ("SELECT Id, Name, StageName, CloseDate, Amount, OwnerId, Owner.IsActive,
         "WHERE IsClosed = true AND IsWon = false ORDER BY SystemModstamp ASC, Id ASC")
 
 
-def test_50k_deals_load_fast_and_page_out_exactly_once(sf: SfEnv) -> None:
-    """Seeding 50,000 deals takes under 10 s; query_all_iter yields every closed-lost deal once,
-    in watermark order, over 2,000-row pages."""
-    start = time.monotonic()
+def test_50k_deals_load_and_page_out_exactly_once(sf: SfEnv) -> None:
+    """50,000 seeded deals: query_all_iter yields every closed-lost deal once, in watermark
+    order, over 2,000-row pages (how fast is measured in bench/, not asserted here)."""
     seeded = sf.admin("POST", "seed", {"generate": {"deals": 50_000, "seed": 11}})
-    assert time.monotonic() - start < 10
     assert seeded["counts"]["Opportunity"] == 50_000
     client = sf.login()
     sf.admin("POST", "calls/reset")
