@@ -118,8 +118,12 @@ class EmulatorServer:
     ) -> None:
         self.emulator = emulator
         self.ssl_context = ssl_context
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # proto=IPPROTO_TCP: asyncio turns Nagle off only on sockets that say they are TCP;
+        # with Nagle, a head and a body written apart meet the client's delayed ACK (40 ms).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._socket.bind((host, port))
             self._socket.listen(128)
