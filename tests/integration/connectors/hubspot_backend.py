@@ -50,6 +50,7 @@ class HubSpotBackend:
         self._emulator = emulator  # in-process emulator, if any: lets set_budget preset usage
         self._session = requests.Session()
         self._budget_set = False
+        self.admin("POST", "tokens/register", {"tokens": [self.token]})  # the emulator is strict
 
     # -- admin plumbing -----------------------------------------------------------------------
     def admin(self, method: str, path: str, body: Any = None) -> Any:
