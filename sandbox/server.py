@@ -34,7 +34,7 @@ WORKERS = 256  # requests handled at once (slow faults hold a worker for seconds
 # transport of the request cycle (`send.__self__.transport`), which httptools' cycle exposes.
 HTTP_IMPLEMENTATION = "httptools"
 KEEP_ALIVE_SECONDS = 120  # idle keep-alive connections are closed after this long
-SHUTDOWN_SECONDS = 1.0  # requests still running at stop() get this long to finish
+SHUTDOWN_SECONDS = 1  # requests still running at stop() get this long to finish
 
 
 class _App:
@@ -92,7 +92,7 @@ async def _drop(send: Send) -> None:
     """Close the connection without a byte of answer (a "dropped connection" fault)."""
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if not isinstance(transport, asyncio.BaseTransport):
+    if not isinstance(transport, asyncio.Transport):
         raise RuntimeError(f"cannot drop the connection: uvicorn's {HTTP_IMPLEMENTATION} cycle "
                            "no longer exposes its transport; pin a uvicorn that does")
     transport.abort()
