@@ -311,3 +311,21 @@ def test_answers_on_a_kept_alive_connection_do_not_wait_for_a_delayed_ack(hs_wir
         assert hs_wire.read().status == 200
         took.append(time.perf_counter() - started)
     assert statistics.median(took) < 0.025, took
+
+
+def test_the_date_header_follows_the_emulator_clock(hs_wire: Wire) -> None:
+    """Date comes from the emulator's clock (admin offset included), once, and no Server
+    header names the HTTP stack."""
+    from email.utils import parsedate_to_datetime
+
+    hs_wire.send(hs_wire.request("POST", "/__sandbox/clock", b'{"offset_seconds": -86400}'))
+    assert hs_wire.read().status == 200
+    try:
+        hs_wire.send(hs_wire.request("GET", "/crm/v3/owners", headers=AUTH))
+        answer = hs_wire.read()
+        served = parsedate_to_datetime(answer.headers["date"]).timestamp()
+        assert abs(served - (time.time() - 86400)) < 60
+        assert "server" not in answer.headers
+    finally:
+        hs_wire.send(hs_wire.request("POST", "/__sandbox/clock", b'{"offset_seconds": 0}'))
+        assert hs_wire.read().status == 200
