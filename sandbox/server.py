@@ -96,9 +96,12 @@ async def _drop(send: Send) -> None:
         raise RuntimeError(f"cannot drop the connection: uvicorn's {HTTP_IMPLEMENTATION} cycle "
                            "no longer exposes its transport; pin a uvicorn that does")
     transport.abort()
-    # connection_lost runs on the next loop turn and marks the cycle disconnected, so uvicorn
-    # does not answer 500 for an app that returned without a response.
-    await asyncio.sleep(0)
+    # connection_lost runs on a later loop turn (two over TLS) and marks the cycle
+    # disconnected, so uvicorn does not answer 500 for an app that returned without a response.
+    for _ in range(20):
+        if getattr(cycle, "disconnected", True):
+            break
+        await asyncio.sleep(0)
 
 
 class EmulatorServer:
