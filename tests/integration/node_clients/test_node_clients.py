@@ -1,0 +1,91 @@
+"""A second real client per CRM: jsforce (Salesforce) and @hubspot/api-client (Node), pinned in
+tests/node/package-lock.json, run with Node's own test runner against the emulators.
+
+One `node --test` process per CRM runs every case of its script (tests/node/*.test.mjs); each
+script resets and seeds its emulator, so the two share one sandbox. The scripts get the
+sandbox's URLs and credentials through environment variables, the sandbox CA through
+NODE_EXTRA_CA_CERTS, and nothing else of this environment (no proxy: 127.0.0.1 only).
+
+Without node or the installed clients these tests skip, saying why (`make test` installs the
+clients when npm is there); under CI=true they fail instead (tests/ci.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.runner import Sandbox, start_sandbox
+from tests.ci import skip_or_fail
+
+ROOT = Path(__file__).resolve().parents[3]
+NODE_DIR = ROOT / "tests" / "node"
+PACKAGES = ("jsforce", "@hubspot/api-client")
+SCRIPTS = {"hubspot": "hubspot.test.mjs", "salesforce": "salesforce.test.mjs"}
+NODE_TIMEOUT = 180  # seconds for one script; both take well under a minute together
+
+
+def node_binary() -> str:
+    """The node executable, or skip (fail under CI=true) saying what is missing."""
+    node = shutil.which("node")
+    if node is None:
+        skip_or_fail("node is not installed (no `node` on PATH): install Node.js and npm "
+                     "(Debian: apt-get install nodejs npm), then run make test")
+    assert node is not None
+    missing = [p for p in PACKAGES if not (NODE_DIR / "node_modules" / p / "package.json").exists()]
+    if missing:
+        skip_or_fail(f"the Node clients {', '.join(missing)} are not installed in "
+                     f"{NODE_DIR / 'node_modules'}: run make test (or npm ci --prefix tests/node)")
+    return node
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    return node_binary()
+
+
+@pytest.fixture(scope="module")
+def sandbox(node: str) -> Iterator[Sandbox]:
+    started = start_sandbox()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def node_environment(sandbox: Sandbox) -> dict[str, str]:
+    """Only what the scripts read: PATH, the sandbox variables and its CA; no proxy."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "127.0.0.1",
+            "no_proxy": "127.0.0.1", "NODE_EXTRA_CA_CERTS": str(sandbox.ca.ca_path),
+            **sandbox.environment()}
+
+
+def declared_cases(script: Path) -> int:
+    """How many `test(...)` cases the script declares: all of them must run and pass."""
+    return len(re.findall(r"^\s*test\(", script.read_text(), re.M))
+
+
+def tap_count(output: str, name: str) -> int:
+    found = re.findall(rf"^# {name} (\d+)$", output, re.M)
+    return int(found[-1]) if found else -1
+
+
+@pytest.mark.parametrize("crm", sorted(SCRIPTS))
+def test_the_node_client_passes_against_the_emulator(crm: str, node: str,
+                                                     sandbox: Sandbox) -> None:
+    script = NODE_DIR / SCRIPTS[crm]
+    proc = subprocess.run([node, "--test", "--test-reporter=tap", script.name], cwd=NODE_DIR,
+                          env=node_environment(sandbox), capture_output=True, text=True,
+                          timeout=NODE_TIMEOUT, check=False)
+    output = proc.stdout + ("\n--- stderr ---\n" + proc.stderr if proc.stderr else "")
+    cases = declared_cases(script)
+    counts = {k: tap_count(proc.stdout, k) for k in ("tests", "pass", "fail", "cancelled")}
+    assert proc.returncode == 0 and counts == {"tests": cases, "pass": cases, "fail": 0,
+                                               "cancelled": 0}, (
+        f"node --test {script.name} exited {proc.returncode} with {counts} "
+        f"({cases} cases declared); its output:\n{output[-20000:]}")
