@@ -1,77 +1,112 @@
-"""Serving an emulator over real HTTP(S) on 127.0.0.1: one request thread each, TLS in the
-request thread, one write per answer."""
+"""Serving an emulator over real HTTP(S) on 127.0.0.1: uvicorn (httptools) in a background
+thread with its own event loop, an ASGI adapter in front of `Emulator.handle`.
+
+The HTTP/1.1 wire (Content-Length and chunked bodies, `Expect: 100-continue`, pipelining,
+keep-alive) is uvicorn's; the emulator sees a whole `Request` and answers a whole `Response`.
+Handlers block (the store lock, injected latency, slow faults that sleep for seconds), so each
+runs in a worker thread, up to `WORKERS` at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import ssl
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+import time
+from email.message import Message
+from email.utils import formatdate
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+import uvicorn
+from anyio import CapacityLimiter
+from starlette.requests import ClientDisconnect
+from starlette.requests import Request as StarletteRequest
+from starlette.types import Receive, Scope, Send
 
 from sandbox.core import Emulator
 from sandbox.messages import Request, Response
 
-_STATUSES = {s.value for s in HTTPStatus}
+WORKERS = 256  # requests handled at once (slow faults hold a worker for seconds)
+# uvicorn's HTTP/1.1 implementation. `Response.drop` relies on it: the adapter aborts the
+# transport of the request cycle (`send.__self__.transport`), which httptools' cycle exposes.
+HTTP_IMPLEMENTATION = "httptools"
+KEEP_ALIVE_SECONDS = 120  # idle keep-alive connections are closed after this long
+SHUTDOWN_SECONDS = 1.0  # requests still running at stop() get this long to finish
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: EmulatorServer
+class _App:
+    """The ASGI application: one emulator, whole requests in, whole responses out."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the emulators keep their own counts."""
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._limiter: CapacityLimiter | None = None  # made on the server's event loop
 
-    def _handle(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan is off and websockets are not served
+            return
+        incoming = StarletteRequest(scope, receive)
+        try:
+            body = await incoming.body()
+        except ClientDisconnect:
+            return
+        headers = Message()
+        for name, value in incoming.headers.items():
+            headers[name] = value
         request = Request(
-            method=self.command,
-            path=parts.path,
-            query=parse_qs(parts.query, keep_blank_values=True),
-            headers=self.headers,
+            method=scope["method"],
+            # The path as sent (not percent-decoded), like the request line.
+            path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+            query=parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True),
+            headers=headers,
             body=body,
         )
-        try:
-            response = self.server.emulator.handle(request)
-        except Exception as exc:  # a bug in an emulator must still answer like a server
-            response = Response.json(500, {"message": f"emulator error: {exc!r}"})
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(WORKERS)
+        response = await anyio.to_thread.run_sync(self._handle, request, limiter=self._limiter,
+                                                  abandon_on_cancel=True)
         if response.drop:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            await _drop(send)
             return
-        reason = HTTPStatus(response.status).phrase if response.status in _STATUSES else ""
-        head = [f"HTTP/1.1 {response.status} {reason}"]
-        head += [f"{name}: {value}" for name, value in response.headers.items()]
         # The Date header follows the emulator's clock (the admin clock offset included), so a
         # skewed CRM clock can be staged.
-        stamp = self.server.emulator.now().timestamp()
-        head += [f"Date: {self.date_time_string(stamp)}",
-                 f"Content-Length: {len(response.body)}"]
-        # One write for head and body: two small writes meet Nagle + delayed ACK (40 ms each).
-        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        if self.command != "HEAD":
-            payload += response.body
-        self.wfile.write(payload)
+        stamp = self.emulator.now().timestamp()
+        head = [(name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in response.headers.items()]
+        head += [(b"date", formatdate(stamp, usegmt=True).encode()),
+                 (b"content-length", str(len(response.body)).encode())]
+        await send({"type": "http.response.start", "status": response.status, "headers": head})
+        body_out = b"" if scope["method"] == "HEAD" else response.body
+        await send({"type": "http.response.body", "body": body_out})
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+    def _handle(self, request: Request) -> Response:
+        try:
+            return self.emulator.handle(request)
+        except Exception as exc:  # a bug in an emulator must still answer like a server
+            return Response.json(500, {"message": f"emulator error: {exc!r}"})
 
 
-class EmulatorServer(ThreadingHTTPServer):
+async def _drop(send: Send) -> None:
+    """Close the connection without a byte of answer (a "dropped connection" fault)."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if not isinstance(transport, asyncio.BaseTransport):
+        raise RuntimeError(f"cannot drop the connection: uvicorn's {HTTP_IMPLEMENTATION} cycle "
+                           "no longer exposes its transport; pin a uvicorn that does")
+    transport.abort()
+    # connection_lost runs on the next loop turn and marks the cycle disconnected, so uvicorn
+    # does not answer 500 for an app that returned without a response.
+    await asyncio.sleep(0)
+
+
+class EmulatorServer:
     """Serves one emulator on 127.0.0.1 (port 0 picks a free one), optionally over TLS.
 
-    The TLS handshake runs in the request thread, so a slow client never blocks `accept()`.
+    The socket is bound at construction (so `.port` and `.url` are known before `start()`);
+    `start()` serves it from a background thread and returns once uvicorn is accepting.
     """
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
 
     def __init__(
         self,
@@ -83,42 +118,71 @@ class EmulatorServer(ThreadingHTTPServer):
     ) -> None:
         self.emulator = emulator
         self.ssl_context = ssl_context
+        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+            self._socket.listen(128)
+        except OSError:
+            self._socket.close()
+            raise
+        self._host, self._port = self._socket.getsockname()[:2]
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        super().__init__((host, port), _Handler)
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
         scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://{host!s}:{port}"
+        return f"{scheme}://{self._host!s}:{self._port}"
 
     @property
     def port(self) -> int:
-        return int(self.server_address[1])
+        return int(self._port)
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.ssl_context is None:
-            super().finish_request(request, client_address)
-            return
-        try:
-            wrapped = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        try:
-            super().finish_request(wrapped, client_address)
-        finally:
-            wrapped.close()
+    def _config(self) -> uvicorn.Config:
+        config = uvicorn.Config(
+            _App(self.emulator), http=HTTP_IMPLEMENTATION, ws="none", lifespan="off",
+            interface="asgi3", loop="asyncio", access_log=False, log_config=None,
+            log_level="critical", server_header=False, date_header=False, proxy_headers=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        )
+        config.load()
+        # uvicorn builds a context from cert/key files; the CA's own context is used as is.
+        config.ssl = self.ssl_context
+        return config
 
     def start(self) -> EmulatorServer:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1},
-            name=f"{self.emulator.name}-server", daemon=True,
-        )
+        server = self._server = uvicorn.Server(self._config())
+        failed: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                # A fresh loop in this thread; uvicorn installs no signal handler off the
+                # main thread.
+                asyncio.run(server.serve(sockets=[self._socket]))
+            except BaseException as exc:  # startup failures end up in start()
+                failed.append(exc)
+
+        self._thread = threading.Thread(target=serve, name=f"{self.emulator.name}-server",
+                                        daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if failed or not self._thread.is_alive():
+                raise RuntimeError(f"the {self.emulator.name} emulator did not start: "
+                                   f"{failed[0] if failed else 'server thread ended'!r}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {self.emulator.name} emulator did not start in 30 s")
+            time.sleep(0.005)
         return self
 
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        if self._server is not None:
+            self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=SHUTDOWN_SECONDS + 5)
+        with contextlib.suppress(OSError):
+            self._socket.close()
+
+    def __repr__(self) -> str:
+        return f"EmulatorServer({self.emulator.name}, {self.url})"
