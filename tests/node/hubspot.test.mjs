@@ -10,7 +10,7 @@ import { before, beforeEach, describe, test } from 'node:test';
 
 import { Client, SEARCH_LIMITER_OPTIONS } from '@hubspot/api-client';
 
-import { admin, arrivals, busiestWindow, calls, need, rejection } from './sandbox.mjs';
+import { SUITE, admin, arrivals, busiestWindow, calls, need, rejection } from './sandbox.mjs';
 
 const BASE = need('HUBSPOT_BASE_URL');
 const TOKEN = need('HUBSPOT_TOKEN');
@@ -58,7 +58,7 @@ beforeEach(async () => {
   await admin(BASE, 'POST', 'calls/reset', {});
 });
 
-describe('search', () => {
+describe('search', SUITE, () => {
   test('pages through every closed-lost deal with after cursors, 5 searches/s at most', async () => {
     const hs = client({ limiterOptions: SEARCH_LIMITER_OPTIONS });
     const seen = [];
@@ -123,7 +123,7 @@ describe('search', () => {
   });
 });
 
-describe('deals and tasks', () => {
+describe('deals and tasks', SUITE, () => {
   test('batch read returns the stored deals and a 207 OBJECT_NOT_FOUND for a missing id', async () => {
     const hs = client();
     const ids = lost.slice(0, 10);
@@ -225,7 +225,7 @@ describe('deals and tasks', () => {
   });
 });
 
-describe('associations, owners, pipelines, properties', () => {
+describe('associations, owners, pipelines, properties', SUITE, () => {
   test('v4 batch read gives each deal its contacts; a deal without any is a 207 error', async () => {
     const hs = client();
     const linked = lost.filter((id) => (deals.get(id).associations.contacts ?? []).length > 0);
@@ -305,7 +305,7 @@ describe('associations, owners, pipelines, properties', () => {
   });
 });
 
-describe('faults, through the client\'s own retries (numberOfApiCallRetries)', () => {
+describe('faults, through the client\'s own retries (numberOfApiCallRetries)', SUITE, () => {
   test('injected 503s on batch read are retried until the read succeeds', async () => {
     await admin(BASE, 'POST', 'faults', { endpoint: 'deals.batch.read', error_rate: 1.0,
       error_status: 503, count: 2 });

@@ -19,6 +19,9 @@ export function need(name) {
   return value;
 }
 
+/** Options of every describe(): a hung call fails its suite instead of stalling the run. */
+export const SUITE = { timeout: 60_000 };
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Call one admin route of an emulator (base: its URL); the parsed JSON answer, or null. */
