@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,27 +21,10 @@ from pathlib import Path
 import pytest
 
 from sandbox.runner import Sandbox, start_sandbox
-from tests.ci import skip_or_fail
+from tests.integration.node_clients.nodejs import NODE_DIR, node_binary
 
-ROOT = Path(__file__).resolve().parents[3]
-NODE_DIR = ROOT / "tests" / "node"
-PACKAGES = ("jsforce", "@hubspot/api-client")
 SCRIPTS = {"hubspot": "hubspot.test.mjs", "salesforce": "salesforce.test.mjs"}
 NODE_TIMEOUT = 180  # seconds for one script; each takes about 12 s
-
-
-def node_binary() -> str:
-    """The node executable, or skip (fail under CI=true) saying what is missing."""
-    node = shutil.which("node")
-    if node is None:
-        skip_or_fail("node is not installed (no `node` on PATH): install Node.js and npm "
-                     "(Debian: apt-get install nodejs npm), then run make test")
-    assert node is not None
-    missing = [p for p in PACKAGES if not (NODE_DIR / "node_modules" / p / "package.json").exists()]
-    if missing:
-        skip_or_fail(f"the Node clients {', '.join(missing)} are not installed in "
-                     f"{NODE_DIR / 'node_modules'}: run make test (or npm ci --prefix tests/node)")
-    return node
 
 
 @pytest.fixture(scope="module")
