@@ -43,7 +43,8 @@ cadences:
 
 
 def start(deals: int) -> tuple[EmulatorProcess, str]:
-    emu = EmulatorProcess("hubspot", burst=100, search_per_second=5, daily=1_000_000)
+    emu = EmulatorProcess("hubspot", burst=100, search_per_second=5, daily=1_000_000,
+                          tokens=TOKEN)
     emu.admin("POST", "seed", {"generate": {"deals": deals, "seed": 9, "lost_share": 1.0,
                                             "won_share": 0.0, "days_back": 2}})
     emu.admin("POST", "latency", {"ms": LATENCY_MS, "jitter_ms": JITTER_MS})

@@ -2,7 +2,10 @@
 to keep the emulator off the measured process). Prints one JSON line with the URLs and the CA
 path once serving, then runs until SIGTERM/SIGINT.
 
-    python -m sandbox --crm hubspot --port 0 --deals 10000 --option burst=100
+    python -m sandbox --crm hubspot --port 0 --option deals=10000 --option burst=100
+
+The HubSpot emulator accepts only its registered static tokens: the published sandbox token,
+or those of `--option tokens=pat-a,pat-b` (comma-separated).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ca-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     options = {k: _value(v) for k, v in (o.split("=", 1) for o in args.option)}
+    if "tokens" in options:  # a list option: comma-separated
+        options["tokens"] = [t for t in str(options["tokens"]).split(",") if t]
     info: dict[str, Any] = {"crm": args.crm}
     if args.crm == "salesforce":
         from sandbox.salesforce import start_salesforce

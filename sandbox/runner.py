@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from sandbox.hubspot import HubSpotEmulator, start_hubspot
+from sandbox.hubspot.auth import SANDBOX_TOKEN
 from sandbox.keys import SigningKey, make_signing_key
 from sandbox.salesforce import SalesforceEmulator, start_salesforce
 from sandbox.server import EmulatorServer
@@ -19,7 +20,7 @@ from sandbox.tls import TestCA
 SF_USERNAME = "winback@sandbox.example"
 SF_PASSWORD = "sandbox-password"  # noqa: S105 - the emulator's published test login
 SF_TOKEN = "SANDBOXTOKEN"  # noqa: S105
-HUBSPOT_TOKEN = "pat-sandbox-0000"  # noqa: S105
+HUBSPOT_TOKEN = SANDBOX_TOKEN  # the HubSpot emulator accepts it (and only registered tokens)
 
 
 @dataclass

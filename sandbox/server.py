@@ -34,7 +34,7 @@ WORKERS = 256  # requests handled at once (slow faults hold a worker for seconds
 # transport of the request cycle (`send.__self__.transport`), which httptools' cycle exposes.
 HTTP_IMPLEMENTATION = "httptools"
 KEEP_ALIVE_SECONDS = 120  # idle keep-alive connections are closed after this long
-SHUTDOWN_SECONDS = 1.0  # requests still running at stop() get this long to finish
+SHUTDOWN_SECONDS = 1  # requests still running at stop() get this long to finish
 
 
 class _App:
@@ -92,7 +92,7 @@ async def _drop(send: Send) -> None:
     """Close the connection without a byte of answer (a "dropped connection" fault)."""
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if not isinstance(transport, asyncio.BaseTransport):
+    if not isinstance(transport, asyncio.Transport):
         raise RuntimeError(f"cannot drop the connection: uvicorn's {HTTP_IMPLEMENTATION} cycle "
                            "no longer exposes its transport; pin a uvicorn that does")
     transport.abort()
@@ -118,8 +118,12 @@ class EmulatorServer:
     ) -> None:
         self.emulator = emulator
         self.ssl_context = ssl_context
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # proto=IPPROTO_TCP: asyncio turns Nagle off only on sockets that say they are TCP;
+        # with Nagle, a head and a body written apart meet the client's delayed ACK (40 ms).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._socket.bind((host, port))
             self._socket.listen(128)

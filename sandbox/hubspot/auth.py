@@ -1,6 +1,10 @@
 """Authentication (reference §5): private-app static bearer tokens, and OAuth access tokens
 issued by `POST /oauth/v1/token` (refresh_token or authorization_code grant) that expire
-after a TTL measured on the emulator clock."""
+after a TTL measured on the emulator clock.
+
+Strict, like HubSpot: a static token is accepted only if registered (the emulator's `tokens`
+option, default the published sandbox token, or `POST /__sandbox/tokens/register`); any other
+bearer is 401 INVALID_AUTHENTICATION."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from sandbox.messages import HttpError, Response
 NO_CREDENTIALS = ("Authentication credentials not found. This API supports OAuth 2.0 "
                   "authentication and you can find more details at "
                   "https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+SANDBOX_TOKEN = "pat-sandbox-0000"  # noqa: S105 - the published token of `winback sandbox`
 SCOPES = ["crm.objects.deals.read", "crm.objects.contacts.read", "crm.objects.contacts.write",
           "crm.objects.companies.read", "crm.objects.owners.read", "crm.schemas.deals.read",
           "oauth"]
@@ -37,10 +42,10 @@ class Issued:
 
 
 class Auth:
-    def __init__(self, *, tokens: Iterable[str] | None, client_id: str, client_secret: str,
+    def __init__(self, *, tokens: Iterable[str], client_id: str, client_secret: str,
                  refresh_tokens: Iterable[str], auth_codes: Iterable[str],
                  ttl_seconds: float) -> None:
-        self.static = set(tokens) if tokens is not None else None
+        self.static = set(tokens)
         self.client_id, self.client_secret = client_id, client_secret
         self.refresh_tokens = set(refresh_tokens)
         self.auth_codes = set(auth_codes)
@@ -77,11 +82,17 @@ class Auth:
                      f"The OAuth token used to make this call expired {hours} hour(s) ago.",
                      context={"expire time": [iso_ms(issued.expires_at)]})
             return Caller(f"oauth:{issued.refresh_token}", True)
-        if self.static is None and token.startswith("pat-"):
-            return Caller(token, False)
-        if self.static is not None and token in self.static:
+        with self._lock:
+            known = token in self.static
+        if known:
             return Caller(token, False)
         fail(401, "INVALID_AUTHENTICATION", NO_CREDENTIALS)
+
+    def register(self, tokens: Iterable[str]) -> int:
+        """Accept these static tokens too; returns how many are registered now."""
+        with self._lock:
+            self.static.update(tokens)
+            return len(self.static)
 
     def expire_all(self, now: datetime, and_next: int = 0) -> int:
         with self._lock:
@@ -143,7 +154,7 @@ class Auth:
         with self._lock:
             live = sum(1 for i in self._issued.values() if now < i.expires_at)
             return {"issued": len(self._issued), "live": live, "ttl_seconds": self.ttl_seconds,
-                    "static_tokens": sorted(self.static) if self.static is not None else "pat-*"}
+                    "static_tokens": len(self.static)}
 
 
 def _oauth_error(status: str, message: str, http_status: int = 400) -> NoReturn:

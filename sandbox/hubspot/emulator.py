@@ -14,7 +14,7 @@ from typing import Any
 
 from sandbox.core import Emulator
 from sandbox.hubspot import admin, routes_crm, routes_objects
-from sandbox.hubspot.auth import Auth
+from sandbox.hubspot.auth import SANDBOX_TOKEN, Auth
 from sandbox.hubspot.errors import PropertyProblems, correlation_id, error, rate_limit_body
 from sandbox.hubspot.ratelimit import Limits, RateLimiter, portal_of
 from sandbox.hubspot.schema import object_type
@@ -33,7 +33,8 @@ _SERVER_ERRORS = {500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVA
 class HubSpotOptions:
     """Constructor options of `HubSpotEmulator` (unknown names raise TypeError)."""
 
-    tokens: list[str] | None = None  # accepted static tokens; None: any "pat-…" token
+    # The accepted static (private app) tokens; any other bearer is 401, as on HubSpot.
+    tokens: list[str] = field(default_factory=lambda: [SANDBOX_TOKEN])
     token_ttl_seconds: float = 1800.0  # OAuth access token life, on the emulator clock
     client_id: str = "sandbox-client-id"
     client_secret: str = "sandbox-client-secret"  # noqa: S105 (a sandbox default)
@@ -78,6 +79,7 @@ class HubSpotEmulator(Emulator):
         routes_objects.register(self)
         routes_crm.register(self)
         admin.register(self)
+        self.add_admin_route("POST", "tokens/register", self._admin_register_tokens)
         if opts.deals:
             with self.lock:
                 seed_generated(self, {"deals": opts.deals, "seed": seed})
@@ -139,6 +141,16 @@ class HubSpotEmulator(Emulator):
             headers["Retry-After"] = (str(int(retry_after)) if float(retry_after).is_integer()
                                       else f"{retry_after:g}")
         return Response.json(429, rate_limit_body(policy, group), headers)
+
+    def _admin_register_tokens(self, request: Request) -> Response:
+        """Body {"tokens": ["pat-…", …]}: accept these static tokens too (kept across resets,
+        like the constructor's `tokens`)."""
+        data = request.json()
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            return Response.json(400, {"message": 'POST /__sandbox/tokens/register needs a body '
+                                       '{"tokens": ["pat-…", …]}: a list of non-empty strings'})
+        return Response.json(200, {"ok": True, "static_tokens": self.auth.register(tokens)})
 
     def not_found(self, request: Request) -> Response:
         match = _OBJECT_PATH.fullmatch(request.path)

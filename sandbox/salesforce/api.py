@@ -28,6 +28,7 @@ from sandbox.salesforce.describe import (
 )
 from sandbox.salesforce.errors import SFError, error_response, invalid_session, json_parser_error
 from sandbox.salesforce.evaluator import compile_query
+from sandbox.salesforce.identity import identity, login_base
 from sandbox.salesforce.ids import format_datetime, parse_datetime
 from sandbox.salesforce.paths import render
 from sandbox.salesforce.store import Table
@@ -122,7 +123,8 @@ class Api:
             return emu.auth.oauth_token(request.body, emu.base_url(request), emu.now(),
                                         emu.user_active,
                                         authorization=request.header("Authorization"),
-                                        host=request.header("Host") or "")
+                                        host=request.header("Host") or "",
+                                        identity_base=login_base(emu, request))
 
     # -- metadata ------------------------------------------------------------------------
     def versions(self, request: Request) -> Response:
@@ -319,6 +321,8 @@ def register_api_routes(emu: SalesforceEmulator) -> None:
     add("POST", r"/services/Soap/u/(?P<version>\d+\.\d+)(?:/.*)?", "soap_login", api.soap_login)
     add("POST", r"/services/oauth2/token/?", "oauth_token", api.oauth_token)
     add("GET", r"/services/data/?", "versions", api.versions)
+    add("GET", r"/id/(?P<org>00D\w+)/(?P<user>005\w+)/?", "identity",
+        lambda request: identity(emu, request))
     add("GET", V + "/?", "resources", g(api.resources))
     add("GET", V + "/limits/?", "limits", g(api.limits))
     add("GET", V + "/query/?", "query", g(lambda c: api.query(c, False)))
@@ -341,5 +345,7 @@ def register_api_routes(emu: SalesforceEmulator) -> None:
     add("PATCH", V + "/composite/sobjects/?", "collections_update", g(coll.update))
     add("DELETE", V + "/composite/sobjects/?", "collections_delete", g(coll.delete))
     add("GET", V + f"/composite/sobjects/{T}/?", "collections_retrieve", g(coll.retrieve))
+    add("POST", V + f"/composite/sobjects/{T}/?", "collections_retrieve_body",
+        g(coll.retrieve_body))
     add("PATCH", V + f"/composite/sobjects/{T}/(?P<field>\\w+)/?", "collections_upsert",
         g(coll.upsert))

@@ -194,7 +194,9 @@ class Auth:
     # -- OAuth --------------------------------------------------------------------------
     def oauth_token(self, body: bytes, instance_url: str, now: datetime,
                     user_active: Callable[[str], bool], *, authorization: str | None = None,
-                    host: str = "") -> Response:
+                    host: str = "", identity_base: str | None = None) -> Response:
+        """The token endpoint; `id` is the identity URL under `identity_base` (the emulator's
+        own base URL; default `instance_url`), which the emulator serves (identity.py)."""
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         grant = form.get("grant_type", "")
         try:
@@ -213,7 +215,7 @@ class Auth:
             return oauth_error(exc.code, exc.message)
         session = self.issue(credential, now)
         issued = str(int(now.timestamp() * 1000))
-        identity = f"https://login.salesforce.com/id/{self.org_id}/{credential.user_id}"
+        identity = f"{identity_base or instance_url}/id/{self.org_id}/{credential.user_id}"
         signature = base64.b64encode(hmac.new(app.consumer_secret.encode(),
                                               (identity + issued).encode(),
                                               hashlib.sha256).digest()).decode()

@@ -1,4 +1,6 @@
-"""sObject Collections: create, update, upsert, delete and retrieve up to 200 records per call.
+"""sObject Collections: create, update, upsert, delete and retrieve up to 200 records per call
+(retrieve with a request body, `POST /composite/sobjects/{type}` with `{"ids", "fields"}`: up to
+2,000).
 
 HTTP 200 with one result per record, in request order, even when records fail; per-record
 errors use `statusCode`. With `allOrNone` every change is rolled back when any record fails,
@@ -18,15 +20,16 @@ if TYPE_CHECKING:
     from sandbox.salesforce.api import Api, Call
 
 MAX_RECORDS = 200
+MAX_RETRIEVE_BODY = 2000  # "Get Records With a Request Body": up to 2,000 records
 ROLLED_BACK = ApiError("ALL_OR_NONE_OPERATION_ROLLED_BACK",
                        "Record rolled back because not all records were valid and the request "
                        "was using AllOrNone header")
 Result = dict[str, Any]
 
 
-def too_many() -> SFError:
-    return SFError.one(400, "EXCEEDED_ID_LIMIT",
-                       "record limit reached. cannot submit more than 200 records into this call")
+def too_many(limit: int = MAX_RECORDS) -> SFError:
+    return SFError.one(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more "
+                       f"than {limit} records into this call")
 
 
 def _item_errors(exc: SFError) -> list[dict[str, Any]]:
@@ -184,11 +187,32 @@ class Collections:
         return self._run([(i, op(i)) for i in ids], all_or_none)
 
     def retrieve(self, call: Call) -> Response:
+        """`GET /composite/sobjects/{type}?ids=…&fields=…`."""
+        wanted = [f.strip() for f in (call.request.param("fields") or "").split(",") if f.strip()]
+        return self._retrieve(call, self._ids(call), wanted)
+
+    def retrieve_body(self, call: Call) -> Response:
+        """`POST /composite/sobjects/{type}` with `{"ids": [...], "fields": [...]}`: the GET
+        form's answer for up to 2,000 ids."""
+        from sandbox.salesforce.api import body_object
+
+        data = body_object(call.request)
+        ids, fields = data.get("ids"), data.get("fields", [])
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise json_parser_error("Cannot deserialize the request body: 'ids' must be a list "
+                                    "of record id strings")
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise json_parser_error("Cannot deserialize the request body: 'fields' must be a "
+                                    "list of field name strings")
+        if len(ids) > MAX_RETRIEVE_BODY:
+            raise too_many(MAX_RETRIEVE_BODY)
+        return self._retrieve(call, [i.strip() for i in ids if i.strip()],
+                              [f.strip() for f in fields if f.strip()])
+
+    def _retrieve(self, call: Call, ids: list[str], wanted: list[str]) -> Response:
         from sandbox.salesforce.api import record_json
 
         table = self.api.table(call)
-        ids = self._ids(call)
-        wanted = [f.strip() for f in (call.request.param("fields") or "").split(",") if f.strip()]
         names = []
         for name in wanted:
             field = table.sobject.field(name)

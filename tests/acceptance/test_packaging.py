@@ -19,7 +19,8 @@ from worker.cli.app import SANDBOX_EXTRA
 from worker.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-EXTRA = {"faker", "lark", "trustme"}  # what the sandbox needs and production must not carry
+# What the sandbox needs and production must not carry.
+EXTRA = {"faker", "lark", "trustme", "uvicorn", "httptools", "starlette", "anyio"}
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,9 @@ def _requirements(wheel: Path) -> tuple[set[str], dict[str, set[str]]]:
 
 
 def test_wheel_runtime_dependencies_leave_the_sandbox_to_its_extra(wheel: Path) -> None:
-    """`pip install winback` brings no faker, lark or trustme; `winback[sandbox]` brings all
-    three, and the names the CLI recognises as the missing extra are exactly those."""
+    """`pip install winback` brings none of the sandbox's packages (faker, lark, trustme, the
+    HTTP layer); `winback[sandbox]` brings them all, and the names the CLI recognises as the
+    missing extra are exactly those."""
     runtime, extras = _requirements(wheel)
     assert "simple-salesforce" in runtime and "sqlalchemy" in runtime
     assert not runtime & EXTRA, runtime & EXTRA

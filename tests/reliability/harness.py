@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET_SF_PASSWORD = "SfPassw0rd-S3CRET-7f3a9"  # recognisable fake secrets: must never be logged
 SECRET_SF_TOKEN = "SFTOKEN-S3CRET-44b1"
 SECRET_HS_TOKEN = "pat-na1-S3CRET-0c9e-4d1f"
+# The static tokens the (strict) HubSpot emulator accepts: HUBSPOT_TOKEN and HUBSPOT_TOKEN_<i>.
+HS_TOKENS = [SECRET_HS_TOKEN, *(f"{SECRET_HS_TOKEN}-{i}" for i in range(1, 33))]
 SECRET_HS_CLIENT = "hs-client-S3CRET-91ab"
 SECRET_HS_REFRESH = "hs-refresh-S3CRET-5d2e"
 SECRET_SF_CLIENT = "sf-client-S3CRET-2c7d"
@@ -98,6 +100,7 @@ class Stack:
                                  hubspot_options={"burst": 100_000, "search_per_second": 1000,
                                                   "client_secret": SECRET_HS_CLIENT,
                                                   "refresh_tokens": [SECRET_HS_REFRESH],
+                                                  "tokens": HS_TOKENS,
                                                   **weak_hs, **(hubspot_options or {})},
                                  salesforce_options={"password": SECRET_SF_PASSWORD,
                                                      "security_token": SECRET_SF_TOKEN,

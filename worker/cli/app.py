@@ -110,7 +110,8 @@ def ledger_errors(config: Path) -> Iterator[None]:
 
 
 # The distributions of the `sandbox` extra (pyproject.toml), by the module each one installs.
-SANDBOX_EXTRA = {"faker": "faker", "lark": "lark", "trustme": "trustme"}
+SANDBOX_EXTRA = {"faker": "faker", "lark": "lark", "trustme": "trustme", "uvicorn": "uvicorn",
+                 "httptools": "httptools", "starlette": "starlette", "anyio": "anyio"}
 
 
 @contextmanager

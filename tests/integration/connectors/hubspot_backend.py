@@ -50,6 +50,11 @@ class HubSpotBackend:
         self._emulator = emulator  # in-process emulator, if any: lets set_budget preset usage
         self._session = requests.Session()
         self._budget_set = False
+        # The emulator accepts registered static tokens only.
+        if emulator is not None:
+            emulator.auth.register([self.token])
+        else:
+            self.admin("POST", "tokens/register", {"tokens": [self.token]})
 
     # -- admin plumbing -----------------------------------------------------------------------
     def admin(self, method: str, path: str, body: Any = None) -> Any:

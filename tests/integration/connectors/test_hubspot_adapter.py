@@ -564,7 +564,7 @@ def test_a_private_ca_bundle_is_trusted(tmp_path: Path) -> None:
     emulator = HubSpotEmulator(seed=1, **HIGH_LIMITS)
     server = EmulatorServer(emulator, 0, ssl_context=ca.server_context).start()
     try:
-        backend = HubSpotBackend(server.url, auth="static")
+        backend = HubSpotBackend(server.url, auth="static", emulator=emulator)
         assert backend.connector(ca_bundle=str(ca.ca_path)).owners() == []
         with pytest.raises(FatalConnectionError) as info:
             backend.connector(retry_budget=5).owners()

@@ -20,6 +20,7 @@ from sandbox.hubspot import HubSpotEmulator, start_hubspot
 from sandbox.server import EmulatorServer
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
+OTHER_APP_TOKEN = "pat-another-app"  # a second private app of the portal (its own limits)
 HIGH = {"burst": 1_000_000, "search_per_second": 1_000_000, "daily": 100_000_000}
 LOST_STAGES = ["closedlost", "1307720556"]
 
@@ -81,7 +82,7 @@ def body_of(exc: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def hs_server() -> Iterator[tuple[EmulatorServer, HubSpotEmulator]]:
-    server, emulator = start_hubspot(seed=7, **HIGH)
+    server, emulator = start_hubspot(seed=7, tokens=[TOKEN, OTHER_APP_TOKEN], **HIGH)
     yield server, emulator
     server.stop()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from hubspot import HubSpot
 from hubspot.crm.deals.exceptions import UnauthorizedException
 from hubspot.oauth import ApiException as OAuthApiException
 
 from sandbox.hubspot import start_hubspot
+from sandbox.hubspot.auth import SANDBOX_TOKEN
 
 from .conftest import HS, body_of
 
@@ -29,7 +31,29 @@ def test_missing_and_unknown_tokens_are_invalid_authentication(hs: HS) -> None:
         hs.client("not-a-private-app-token").crm.deals.basic_api.get_page()
     assert info.value.status == 401
     assert body_of(info.value)["category"] == "INVALID_AUTHENTICATION"
-    hs.client("pat-eu1-anything").crm.deals.basic_api.get_page()  # any pat- token by default
+    with pytest.raises(UnauthorizedException) as info:  # strict: an unregistered pat- token
+        hs.client("pat-eu1-anything").crm.deals.basic_api.get_page()
+    assert info.value.status == 401
+    assert body_of(info.value)["category"] == "INVALID_AUTHENTICATION"
+
+
+def test_the_published_sandbox_token_is_the_default_and_others_can_be_registered() -> None:
+    """By default only `winback sandbox`'s published token is accepted; the admin route
+    registers more (a bad body says what it needs)."""
+    server, _ = start_hubspot()
+    try:
+        HubSpot(access_token=SANDBOX_TOKEN, host=server.url).crm.deals.basic_api.get_page()
+        newcomer = HubSpot(access_token="pat-na1-newcomer", host=server.url)
+        with pytest.raises(UnauthorizedException):
+            newcomer.crm.deals.basic_api.get_page()
+        admin = f"{server.url}/__sandbox/tokens/register"
+        bad = requests.post(admin, json={"tokens": "pat-na1-newcomer"}, timeout=10)
+        assert bad.status_code == 400 and "a list of non-empty strings" in bad.json()["message"]
+        ok = requests.post(admin, json={"tokens": ["pat-na1-newcomer"]}, timeout=10)
+        assert ok.status_code == 200
+        newcomer.crm.deals.basic_api.get_page()
+    finally:
+        server.stop()
 
 
 def test_static_token_option() -> None:

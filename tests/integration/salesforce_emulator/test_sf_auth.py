@@ -171,3 +171,32 @@ def test_soap_login_is_not_offered_from_api_65(sf: SfEnv) -> None:
         sf.login(version="68.0")
     assert info.value.code == "INVALID_OPERATION"
     assert "not available in the API version specified (68.0)" in str(info.value.auth_message)
+
+
+def test_the_identity_url_points_at_the_emulator_and_is_served(sf: SfEnv) -> None:
+    """The token answer's `id` is the emulator's own /id/{org}/{user}; a GET with the access
+    token (header or oauth_token parameter) answers the identity service's fields, its URLs on
+    the emulator; a bad token is 403 Bad_OAuth_Token."""
+    form = {"grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "username": USERNAME, "password": PASSWORD + TOKEN}
+    verify = str(sf.ca.ca_path)
+    token = requests.post(f"{sf.url}/services/oauth2/token", data=form, verify=verify,
+                          timeout=10).json()
+    user_id = sf.emulator.default_user_id
+    assert token["id"] == f"{sf.url}/id/{sf.emulator.org_id}/{user_id}"
+    got = requests.get(token["id"], headers={"Authorization": f"Bearer {token['access_token']}"},
+                       verify=verify, timeout=10)
+    assert got.status_code == 200, got.text
+    info = got.json()
+    assert info["id"] == token["id"] and info["user_id"] == user_id
+    assert info["organization_id"] == sf.emulator.org_id and info["username"] == USERNAME
+    assert info["active"] is True and info["user_type"] == "STANDARD"
+    assert info["asserted_user"] is True
+    assert all(url.startswith(sf.url) for url in info["urls"].values())
+    assert info["urls"]["rest"] == f"{sf.url}/services/data/v{{version}}/"
+    by_param = requests.get(token["id"], params={"oauth_token": token["access_token"],
+                                                 "version": "62.0"}, verify=verify, timeout=10)
+    assert by_param.json()["urls"]["rest"] == f"{sf.url}/services/data/v62.0/"
+    bad = requests.get(token["id"], headers={"Authorization": "Bearer nope"}, verify=verify,
+                       timeout=10)
+    assert (bad.status_code, bad.text) == (403, "Bad_OAuth_Token")

@@ -191,3 +191,26 @@ def test_concurrent_batches_from_many_threads_all_land(sf: SfEnv, org: dict[str,
     assert _task_count(sf) == 1600
     count = clients[0].query(f"SELECT COUNT() FROM Task WHERE WhatId = '{org['lost']}'")
     assert count["totalSize"] == 1600
+
+
+def test_collections_retrieve_with_a_request_body(sf: SfEnv) -> None:
+    """POST /composite/sobjects/Task {"ids", "fields"} answers like the GET form (records or
+    null, in order) for up to 2,000 ids; more is EXCEEDED_ID_LIMIT; a bad field INVALID_FIELD."""
+    client = sf.login()
+    ids = [r["id"] for r in _create(client, [_task(Subject="one"), _task(Subject="two")])]
+    missing = "00TWb000000zzzzAAA"
+    got = client.restful("composite/sobjects/Task", method="POST", json={
+        "ids": [ids[1], missing, ids[0]], "fields": ["Subject", "Status"]})
+    assert [r and r["Subject"] for r in got] == ["two", None, "one"]
+    assert set(got[0]) == {"attributes", "Id", "Subject", "Status"}
+    many = client.restful("composite/sobjects/Task", method="POST", json={
+        "ids": [ids[0]] + [missing] * 1999, "fields": ["Subject"]})
+    assert len(many) == 2000 and many[0]["Subject"] == "one"
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        client.restful("composite/sobjects/Task", method="POST", json={
+            "ids": [missing] * 2001, "fields": ["Subject"]})
+    assert info.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        client.restful("composite/sobjects/Task", method="POST", json={
+            "ids": ids, "fields": ["Nope"]})
+    assert info.value.content[0]["errorCode"] == "INVALID_FIELD"
