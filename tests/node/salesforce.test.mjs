@@ -284,7 +284,8 @@ describe('sObject Collections', SUITE, () => {
     assert.equal(raw[0].Name, wanted[0].Name);
     assert.equal(raw[1], null, 'an unknown id comes back as null');
     const served = await calls(LOGIN_URL);
-    assert.equal(served.collections_retrieve, 2);
+    assert.equal(served.collections_retrieve_body, 2, 'both went as a POST with a body');
+    assert.equal(served.collections_retrieve, undefined, 'no GET ?ids=');
     assert.equal(served.sobject_get, undefined, 'no record fetched one by one');
   });
 });
