@@ -14,7 +14,7 @@ import { SUITE, admin, arrivals, busiestWindow, calls, need, rejection } from '.
 
 const BASE = need('HUBSPOT_BASE_URL');
 const TOKEN = need('HUBSPOT_TOKEN');
-const LOST_STAGES = ['closedlost', '1307720556']; // Sales Pipeline and Renewals (reference §1.1)
+const LOST_STAGES = ['closedlost', '1307720556']; // Sales Pipeline and Renewals (reference §1.1, §1.3)
 const TASK_TO_DEAL = 216; // reference §2
 const KEY = 'winback_key';
 const PAGE = 5; // search page size: 7 pages over the 33 seeded closed-lost deals, more than 5 a second
