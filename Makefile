@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS=-x
+NODE_DIR := tests/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 
-.PHONY: install demo test lint typecheck layers unit bench test-long mutation clean
+.PHONY: install node-clients demo test lint typecheck layers unit bench test-long mutation clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "winback needs Python 3.11 or newer (set PY=python3.x)")'
@@ -15,6 +17,26 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The second real client per CRM (jsforce, @hubspot/api-client) that tests/integration/node_clients/
+# drives, pinned by tests/node/package-lock.json. Without npm, or when npm ci fails (offline), the
+# install is skipped, saying so, and those tests skip; under CI=true a failed npm ci stops here
+# and the tests fail without node (tests/ci.py).
+$(NODE_STAMP): $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "npm ci --prefix $(NODE_DIR) (jsforce, @hubspot/api-client)"; \
+	  if npm ci --prefix $(NODE_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error; then \
+	    touch $@; \
+	  else \
+	    echo "npm ci failed (see above): the Node client tests will skip"; \
+	    case "$$(echo "$${CI:-}" | tr A-Z a-z)" in 1|true|yes) exit 1;; esac; \
+	  fi; \
+	else \
+	  echo "npm not found: the Node client tests (tests/integration/node_clients/) will skip;" \
+	    "install Node.js and npm (Debian: apt-get install nodejs npm) to run them"; \
+	fi
+
+node-clients: $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/winback demo
@@ -30,7 +52,7 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports --no-logo --no-cache
 
-test: lint typecheck layers
+test: lint typecheck layers node-clients
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-long: $(STAMP)
@@ -45,4 +67,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
