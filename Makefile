@@ -55,7 +55,7 @@ layers: $(STAMP)
 test: lint typecheck layers node-clients
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test-long: $(STAMP)
+test-long: $(STAMP) node-clients
 	$(BIN)/pytest -q --long
 
 # Not part of `make test`: breaks one line of product code at a time in a temporary copy and
