@@ -128,8 +128,8 @@ def _after(cadences: list[Any], index: int, source: Source) -> list[ConfigError]
             continue
         if isinstance(own, str):
             links[own] = target
-    for own in links:
-        seen, probe = [own], links[own]
+    for own, first in links.items():
+        seen, probe = [own], first
         while probe in links and probe not in seen:
             seen.append(probe)
             probe = links[probe]
