@@ -296,9 +296,9 @@ class Planner:
         return due, max(self._lead_back.add_to(due), start), None
 
     def late_reason(self, due: date, today: date, resume: date | None) -> str:
-        if resume is not None and due >= today:
-            return (f"fell due while the deal was paused (until {resume}), past grace "
-                    f"({self._grace})")
+        if resume is not None:
+            return (f"due before the pause ends (paused until {resume}) and past grace "
+                    f"({self._grace}) by then")
         return self._late_reason
 
     # -- rendering ------------------------------------------------------------------------

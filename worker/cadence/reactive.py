@@ -99,8 +99,7 @@ class ReactivePlan:
                 continue
             step = steps[skip.step]
             for contact in self._contacts(step):
-                self.skipped.append(self._skip(skip, contact))
-                self._state(step, contact, _State(skip.due_date, None, False))
+                self._late(step, skip.occurrence, contact, skip.due_date, skip.reason)
         why = f"paused until {deal.paused_until}" if self.resume else ""
         for step, occurrence, due, _, create_on, _, moved_from in slots:
             if step.id in later:
@@ -131,12 +130,22 @@ class ReactivePlan:
         if step.at is not None:
             self.states.setdefault(step.id, {})[contact] = state
 
-    def _skip(self, skip: Skipped, contact: str | None) -> Skipped:
+    def _completed(self, key: str) -> date | None:
+        done = self.act.completed_at(key)
+        return self._day(done) if done is not None and done <= self.now else None
+
+    def _late(self, step: Step, occurrence: int, contact: str | None, due: date | None,
+              reason: str) -> None:
+        """A task the plan skips as too late (or undated), unless it was written already."""
         from worker.cadence.engine import Skipped
 
-        step = next(s for s in self.cadence.steps if s.id == skip.step)
-        key = self._key(step, skip.occurrence, contact) if skip.due_date else None
-        return Skipped(skip.step, skip.occurrence, skip.due_date, skip.reason, contact, None, key)
+        key = self._key(step, occurrence, contact) if due is not None else None
+        if key is not None and key in self.act.written:
+            self._emit(step, occurrence, contact, self.act.written[key], self.today, None, "",
+                       None)
+            return
+        self.skipped.append(Skipped(step.id, occurrence, due, reason, contact, None, key))
+        self._state(step, contact, _State(due, self._completed(key) if key else None, False))
 
     def _linked(self, activity: Activity, contact: str | None) -> bool:
         deal = self.deal
@@ -171,8 +180,7 @@ class ReactivePlan:
             contact, due, reminder_instant(due, self.p._reminder, owner.zone_name), create_on,
             owner.owner_id, step.channel, step.priority,
             start_of_day(create_on, owner.zone_name), moved_from))
-        done = self.act.completed_at(key)
-        completed = self._day(done) if done is not None and done <= self.now else None
+        completed = self._completed(key)
         self._state(step, contact, _State(due, completed, completed is None))
         if why and written is None and fixed != due:
             self.moved.append(Moved(key, step.id, occurrence, contact, fixed, due, why))
@@ -189,7 +197,6 @@ class ReactivePlan:
         return None
 
     def _dependent(self, step: Step, target: Step, fixed: dict[tuple[str, int], date]) -> None:
-        from worker.cadence.engine import Skipped
 
         upstream = self.states.get(target.id, {})
         rule = next(r for r in self.p._rules[self.cadence.id] if r.step is step)
@@ -210,11 +217,8 @@ class ReactivePlan:
                 due, create_on, late = self.p.shift(raw, self.owner.calendar, self.today,
                                                     self.resume)
                 if late is not None:
-                    self.skipped.append(Skipped(
-                        step.id, occurrence, late, self.p.late_reason(late, self.today,
-                                                                      self.resume),
-                        contact, None, self._key(step, occurrence, contact)))
-                    self._state(step, contact, _State(late, None, False))
+                    self._late(step, occurrence, contact, late,
+                               self.p.late_reason(late, self.today, self.resume))
                     continue
                 self._emit(step, occurrence, contact, due, create_on,
                            fixed.get((step.id, occurrence)), why, raw if raw != due else None)
