@@ -15,6 +15,7 @@ from worker.cadence.engine import Planner
 from worker.cadence.keys import task_key
 from worker.cli.dealsfile import read_deals
 from worker.settings import load_config
+from worker.views.plandiff import reasons
 
 NOW = datetime(2027, 12, 1, 15, 0, tzinfo=UTC)
 VECTORS = Path(__file__).resolve().parent.parent / "fixtures" / "plan-vectors"
@@ -101,3 +102,18 @@ def test_activity_keys_left_unset_keep_the_fingerprint(tmp_path: Path) -> None:
     text = json.dumps(inputs)
     for key in ("after", "max_wait", "skip_if", "away", "on_meeting"):
         assert f'"{key}"' not in text
+
+
+def test_plan_diff_reasons_name_the_activity_settings(tmp_path: Path) -> None:
+    """skip_if, max_wait and on_meeting change no task without activity, but a deal they
+    re-plan says which setting it read."""
+    raw = ("U1", True, "America/New_York", "US", None)
+    base = "      - {id: pm, at: 14d}\n      - {id: ci, at: 28d, after: pm}\n"
+    old = Planner(config_from(tmp_path, "cadences:\n  - id: c\n    steps:\n" + base))
+    new = Planner(config_from(
+        tmp_path, "cadences:\n  - id: c\n    steps:\n" + base.replace(
+            "after: pm}", "after: pm, max_wait: 21d, skip_if: {activity: [call], within: 7d}}")
+        + "stop: {on_meeting: ignore}\n"))
+    why = reasons(old.plan_inputs("c", raw).stored(), new.plan_inputs("c", raw), "ci")
+    assert why == ("cadence c step ci max_wait", "cadence c step ci skip_if",
+                   "stop.on_meeting: notify -> ignore")

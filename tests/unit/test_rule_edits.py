@@ -145,6 +145,11 @@ def apply(config: dict[str, Any], edit: tuple[Any, ...]) -> dict[str, Any]:
         by_id["no-decision"]["when"]["loss_reason"]["matches"] = edit[1]
     elif kind == "reorder":
         cadences.reverse()
+    elif kind == "step_set":  # (step_set, (cadence, step), key, value)
+        cadence_id, step_id = edit[1]
+        next(s for s in by_id[cadence_id]["steps"] if s["id"] == step_id)[edit[2]] = edit[3]
+    elif kind == "stop":
+        out.setdefault("stop", {})[edit[1]] = edit[2]
     return out
 
 
@@ -331,6 +336,10 @@ def check_edits(edits: list[tuple[Any, ...]], template: Ledger,
     (("fallback", "FALLBACK"), "check-in", "fallback_owner: U3 -> FALLBACK"),
     (("weekend", ("fri", "sat")), "check-in",
      "defaults.calendar.weekend: [sat, sun] -> [fri, sat]"),
+    (("override", "U1", {"away": [{"from": "2027-03-15", "to": "2027-04-30"}]}), "check-in",
+     "owner override away: [] -> [[2027-03-15, 2027-04-30]]"),
+    (("step_set", ("competitor", "check-in"), "after", "post-mortem"), "check-in",
+     "cadence competitor step check-in after"),
 ])
 def test_the_diff_names_the_setting_behind_each_change(
         edit: tuple[Any, ...], step: str, why: str, template: Ledger,

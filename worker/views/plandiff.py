@@ -33,11 +33,14 @@ UNCHANGED = "no setting it reads changed (the plan differs with today's date)"
 STEP_FIELDS = {"at": "offset (at)", "from": "offset (from)", "every": "every", "until": "until",
                "spread": "spread", "anchor": "anchor", "channel": "channel",
                "priority": "priority", "per": "per", "subject": "subject template",
-               "body": "body template"}
+               "body": "body template", "after": "after", "max_wait": "max_wait",
+               "skip_if": "skip_if"}
 LABELS = {"reminder_time": "defaults.reminder_time", "lead_time": "defaults.lead_time",
           "grace": "defaults.grace", "weekend": "defaults.calendar.weekend",
           "extra_holidays": "defaults.calendar.extra_holidays", "owner": "owner",
-          "timezone": "time zone", "holidays": "holidays", "horizon": "horizon"}
+          "timezone": "time zone", "holidays": "holidays", "horizon": "horizon",
+          "away": "owner override away", "on_meeting": "stop.on_meeting"}
+UNSET = {"away": [], "on_meeting": "notify"}  # what a key left out of the inputs means
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,8 @@ def reasons(before: dict[str, Any] | None, after: PlanInputs, step: str) -> tupl
         if old.get(key) == new.get(key) or (gained_or_lost and key != "owner"):
             continue  # (an owner that appears or goes: the rest was not read on one side)
         source = _source(old_src.get(key), new_src.get(key)) or label
-        out.append(f"{source}: {_show(old.get(key))} -> {_show(new.get(key))}")
+        out.append(f"{source}: {_show(old.get(key, UNSET.get(key)))} -> "
+                   f"{_show(new.get(key, UNSET.get(key)))}")
     return tuple(dict.fromkeys(out)) or (UNCHANGED,)
 
 
@@ -178,7 +182,7 @@ def _show(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     return str(value)
 
 
@@ -187,7 +191,7 @@ def _cadence_reasons(old: dict[str, Any] | None, new: dict[str, Any] | None,
     if old is None or new is None:
         return []  # matched now and not before (or the reverse): the match reason says it
     name = f"cadence {new.get('id')}"
-    out = [f"{name} {key}" for key in sorted(set(old) | set(new) - {"steps", "id", "horizon"})
+    out = [f"{name} {key}" for key in sorted((set(old) | set(new)) - {"steps", "id", "horizon"})
            if old.get(key) != new.get(key)]
     before = {s["id"]: s for s in old.get("steps", [])}
     after = {s["id"]: s for s in new.get("steps", [])}
