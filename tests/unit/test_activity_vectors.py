@@ -82,3 +82,17 @@ def test_on_meeting_stop_stops_the_meeting_deal_as_reborn(tmp_path: Path) -> Non
                                                         "at": "2027-11-26T19:00:00Z"},
                         "reason": "stopped as reborn (stop.on_meeting: stop): meeting MTG-1 "
                                   "on 2027-11-26 after the loss"}]
+
+
+def test_the_html_timeline_shows_waiting_moved_and_skipped_steps(tmp_path: Path) -> None:
+    target = tmp_path / "plan.html"
+    result = CliRunner().invoke(app, ["plan", str(VECTORS / "winback.yaml"), "--deals",
+                                      str(VECTORS / "deals.jsonl"), "--now", NOW,
+                                      "--format", "html", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    page = target.read_text()
+    assert "waiting for a completion in 2 deal(s)" in page  # wait-forever: A8, A9
+    assert "Waiting steps:<ul><li>follow-up (K2): waiting for debrief" in page
+    assert "skip_if: call CALL-1 logged 2027-11-22, within 2w before the due date" in page
+    assert ("Moved steps:<ul><li>check-in #1 due 2027-12-10 instead of 2027-12-06: paused "
+            "until 2027-12-10") in page
