@@ -96,3 +96,22 @@ def test_the_html_timeline_shows_waiting_moved_and_skipped_steps(tmp_path: Path)
     assert "skip_if: call CALL-1 logged 2027-11-22, within 2w before the due date" in page
     assert ("Moved steps:<ul><li>check-in #1 due 2027-12-10 instead of 2027-12-06: paused "
             "until 2027-12-10") in page
+
+
+def test_schema_deals_prints_the_deals_file_line_schema() -> None:
+    result = CliRunner().invoke(app, ["schema", "--deals"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "winback plan --deals: one line"
+    assert {"activities", "completed", "written", "opted_out", "paused_until"} <= \
+        set(schema["properties"])
+
+
+def test_a_bad_activity_in_the_deals_file_names_its_line_and_field(tmp_path: Path) -> None:
+    deals = tmp_path / "deals.jsonl"
+    deals.write_text('{"id": "D1", "closed_at": "today-3d", "activities": '
+                     '[{"id": "X", "kind": "sms", "at": "today-1dT10:00:00Z"}]}\n')
+    result = CliRunner().invoke(app, ["plan", str(VECTORS / "winback.yaml"), "--deals",
+                                      str(deals), "--now", NOW])
+    assert result.exit_code == 2
+    assert f"{deals}:1: activities[0].kind: Input should be 'call', 'meeting'" in result.stderr
