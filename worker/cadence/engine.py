@@ -20,12 +20,14 @@ from functools import lru_cache
 from typing import Any
 
 from connectors.models import Channel, Deal, Priority
-from worker.cadence.activity import ActivityRef, DealActivity, Moved, Waiting
+from worker.cadence.activity import DealActivity
 from worker.cadence.calendar import WorkCalendar, zone
 from worker.cadence.fingerprint import Fingerprints, OwnerInput, PlanInputs, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
+from worker.cadence.outcome import DealPlan, Skipped
 from worker.cadence.owners import OwnerContext, resolve_owner
+from worker.cadence.reactive import ReactivePlan
 from worker.cadence.tasks import REBORN_CADENCE, PlannedTask, reminder_instant, start_of_day
 from worker.settings import templates
 from worker.settings.models import Cadence, Config, Step
@@ -33,34 +35,6 @@ from worker.settings.models import Cadence, Config, Step
 OPTED_OUT = "opted out in the CRM"
 MAX_OCCURRENCES = 1000
 SCHEDULE_CACHE = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    step: str
-    occurrence: int
-    due_date: date | None
-    reason: str
-    contact_id: str | None = None
-    activity: ActivityRef | None = None  # skip_if: the activity that caused it
-    key: str | None = None  # the task key (set when the plan reacted to activity)
-
-
-@dataclass(frozen=True, slots=True)
-class DealPlan:
-    deal_id: str
-    cadence: str | None
-    day0: date | None
-    owner_id: str | None
-    tasks: tuple[PlannedTask, ...] = ()
-    skipped: tuple[Skipped, ...] = ()
-    reason: str | None = None  # why nothing was planned
-    owner_fallback: bool = False
-    waiting: tuple[Waiting, ...] = ()  # `after` steps not written until a completion
-    moved: tuple[Moved, ...] = ()  # tasks `after` or a pause moved off their fixed date
-    stop: str | None = None  # "opted_out" or "meeting": stop the cadence (open tasks as on
-    #                          reopen; "meeting" as reborn)
-    stop_activity: ActivityRef | None = None  # the meeting that stopped it
 
 
 # (step, occurrence, due date, reminder UTC, create on, create after UTC, date before the shift)
@@ -211,8 +185,6 @@ class Planner:
             return DealPlan(deal.id, cadence.id, day0, owner.owner_id, reason=OPTED_OUT,
                             owner_fallback=owner.fallback, stop="opted_out")
         if activity is not None or self._reactive[cadence.id] or deal.paused_until is not None:
-            from worker.cadence.reactive import ReactivePlan
-
             return ReactivePlan(self, deal, cadence, owner, day0, today, now, key_cadence,
                                 activity).run()
         slots, skipped = self._schedule(cadence, day0, deal.contract_end, owner, today)

@@ -35,11 +35,13 @@ from connectors.models import Activity, ActivityKind, Channel, Deal, Priority
 from worker.cadence.activity import NO_ACTIVITY, ActivityRef, DealActivity, Moved, Waiting
 from worker.cadence.calendar import zone
 from worker.cadence.keys import task_key
+from worker.cadence.outcome import DealPlan, Skipped
+from worker.cadence.owners import OwnerContext
 from worker.cadence.tasks import MEETING_CADENCE, PlannedTask, reminder_instant, start_of_day
 from worker.settings.models import Cadence, Step
 
 if TYPE_CHECKING:
-    from worker.cadence.engine import DealPlan, OwnerContext, Planner, Skipped
+    from worker.cadence.engine import Planner
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,6 @@ class ReactivePlan:
         self.states: dict[str, dict[str | None, _State]] = {}
 
     def run(self) -> DealPlan:
-        from worker.cadence.engine import DealPlan
-
         on_meeting = self.p.config.stop.on_meeting
         meeting = self._meeting() if on_meeting != "ignore" else None
         owner = self.owner
@@ -137,8 +137,6 @@ class ReactivePlan:
     def _late(self, step: Step, occurrence: int, contact: str | None, due: date | None,
               reason: str) -> None:
         """A task the plan skips as too late (or undated), unless it was written already."""
-        from worker.cadence.engine import Skipped
-
         key = self._key(step, occurrence, contact) if due is not None else None
         if key is not None and key in self.act.written:
             self._emit(step, occurrence, contact, self.act.written[key], self.today, None, "",
@@ -155,8 +153,6 @@ class ReactivePlan:
 
     def _emit(self, step: Step, occurrence: int, contact: str | None, due: date,
               create_on: date, fixed: date | None, why: str, moved_from: date | None) -> None:
-        from worker.cadence.engine import Skipped
-
         key = self._key(step, occurrence, contact)
         written = self.act.written.get(key)
         if written is None:
