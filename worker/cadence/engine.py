@@ -235,16 +235,21 @@ class Planner:
             return found
         slots: list[Slot] = []
         skipped: list[Skipped] = []
+        start, next_working = resume or today, owner.calendar.next_working
+        grace, lead_back = self._grace, self._lead_back
         for rule in self._rules[cadence.id]:
             step = rule.step
             if step.anchor != anchor:
                 continue
             for occurrence, raw in rule.occurrences(base, horizon_date):
-                due, create_on, late = self.shift(raw, owner.calendar, today, resume)
-                if late is not None:
-                    skipped.append(Skipped(step.id, occurrence, late, self.late_reason(
-                        late, today, resume)))
-                    continue
+                due = next_working(raw)  # (self.shift inlined: this loop is the hot path)
+                if due < start:
+                    if grace.add_to(due) < start:
+                        skipped.append(Skipped(step.id, occurrence, due, self.late_reason(
+                            due, today, resume)))
+                        continue
+                    due = next_working(start)
+                create_on = max(lead_back.add_to(due), start)
                 remind_at = reminder_instant(due, self._reminder, owner.zone_name)
                 slots.append((step, occurrence, due, remind_at, create_on,
                               start_of_day(create_on, owner.zone_name),
