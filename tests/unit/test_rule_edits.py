@@ -3,7 +3,7 @@ no change, whatever was edited; and a sync re-plans only the deals that read wha
 
 Random edits of cadences (offsets, templates, horizons, steps, `when`, order), defaults (time
 zone, calendar, weekend, holidays, reminder time, lead time, grace, horizon), owner overrides
-and the fallback owner, applied one after another to a small ledger (in-memory CRM, SQLite).
+(days away included) and the fallback owner, applied one after another to a small ledger (in-memory CRM, SQLite).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ EDITS = st.one_of(
     st.tuples(st.just("weekend"), st.sampled_from([("sat", "sun"), ("fri", "sat"), ("sun",)])),
     st.tuples(st.just("override"), st.sampled_from(["U1", "U2", "U3", "FALLBACK"]),
               st.none() | st.fixed_dictionaries({}, optional={
-                  "timezone": ZONES, "country": st.sampled_from(["DE", "FR", "US"])})),
+                  "timezone": ZONES, "country": st.sampled_from(["DE", "FR", "US"]),
+                  "away": st.just([{"from": "2027-03-11", "to": "2027-03-24"}])})),
     st.tuples(st.just("fallback"), st.sampled_from([None, "FALLBACK", "U2"])),
     st.tuples(st.just("offset"), CADENCE_STEPS, OFFSETS),
     st.tuples(st.just("template"), CADENCE_STEPS, st.sampled_from(["Call {{ deal.name }}",
