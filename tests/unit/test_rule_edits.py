@@ -3,7 +3,8 @@ no change, whatever was edited; and a sync re-plans only the deals that read wha
 
 Random edits of cadences (offsets, templates, horizons, steps, `when`, order), defaults (time
 zone, calendar, weekend, holidays, reminder time, lead time, grace, horizon), owner overrides
-(days away included) and the fallback owner, applied one after another to a small ledger (in-memory CRM, SQLite).
+(days away included) and the fallback owner, applied one after another to a small ledger
+(in-memory CRM, SQLite).
 """
 
 from __future__ import annotations
