@@ -41,12 +41,14 @@ Row = tuple[datetime, str, str, dict[str, Any]]  # (stamp, id, object, record)
 
 
 def task_filter(kinds: frozenset[ActivityKind]) -> str | None:
-    """The TaskSubtype condition for these kinds: None for every Task, "" for no Task."""
-    wanted = [s for s, k in SUBTYPE_KINDS.items() if k in kinds]
-    unwanted = [s for s, k in SUBTYPE_KINDS.items() if k not in kinds]
+    """The Task condition for these kinds: None for every Task, "" for no Task. A logged call
+    or email is a closed Task of subtype Call / Email; any other Task (an open one, a
+    winback task whatever its channel) is kind `task`, so `task` reads every Task and the
+    rows are sorted into kinds after the query."""
     if ActivityKind.TASK in kinds:
-        return format_soql("TaskSubtype NOT IN {}", unwanted) if unwanted else None
-    return format_soql("TaskSubtype IN {}", wanted) if wanted else ""
+        return None
+    wanted = [s for s, k in SUBTYPE_KINDS.items() if k in kinds]
+    return format_soql("TaskSubtype IN {} AND IsClosed = true", wanted) if wanted else ""
 
 
 def tasks_since(since: datetime, condition: str | None, key_field: str | None) -> str:
@@ -74,19 +76,23 @@ def changed_activities(client: Client, since: datetime, kinds: frozenset[Activit
     if ActivityKind.MEETING in kinds:
         streams.append(_rows(client, events_since(since), "Event"))
     batch: list[Activity] = []
+    rows, stamp = 0, since
     try:
         for stamp, _, sobject, record in heapq.merge(*streams, key=lambda r: (r[0], r[1])):
-            batch.append(task(record, key_field) if sobject == "Task" else event(record))
-            if len(batch) >= PAGE:
+            found = task(record, key_field) if sobject == "Task" else event(record)
+            if found.kind in kinds:
+                batch.append(found)
+            rows += 1
+            if rows >= PAGE:
                 yield ActivityPage(batch, stamp)
-                batch = []
+                batch, rows = [], 0
     except StaleCursor:
         # A cursor died midway (expired, or released past 10 open ones): the pages handed out
         # are safe; the caller resumes from the last watermark.
         raise RetryableError("a query locator expired during the activity read",
                              connection=client.settings.name, endpoint="query_more") from None
-    if batch:
-        yield ActivityPage(batch, max(a.modified_at for a in batch if a.modified_at))
+    if rows:
+        yield ActivityPage(batch, stamp)
 
 
 def _rows(client: Client, query: str, sobject: str) -> Iterator[Row]:
@@ -113,7 +119,6 @@ def _day(value: Any) -> datetime | None:
 
 
 def task(record: dict[str, Any], key_field: str | None) -> Activity:
-    kind = SUBTYPE_KINDS.get(text(record, "TaskSubtype") or "", ActivityKind.TASK)
     closed = bool(record.get("IsClosed"))
     completed_at = parse_datetime(record.get("CompletedDateTime")) if closed else None
     at = (completed_at or _day(record.get("ActivityDate"))
@@ -122,6 +127,9 @@ def task(record: dict[str, Any], key_field: str | None) -> Activity:
     if key is None:
         found = soql.MARKER_PATTERN.search(text(record, "Subject") or "")
         key = found.group(1) if found else None
+    kind = ActivityKind.TASK
+    if closed and key is None:  # "Log a Call" / a logged email: a closed Call / Email Task
+        kind = SUBTYPE_KINDS.get(text(record, "TaskSubtype") or "", ActivityKind.TASK)
     return Activity(id=str(record["Id"]), kind=kind, at=at, task_key=key,
                     status=text(record, "Status"), completed=closed,
                     completed_at=completed_at, **_links(record))
