@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from connectors.memory import InMemoryConnector
 from connectors.base import FieldMap
+from connectors.memory import InMemoryConnector
 from connectors.models import Activity, ActivityKind, Contact, Deal, Owner
 from sandbox.seed import SeedData, generate
 from tests.integration.connectors.backend import CrmTask, Ids
