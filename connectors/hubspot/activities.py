@@ -1,6 +1,7 @@
 """Reading activities: the engagement objects (tasks, calls, meetings, emails, notes), each
 searched on `hs_lastmodifieddate` (ascending, 200 a page), merged oldest change first, with
-their deal / company / contact links read in v4 association batches of up to 1,000 ids.
+their deal / company / contact links read in v4 association batches of up to 1,000 ids
+(a page holds up to 1,000 activities per object searched).
 
 Only the objects the kinds need are searched: an idle read costs one search per object.
 Search reaches 10,000 results per query (reference §0), so before the offset would pass that
@@ -50,10 +51,12 @@ class ActivityReader:
             raise ValueError("since needs a time zone")
         objects = [OBJECTS[k] for k in ActivityKind if k in kinds]
         streams = [self._stream(o, epoch_ms(since)) for o in objects]
+        # A page holds up to 1,000 of each object: its links are read in full v4 batches.
+        page_size = ASSOC_BATCH * max(len(objects), 1)
         batch: list[Row] = []
         for row in heapq.merge(*streams, key=lambda r: (r[0], r[1])):
             batch.append(row)
-            if len(batch) >= ASSOC_BATCH:
+            if len(batch) >= page_size:
                 yield self._page(batch)
                 batch = []
         if batch:
