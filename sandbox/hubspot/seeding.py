@@ -111,15 +111,17 @@ def _load(emu: HubSpotEmulator, data: SeedData, now: datetime, activities: int =
 
 # One kind of engagement per activity in turn, with its association type ids to the deal,
 # the company and the contact (schema._ASSOC_ROWS).
-ACTIVITY_CYCLE = (("calls", {"hs_call_title": "Call", "hs_call_direction": "OUTBOUND"},
-                   (206, 182, 194)),
-                  ("emails", {"hs_email_subject": "Email", "hs_email_direction": "EMAIL"},
-                   (210, 186, 198)),
-                  ("meetings", {"hs_meeting_title": "Meeting", "hs_meeting_outcome": "COMPLETED"},
-                   (212, 188, 200)),
-                  ("notes", {"hs_note_body": "Note"}, (214, 190, 202)),
-                  ("tasks", {"hs_task_subject": "Task", "hs_task_status": "NOT_STARTED"},
-                   (216, 192, 204)))
+ENGAGEMENT_KINDS: dict[str, tuple[str, dict[str, str], tuple[int, int, int]]] = {
+    "call": ("calls", {"hs_call_title": "Call", "hs_call_direction": "OUTBOUND"},
+             (206, 182, 194)),
+    "email": ("emails", {"hs_email_subject": "Email", "hs_email_direction": "EMAIL"},
+              (210, 186, 198)),
+    "meeting": ("meetings", {"hs_meeting_title": "Meeting", "hs_meeting_outcome": "COMPLETED"},
+                (212, 188, 200)),
+    "note": ("notes", {"hs_note_body": "Note"}, (214, 190, 202)),
+    "task": ("tasks", {"hs_task_subject": "Task", "hs_task_status": "NOT_STARTED"},
+             (216, 192, 204))}
+ACTIVITY_CYCLE = tuple(ENGAGEMENT_KINDS.values())
 
 
 def _activities(store: Any, count: int,

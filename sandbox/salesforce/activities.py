@@ -8,7 +8,8 @@ DurationInMinutes, and the other is computed (both given must agree).
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sandbox.salesforce.store import Draft, Store, Table
 from sandbox.salesforce.validation import fail
@@ -65,3 +66,26 @@ def derive_event(store: Store, table: Table, row: Draft) -> None:
                        "do not agree", "DurationInMinutes")
         row[slot("EndDateTime")], row[slot("DurationInMinutes")] = end, computed
     row[slot("AccountId")] = account_of(store, row[slot("WhatId")], row[slot("WhoId")])
+
+
+SUBTYPES = {"call": "Call", "email": "Email", "task": "Task"}
+
+
+def rep_record(kind: str, at: datetime, *, what: str | None, who: str | None,
+               owner: str | None, subject: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(sObject, JSON fields) of an activity a rep logs at `at`: a call or email is a
+    completed Task of that subtype ("Log a Call"), a task an open Task due that day, a meeting
+    a 30-minute Event. Salesforce has no note activity."""
+    links = {k: v for k, v in (("WhatId", what), ("WhoId", who), ("OwnerId", owner)) if v}
+    stamp = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if kind == "meeting":
+        return "Event", {"Subject": subject or "Meeting", "StartDateTime": stamp,
+                         "DurationInMinutes": 30, **links}
+    if kind not in SUBTYPES:
+        raise fail("INVALID_TYPE", f"no {kind!r} activity in Salesforce: use call, email, "
+                   "task or meeting (notes are not activities)", "kind")
+    done = kind != "task"
+    return "Task", {"Subject": subject or kind.title(), "ActivityDate": at.date().isoformat(),
+                    "TaskSubtype": SUBTYPES[kind],
+                    "Status": "Completed" if done else "Not Started", **links,
+                    **({"CompletedDateTime": stamp} if done else {})}

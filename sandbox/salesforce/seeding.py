@@ -14,6 +14,7 @@ import random
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sandbox.salesforce.activities import rep_record
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import parse_datetime
 from sandbox.salesforce.schema import OPEN_STAGES, STANDARD_STAGES
@@ -218,18 +219,9 @@ def seed_activities(emu: SalesforceEmulator, count: int, deals: list[str],
         at = (changed + timedelta(hours=i % 720)).replace(microsecond=0)
         kind = ACTIVITY_CYCLE[i % len(ACTIVITY_CYCLE)]
         stamps = {"CreatedDate": at, "LastModifiedDate": at, "SystemModstamp": at}
-        links = {"WhatId": deals[i % len(deals)], "WhoId": contact, "OwnerId": owner}
-        if kind == "meeting":
-            record: dict[str, Any] = {"Subject": "Meeting", "StartDateTime": at,
-                                      "DurationInMinutes": 30, **links}
-        else:
-            done = kind != "task"
-            record = {"Subject": kind.title(), "ActivityDate": at.date(),
-                      "TaskSubtype": {"call": "Call", "email": "Email"}.get(kind, "Task"),
-                      "Status": "Completed" if done else "Not Started", **links,
-                      **({"CompletedDateTime": at} if done else {})}
-        table = emu.store["Event" if kind == "meeting" else "Task"]
-        out.append(emu.dml.create(table, {**_json_values(record), **_json_values(stamps)},
+        sobject, record = rep_record(kind, at, what=deals[i % len(deals)], who=contact,
+                                     owner=owner)
+        out.append(emu.dml.create(emu.store[sobject], {**record, **_json_values(stamps)},
                                   emu.default_user_id, admin=True))
     return out
 

@@ -99,3 +99,17 @@ def test_admin_completes_a_task_at_a_given_time(hs: HS, crm: dict[str, str]) -> 
     read = hs.client().crm.objects.tasks.basic_api.get_by_id(
         task["id"], properties=["hs_task_completion_date", "hs_task_status"])
     assert read.properties["hs_task_status"] == "COMPLETED"
+
+
+def test_admin_rep_routes_log_and_complete(hs: HS, crm: dict[str, str]) -> None:
+    call = hs.admin("POST", "activities", {"kind": "call", "at": WHEN, "deal": crm["d1"],
+                                           "company": crm["acme"], "contact": crm["c1"]})
+    assert call["properties"]["hs_timestamp"] == WHEN
+    assert call["associations"] == {"deals": [crm["d1"]], "companies": [crm["acme"]],
+                                    "contacts": [crm["c1"]]}
+    task = hs.admin("POST", "activities", {"kind": "task", "deal": crm["d1"]})
+    done = hs.admin("POST", "activities/complete", {"id": task["id"],
+                                                    "at": "2026-11-21T09:30:00Z"})
+    assert done["properties"]["hs_task_status"] == "COMPLETED"
+    assert done["properties"]["hs_task_completion_date"] == "2026-11-21T09:30:00.000Z"
+    hs.admin("POST", "activities", {"kind": "fax"}, status=400)

@@ -78,3 +78,22 @@ def test_admin_completes_a_task_at_a_given_time_and_deleted_events_show_in_query
     assert client.query(soql)["records"] == []
     [row] = client.query_all(soql, include_deleted=True)["records"]
     assert row["IsDeleted"] is True
+
+
+def test_admin_rep_routes_log_complete_and_refuse_notes(sf: SfEnv, org: dict[str, str]) -> None:
+    client = sf.login()
+    call = sf.admin("POST", "activities", {"kind": "call", "at": START, "what": org["lost"],
+                                           "who": org["c1"]})
+    row = client.Task.get(call["id"])
+    assert call["sobject"] == "Task" and row["TaskSubtype"] == "Call" and row["IsClosed"]
+    assert row["CompletedDateTime"] == "2026-11-20T15:00:00.000+0000"
+    meeting = sf.admin("POST", "activities", {"kind": "meeting", "at": START,
+                                              "what": org["lost"]})
+    assert client.Event.get(meeting["id"])["AccountId"] == org["acme"]
+    todo = sf.admin("POST", "activities", {"kind": "task", "at": START, "what": org["lost"]})
+    assert client.Task.get(todo["id"])["IsClosed"] is False
+    sf.admin("POST", "activities/complete", {"id": todo["id"], "at": "2026-11-21T09:30:00Z"})
+    done = client.Task.get(todo["id"])
+    assert done["Status"] == "Completed"
+    assert done["CompletedDateTime"] == "2026-11-21T09:30:00.000+0000"
+    sf.admin("POST", "activities", {"kind": "note", "what": org["lost"]}, expect=400)
