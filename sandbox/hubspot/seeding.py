@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 TEAMS = {"US": ("178588", "North America"), "GB": ("178590", "EMEA"),
          "DE": ("178590", "EMEA"), "AU": ("178592", "APAC")}
 CUSTOM_EVERY = 8  # every 8th deal (index % 8 == 5) lives in the custom "Renewals" pipeline
-OBJECT_ORDER = ("companies", "contacts", "deals", "tasks")
+OBJECT_ORDER = ("companies", "contacts", "deals", "tasks", "calls", "meetings", "emails", "notes")
 
 
 def _stage(deal: SeedDeal) -> tuple[str, str]:

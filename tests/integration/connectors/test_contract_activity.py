@@ -122,6 +122,9 @@ def test_kinds_filter_reads_only_what_is_asked(backend: Any) -> None:
     # one query / search per object read: SF Task + Event, HubSpot calls + meetings
     assert idle == {"memory": 1, "salesforce": 2, "hubspot": 2}[backend.kind]
     before = backend.calls()
+    assert read(connector, mark + timedelta(seconds=1), frozenset({ActivityKind.CALL}))[0] == []
+    assert used(backend, before) == 1  # SF: Task only (no Event query); HubSpot: calls only
+    before = backend.calls()
     assert read(connector, mark + timedelta(seconds=1))[0] == []
     assert used(backend, before) == {"memory": 1, "salesforce": 2, "hubspot": 5}[backend.kind]
 
