@@ -2,8 +2,8 @@
 changed at or after a moment, through queryAll so deleted and archived rows come back flagged
 `IsDeleted` / `IsArchived` (reference §1 "query vs queryAll").
 
-One SOQL query per object, ordered by SystemModstamp and paged by Salesforce (2,000 rows a
-page); the two cursors are merged so pages come oldest change first across both, and each
+One SOQL query per object, ordered by SystemModstamp and paged by Salesforce (1,000 rows a
+page: the client's batchSize, as for deals); the two cursors are merged so pages come oldest change first across both, and each
 page's watermark is safe to resume from. Only the objects and subtypes the kinds need are
 queried (no Event query without `meeting`, a `TaskSubtype` filter when only some Task kinds
 are wanted). Salesforce has no note activity (notes are ContentNote records, not activities):
@@ -27,7 +27,7 @@ from connectors.salesforce.client import Client
 from connectors.salesforce.failures import StaleCursor
 from connectors.salesforce.records import parse_date, parse_datetime, text
 
-PAGE = 2_000  # a REST query page (and the size of the pages handed out)
+PAGE = 2_000  # activities per page handed out (up to two REST pages of 1,000)
 TASK_FIELDS = ("Id, Subject, Status, IsClosed, CompletedDateTime, ActivityDate, TaskSubtype, "
                "WhatId, WhoId, AccountId, OwnerId, IsDeleted, IsArchived, CreatedDate, "
                "SystemModstamp")

@@ -203,7 +203,7 @@ class SalesforceConnector:
     def changed_activities(self, since: datetime, kinds: frozenset[ActivityKind]
                            ) -> Iterator[ActivityPage]:
         """Tasks and Events changed since `since`: one SOQL query each (Task only when a Task
-        kind is asked for, Event only for meetings), 2,000 rows a page."""
+        kind is asked for, Event only for meetings), 1,000 rows a REST page."""
         self._check_config()
         if not kinds:
             return iter(())
