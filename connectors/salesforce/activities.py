@@ -1,13 +1,14 @@
-"""Reading activities: Task (calls, emails and to-dos by TaskSubtype) and Event (meetings),
-changed at or after a moment, through queryAll so deleted and archived rows come back flagged
-`IsDeleted` / `IsArchived` (reference §1 "query vs queryAll").
+"""Reading activities: Task (logged calls and emails, to-dos, winback's own tasks) and Event
+(meetings), changed at or after a moment, through queryAll so deleted and archived rows come
+back flagged `IsDeleted` / `IsArchived` (reference §1 "query vs queryAll").
 
 One SOQL query per object, ordered by SystemModstamp and paged by Salesforce (1,000 rows a
-page: the client's batchSize, as for deals); the two cursors are merged so pages come oldest change first across both, and each
-page's watermark is safe to resume from. Only the objects and subtypes the kinds need are
-queried (no Event query without `meeting`, a `TaskSubtype` filter when only some Task kinds
-are wanted). Salesforce has no note activity (notes are ContentNote records, not activities):
-`note` reads nothing here.
+page: the client's batchSize, as for deals); the two cursors are merged so pages come oldest
+change first across both, and each page's watermark is safe to resume from. Only the objects
+the kinds need are queried: no Event query without `meeting`, no Task query without a Task
+kind, and only closed Call / Email Tasks when the rules ask about calls or emails but not
+tasks. Salesforce has no note activity (notes are ContentNote records, not activities): `note`
+reads nothing here.
 """
 
 from __future__ import annotations
