@@ -104,6 +104,8 @@ def admin_json(emu: HubSpotEmulator, rec: Record) -> dict[str, Any]:
 # -- seeding and reading -----------------------------------------------------------------
 def seed(emu: HubSpotEmulator, request: Request) -> Response:
     """{"generate": {"deals": N, "seed": S, ...generate() kwargs}} or {"objects": {...}};
+    `"activities": A` in generate also logs A engagements (calls, emails, meetings, notes,
+    tasks in turn) linked to the deals, their companies and contacts;
     replaces all CRM data unless "append": true (custom properties are kept; a failed
     replace leaves the old data in place)."""
     body = json_object(request)

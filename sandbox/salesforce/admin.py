@@ -2,6 +2,8 @@
 set limits, expire sessions, add logins and connected apps, inject row locks, runtime options.
 
     POST   seed                    {"generate": {"deals": N, "seed": S, ...}} | {"records": {...}}
+                                   ("activities": A also logs A calls, emails, meetings and
+                                   open tasks over the deals)
     GET    tasks                   every Task, deleted ones too, all fields
     GET    records/<SObject>       every record (?include_deleted=false to hide deleted)
     POST   records/<SObject>       one record (object) or several (list), admin write
