@@ -223,7 +223,7 @@ class Ledger:
                 task.c.status == TaskStatus.WRITTEN, task.c.completed.is_(False),
                 task.c.due_date >= today).values(close_requested=True, updated_at=now))
         values: dict[str, object] = {"status": EnrollmentStatus.STOPPED, "stop_reason": reason,
-                                     "stopped_at": now}
+                                     "stopped_at": now, "replan_at": None}
         if reason.reborn:
             values.update(reborn_at=now, reborn_deal_id=reborn_deal_id)
         if reason is StopReason.WON:
