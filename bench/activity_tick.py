@@ -4,10 +4,11 @@
 
 For each CRM and each rule set: a fresh emulator in its own process with `deals` generated
 deals and `activities` activities over them, then `run_tick` of the worker (SQLite ledger):
-the first sync, a tick an hour later (it re-reads the last overlap window, by design), then
-the steady-state idle tick two hours later. Calls are the emulator's own counters. The rule
-sets: `plain` (fixed offsets, no activity rule, stop.on_meeting left at its default) and
-`activity` (after + max_wait, skip_if on call/meeting, stop.on_meeting: notify).
+the first sync (31 days ahead of the seeding, see AHEAD), a tick an hour later (it re-reads
+the last overlap window, by design), then the steady-state idle tick two hours later. Calls
+are the emulator's own counters. The rule sets: `plain` (fixed offsets, no activity rule,
+stop.on_meeting left at its default) and `activity` (after + max_wait, skip_if on
+call/meeting, stop.on_meeting: notify).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from bench.emulator import EmulatorProcess
 
 TOKEN = "pat-bench-activity-tick"
+AHEAD = timedelta(days=31)
 HEAD = """\
 version: 1
 defaults: {timezone: America/New_York, lead_time: 7d, grace: 7d}
@@ -97,7 +99,10 @@ def measure(crm: str, rules: str, deals: int, activities: int, tmp: Path) -> dic
         os.environ.update({"BENCH_TOKEN": TOKEN, "BENCH_SF_PASSWORD": "sandbox-password",
                            "BENCH_SF_TOKEN": "SANDBOXTOKEN",
                            "WINBACK_DATABASE_URL": f"sqlite:///{path.parent / 'ledger.db'}"})
-        offset = [timedelta(0)]
+        # The seeding stamps activities up to 30 days after their deal's last change: the
+        # worker and the emulator run 31 days ahead, so that no stamp is in the future.
+        offset = [AHEAD]
+        emu.admin("POST", "clock", {"offset_seconds": AHEAD.total_seconds()})
         service = build_service(load_config(path), path,
                                 clock=lambda: datetime.now(UTC) + offset[0])
         ctx = service.contexts["bench"]
@@ -108,8 +113,8 @@ def measure(crm: str, rules: str, deals: int, activities: int, tmp: Path) -> dic
         first_calls = emu.calls()
         ticks = []
         for hours in (1, 2):
-            offset[0] = timedelta(hours=hours)
-            emu.admin("POST", "clock", {"offset_seconds": 3600 * hours})
+            offset[0] = AHEAD + timedelta(hours=hours)
+            emu.admin("POST", "clock", {"offset_seconds": offset[0].total_seconds()})
             emu.reset_calls()
             tick = run_tick(ctx, ignore_schedule=True)
             ticks.append({"result": tick.result, "calls": emu.calls(),
@@ -123,7 +128,7 @@ def measure(crm: str, rules: str, deals: int, activities: int, tmp: Path) -> dic
                                "skipped_by_activity": first.counts.skipped_by_activity,
                                "written": first.counts.tasks_written},
                 "after_an_hour": ticks[0],
-                "idle_tick": {"calls": sum(ticks[1]["calls"].values()), **ticks[1]}}
+                "idle_tick": {"total": sum(ticks[1]["calls"].values()), **ticks[1]}}
     finally:
         emu.stop()
 
@@ -143,6 +148,6 @@ def main(argv: list[str]) -> None:
                 print(f"{crm:10} {rules:8}: first sync {r['first_sync']['calls']} calls "
                       f"({r['first_sync']['activities_read']} activities read, "
                       f"{r['first_sync']['written']} written), idle tick "
-                      f"{r['idle_tick']['calls']} calls {r['idle_tick']['calls']}")
+                      f"{r['idle_tick']['total']} calls {r['idle_tick']['calls']}")
     out = Path(__file__).parent / "results" / "activity_tick.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -252,3 +252,19 @@ def test_first_sync_decides_with_the_activity_before_it_writes(world: World) -> 
     result = world.tick()
     assert result.counts.skipped_by_activity == 1
     assert "ninety-day#0" not in crm_tasks(world)
+
+
+def test_plan_diff_plans_with_the_activity_in_the_ledger(world: World) -> None:
+    """After a completion moved the check-ins, a rule edit of another step: plan --diff
+    re-plans with the completion from the ledger, so the check-ins are not reported dropped
+    (waiting) and only the edited step changes."""
+    from worker.views.plandiff import diff
+
+    world.lost(contacts=())
+    world.tick()
+    go(world, date(2027, 3, 8))
+    world.crm.admin_complete_task(crm_id(world, "post-mortem#0"), at=at(date(2027, 3, 10)))
+    go(world, date(2027, 3, 11))
+    world.reload(RULES.replace("at: 90d,", "at: 95d,"))
+    changes = diff(world.service.config, world.service.ledger, world.now)
+    assert {(c.step, c.change) for c in changes} == {("ninety-day", "moved")}, changes
