@@ -91,6 +91,9 @@ def test_a_completion_moves_the_dependent_steps(world: World) -> None:
     go(world, date(2027, 3, 8))
     assert set(crm_tasks(world)) == {"post-mortem#0"}
     assert ledger_due(world, "check-in") is None  # waiting
+    from worker.views.reports import status as read_status
+
+    assert read_status(world.service.ledger, ["crm"], world.now)[0]["activity"]["waiting"] == 1
     world.crm.admin_complete_task(crm_id(world, "post-mortem#0"), at=at(date(2027, 3, 10)))
     go(world, date(2027, 3, 11))
     assert ledger_due(world, "check-in", 0) == date(2027, 4, 7)
@@ -120,6 +123,10 @@ def test_a_logged_call_skips_the_touch_on_its_create_date_and_the_decision_stays
                               ).scalar_one()
     assert (decided.activity_kind, decided.activity_id) == ("call", "CALL1")
     assert status == "skipped"
+    from worker.views.reports import status as read_status
+
+    counts = read_status(world.service.ledger, ["crm"], world.now)[0]["activity"]
+    assert counts["skipped_by_activity"] == 1
     world.crm.admin_delete_activity("CALL1")
     go(world, date(2027, 5, 26))
     go(world, date(2027, 6, 2))
