@@ -275,3 +275,18 @@ def test_plan_diff_plans_with_the_activity_in_the_ledger(world: World) -> None:
     world.reload(RULES.replace("at: 90d,", "at: 95d,"))
     changes = diff(world.service.config, world.service.ledger, world.now)
     assert {(c.step, c.change) for c in changes} == {("ninety-day", "moved")}, changes
+
+
+def test_the_overlap_re_read_re_plans_nothing(world: World) -> None:
+    """winback's own task comes back as an activity once (a new row: its deal is re-planned);
+    read again in the next overlap window, unchanged, it re-plans nothing."""
+    world.now = at(date(2027, 3, 8))
+    world.lost(closed=date(2027, 3, 1), contacts=())
+    assert world.tick().counts.tasks_written == 1  # the post-mortem
+    world.advance(minutes=1)
+    second = world.tick()
+    assert second.counts.activities_read == 1 and second.counts.replanned == 1
+    world.advance(minutes=1)
+    third = world.tick()
+    assert third.counts.activities_read == 1  # (inside the overlap: read again)
+    assert third.counts.replanned == 0
