@@ -13,10 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
-from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+from connectors.models import (
+    Activity,
+    ActivityKind,
+    Contact,
+    Deal,
+    Owner,
+    TaskDraft,
+    TaskRef,
+    WriteResult,
+)
 from connectors.settings import FieldMap, HubSpotSettings, SalesforceSettings
 
-__all__ = ["MAX_REAUTH", "ApiUsage", "CallObserver", "CallRecord", "Connector", "DealPage",
+__all__ = ["MAX_REAUTH", "ActivityPage", "ApiUsage", "CallObserver", "CallRecord", "Connector",
+           "DealPage",
            "FieldMap", "HubSpotSettings", "SalesforceSettings", "SetupCheck", "SetupReport"]
 
 
@@ -28,6 +38,19 @@ class DealPage:
     (the newest stamp in the page), or None when the page must not move the watermark."""
 
     deals: list[Deal]
+    watermark: datetime | None
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    """One page of changed activities, oldest change first, across every object read.
+
+    `watermark` is the modification stamp it is safe to resume from once this page is
+    stored (the newest in the page, every object being read in one merged order), or None
+    when the page must not move it. Resume with an overlap: rows stamped at the watermark
+    come again."""
+
+    activities: list[Activity]
     watermark: datetime | None
 
 
@@ -119,6 +142,15 @@ class Connector(Protocol):
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         """Every deal (any stage, deleted ones flagged) modified at or after `since`, in pages,
         oldest change first, with owner, account and the configured fields filled in."""
+
+    def changed_activities(self, since: datetime, kinds: frozenset[ActivityKind]
+                           ) -> Iterator[ActivityPage]:
+        """Every activity of these kinds (by anyone, winback's own tasks included) changed at
+        or after `since`, in pages, oldest change first, with the linked deal, account,
+        contact and owner ids and, on a winback task, its key. Only the CRM objects the
+        kinds need are read. Deleted ones are flagged where the CRM reports them
+        (Salesforce queryAll); HubSpot search leaves archived records out, so there a
+        deleted activity stops appearing instead."""
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         """The current state of these deals; a deleted deal comes back with `deleted=True`."""

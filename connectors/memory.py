@@ -15,9 +15,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connectors.base import ApiUsage, DealPage, SetupCheck, SetupReport
+from connectors.base import ActivityPage, ApiUsage, DealPage, SetupCheck, SetupReport
 from connectors.errors import BudgetExhausted, RetryableError
-from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+from connectors.models import (
+    Activity,
+    ActivityKind,
+    Contact,
+    Deal,
+    Owner,
+    TaskDraft,
+    TaskRef,
+    WriteResult,
+)
 
 Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 12
@@ -52,6 +61,7 @@ class InMemoryConnector:
         self._contacts: dict[str, list[Contact]] = {}
         self._owners: dict[str, Owner] = {}
         self._tasks: dict[str, StoredTask] = {}
+        self._activities: dict[str, Activity] = {}  # winback's tasks too, by CRM id
         self._ids = itertools.count(1)
         self._faults: dict[str, list[Exception]] = {}
         self._transient = 0.0
@@ -104,6 +114,33 @@ class InMemoryConnector:
         with self._lock:
             return list(self._tasks.values())
 
+    def admin_put_activity(self, activity: Activity) -> Activity:
+        """Log (or replace) an activity as a rep would; its modification stamp is now."""
+        with self._lock:
+            stamped = activity.model_copy(update={"modified_at": self.clock()})
+            self._activities[activity.id] = stamped
+            return stamped
+
+    def admin_update_activity(self, activity_id: str, **changes: object) -> Activity:
+        with self._lock:
+            changes["modified_at"] = self.clock()
+            updated = self._activities[activity_id].model_copy(update=changes)
+            self._activities[activity_id] = updated
+            return updated
+
+    def admin_complete_task(self, crm_id: str, at: datetime | None = None) -> Activity:
+        """A rep completes a task (winback's or not) now, or at `at`."""
+        moment = at or self.clock()
+        with self._lock:
+            for task in self._tasks.values():
+                if task.crm_id == crm_id:
+                    task.completed = True
+            return self.admin_update_activity(crm_id, completed=True, completed_at=moment,
+                                              at=moment, status="Completed")
+
+    def admin_delete_activity(self, activity_id: str) -> None:
+        self.admin_update_activity(activity_id, deleted=True)
+
     def admin_set_used(self, used: int) -> None:
         with self._lock:
             self.calls["_preused"] = used
@@ -139,6 +176,22 @@ class InMemoryConnector:
                 self._call("deals.changed")
             page = [self._with_owner(d) for d in changed[start:start + self.page_size]]
             yield DealPage(page, page[-1].modified_at)
+
+    def changed_activities(self, since: datetime, kinds: frozenset[ActivityKind]
+                           ) -> Iterator[ActivityPage]:
+        if not kinds:
+            return
+        self._call("activities.changed")
+        with self._lock:
+            changed = sorted((a for a in self._activities.values()
+                              if a.kind in kinds and a.modified_at is not None
+                              and a.modified_at >= since),
+                             key=lambda a: (a.modified_at, a.id))
+        for start in range(0, len(changed), self.page_size):
+            if start:
+                self._call("activities.changed")
+            page = changed[start:start + self.page_size]
+            yield ActivityPage(page, page[-1].modified_at)
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         found = []
@@ -193,6 +246,7 @@ class InMemoryConnector:
                                                    message="no such task"))
                     else:
                         task.completed = True
+                        self._task_activity(task)
                         results.append(WriteResult(crm_id, crm_id=crm_id))
         return results
 
@@ -236,10 +290,26 @@ class InMemoryConnector:
         if existing is not None:
             existing.draft = draft
             existing.writes += 1
+            self._task_activity(existing)
             return WriteResult(draft.key, crm_id=existing.crm_id, created=False)
         crm_id = f"T{next(self._ids):08d}"
         self._tasks[draft.key] = StoredTask(crm_id, draft.key, draft)
+        self._task_activity(self._tasks[draft.key])
         return WriteResult(draft.key, crm_id=crm_id, created=True)
+
+    def _task_activity(self, task: StoredTask) -> None:
+        """A task is an activity too (kind task, whatever its channel), keyed and stamped."""
+        draft, now = task.draft, self.clock()
+        old = self._activities.get(task.crm_id)
+        completed_at = (old.completed_at if old and old.completed_at else now) \
+            if task.completed else None
+        self._activities[task.crm_id] = Activity(
+            id=task.crm_id, kind=ActivityKind.TASK, at=completed_at or draft.remind_at,
+            deal_id=draft.deal_id, account_id=draft.account_id,
+            contact_ids=(draft.contact_id,) if draft.contact_id else (),
+            owner_id=draft.owner_id, task_key=task.key,
+            status="Completed" if task.completed else "Not Started",
+            completed=task.completed, completed_at=completed_at, modified_at=now)
 
 
 def replace_deal(deal: Deal, **changes: object) -> Deal:

@@ -65,6 +65,12 @@ class FieldMap(Model):
     loss_reason: str | None = Field(None, description="e.g. Loss_Reason__c / closed_lost_reason")
     competitor: str | None = Field(None, description="e.g. Competitor__c / competitor")
     contract_end: str | None = Field(None, description="Date the competitor's contract ends")
+    opt_out: str | None = Field(None, description="A checkbox on the deal (e.g. "
+                                "Winback_Opt_Out__c / winback_opt_out): when ticked, the deal's "
+                                "cadence stops and nothing more is written for it")
+    pause_until: str | None = Field(None, description="A date on the deal (e.g. "
+                                    "Winback_Pause_Until__c / winback_pause_until): nothing is "
+                                    "written for the deal before that day")
     custom: dict[str, str] = Field(default_factory=dict,
                                    description="More deal fields, read into deal.custom.<name>")
 

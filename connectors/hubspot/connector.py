@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from connectors.base import (
+    ActivityPage,
     ApiUsage,
     CallObserver,
     DealPage,
@@ -24,11 +25,20 @@ from connectors.base import (
     SetupCheck,
     SetupReport,
 )
+from connectors.hubspot.activities import ActivityReader
 from connectors.hubspot.deals import DealReader
 from connectors.hubspot.setup import Setup
 from connectors.hubspot.tasks import WRITE_BATCH, TaskWriter
 from connectors.hubspot.transport import Transport
-from connectors.models import Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
+from connectors.models import (
+    ActivityKind,
+    Contact,
+    Deal,
+    Owner,
+    TaskDraft,
+    TaskRef,
+    WriteResult,
+)
 
 
 class HubSpotConnector:
@@ -47,6 +57,7 @@ class HubSpotConnector:
         self._transport = Transport(settings, observer, retry_budget=retry_budget)
         self._deals = DealReader(self._transport, settings)
         self._setup = Setup(self._transport, settings, self._deals)
+        self._activities = ActivityReader(self._transport, settings.key_property)
         self._tasks = TaskWriter(self._transport, settings, self._setup.key_mode,
                                  self._deals.owner_map)
 
@@ -71,6 +82,11 @@ class HubSpotConnector:
 
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         return self._deals.changed(since)
+
+    def changed_activities(self, since: datetime, kinds: frozenset[ActivityKind]
+                           ) -> Iterator[ActivityPage]:
+        """One search per engagement object the kinds need, their links in v4 batches."""
+        return self._activities.changed(since, kinds)
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         return self._deals.by_id(ids)

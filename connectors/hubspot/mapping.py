@@ -134,7 +134,8 @@ def owner_from(raw: Any) -> Owner:
 
 # -- deals and contacts ------------------------------------------------------------------------
 def deal_properties(fields: FieldMap) -> list[str]:
-    extra = [f for f in (fields.loss_reason, fields.competitor, fields.contract_end) if f]
+    extra = [f for f in (fields.loss_reason, fields.competitor, fields.contract_end,
+                         fields.opt_out, fields.pause_until) if f]
     wanted = [*BASE_DEAL_PROPERTIES, *extra, *fields.custom.values()]
     return list(dict.fromkeys(wanted))
 
@@ -168,6 +169,8 @@ def deal_from(raw_id: str, props: Mapping[str, str | None], *, stages: Mapping[s
         is_won=stage.is_won if stage else False,
         created_at=parse_datetime(props.get("createdate")),
         modified_at=parse_datetime(props.get("hs_lastmodifieddate")),
+        opted_out=(field(fields.opt_out) or "").strip().lower() == "true",
+        paused_until=parse_date(field(fields.pause_until)),
     )
 
 

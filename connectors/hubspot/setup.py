@@ -66,7 +66,8 @@ class Setup:
         fields = self._settings.fields
         wanted = [(role, name) for role, name in (
             ("loss_reason", fields.loss_reason), ("competitor", fields.competitor),
-            ("contract_end", fields.contract_end),
+            ("contract_end", fields.contract_end), ("opt_out", fields.opt_out),
+            ("pause_until", fields.pause_until),
             *((f"custom.{k}", v) for k, v in fields.custom.items())) if name]
         if wanted:
             try:
@@ -170,5 +171,18 @@ def _field_check(role: str, name: str, prop: Any | None) -> SetupCheck:
             f"the deal property '{name}' (fields.{role}) does not exist",
             f"create the deal property '{name}' in HubSpot (Settings > Properties > Deal "
             f"properties), or correct fields.{role} in the winback config")
+    wanted = WANTED_TYPES.get(role)
+    if wanted is not None and prop.type not in wanted[1]:
+        return SetupCheck(
+            f"deal field {name}", False,
+            f"the deal property '{name}' (fields.{role}) is of type {prop.type}; winback reads "
+            f"{wanted[0]} from it",
+            f"point fields.{role} at a deal property of type {wanted[0]}, or create one in "
+            "HubSpot (Settings > Properties > Deal properties; see docs/crm-setup.md)")
     return SetupCheck(f"deal field {name}", True, f"fields.{role} reads '{prop.label}' "
                       f"({prop.type})")
+
+
+# The property types the activity fields are read as (a single checkbox is type bool).
+WANTED_TYPES = {"opt_out": ("bool (a single checkbox)", frozenset({"bool"})),
+                "pause_until": ("date", frozenset({"date", "datetime"}))}

@@ -9,6 +9,7 @@
     soql.py        query text, name and id checks, URI-sized chunks
     records.py     JSON records -> Deal / Owner / Contact
     deals.py       the incremental pull and deals by id
+    activities.py  changed Tasks and Events (calls, emails, to-dos, meetings)
     people.py      stakeholders and owners
     tasks.py       writing, finding and closing tasks (sObject Collections)
     picklists.py   the org's task statuses and priorities (TaskStatus, TaskPriority)
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from connectors.base import (
+    ActivityPage,
     ApiUsage,
     CallObserver,
     DealPage,
@@ -32,8 +34,17 @@ from connectors.base import (
     SetupReport,
 )
 from connectors.errors import AuthError, ConnectorError, PermissionDenied, SetupError
-from connectors.models import Channel, Contact, Deal, Owner, TaskDraft, TaskRef, WriteResult
-from connectors.salesforce import deals, login_checks, people, picklists, setup, soql
+from connectors.models import (
+    ActivityKind,
+    Channel,
+    Contact,
+    Deal,
+    Owner,
+    TaskDraft,
+    TaskRef,
+    WriteResult,
+)
+from connectors.salesforce import activities, deals, login_checks, people, picklists, setup, soql
 from connectors.salesforce.client import Client
 from connectors.salesforce.picklists import TaskValues
 from connectors.salesforce.tasks import TaskWriter
@@ -188,6 +199,16 @@ class SalesforceConnector:
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         self._check_config()
         return deals.changed_deals(self._client, self._fields, since)
+
+    def changed_activities(self, since: datetime, kinds: frozenset[ActivityKind]
+                           ) -> Iterator[ActivityPage]:
+        """Tasks and Events changed since `since`: one SOQL query each (Task only when a Task
+        kind is asked for, Event only for meetings), 1,000 rows a REST page."""
+        self._check_config()
+        if not kinds:
+            return iter(())
+        return activities.changed_activities(self._client, since, kinds,
+                                             self._tasks().key_field)
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         self._check_config()

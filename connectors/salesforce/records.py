@@ -85,6 +85,9 @@ def deal(record: Record, deal_fields: DealFields) -> Deal:
         deleted=flag(record, "IsDeleted"),
         created_at=parse_datetime(record.get("CreatedDate")),
         modified_at=parse_datetime(record.get("SystemModstamp")),
+        opted_out=flag(record, fields.opt_out) if fields.opt_out else False,
+        paused_until=parse_date(record.get(fields.pause_until)) if fields.pause_until
+        else None,
     )
 
 

@@ -25,7 +25,9 @@ DATE_TYPES = frozenset({"date", "datetime"})
 # What each setting is read as (custom fields: any type, the rules compare values as read).
 ROLE_TYPES = {"fields.loss_reason": ("text", TEXT_TYPES),
               "fields.competitor": ("text", TEXT_TYPES),
-              "fields.contract_end": ("a date", DATE_TYPES)}
+              "fields.contract_end": ("a date", DATE_TYPES),
+              "fields.opt_out": ("a checkbox", frozenset({"boolean"})),
+              "fields.pause_until": ("a date", frozenset({"date"}))}
 # Task fields winback sends: on create, and on update (re-plans, closing) too.
 CREATE_UPDATE = ("Subject", "Description", "ActivityDate", "ReminderDateTime", "IsReminderSet",
                  "Priority", "OwnerId", "WhatId", "WhoId", "Status")

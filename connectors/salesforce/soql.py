@@ -56,7 +56,8 @@ def to18(record_id: str) -> str | None:
 def configured_fields(names: FieldMap) -> list[tuple[str, str | None]]:
     """(config path, Opportunity field or None) for every field the connection can name."""
     return [("fields.loss_reason", names.loss_reason), ("fields.competitor", names.competitor),
-            ("fields.contract_end", names.contract_end),
+            ("fields.contract_end", names.contract_end), ("fields.opt_out", names.opt_out),
+            ("fields.pause_until", names.pause_until),
             *((f"fields.custom.{k}", v) for k, v in names.custom.items())]
 
 
@@ -131,6 +132,9 @@ def owners() -> str:
 def tasks_by_key(key_field: str, keys: Sequence[str]) -> str:
     return format_soql("SELECT Id, Status, IsClosed, IsDeleted, OwnerId, {:literal} FROM Task "
                        "WHERE {:literal} IN {}", key_field, key_field, list(keys))
+
+
+MARKER_PATTERN = re.compile(r"\[wb:([^\]]+)\]")
 
 
 def marker(key: str) -> str:

@@ -1,7 +1,20 @@
 """HubSpot's admin routes under /__sandbox/ (never counted, never rate limited, no auth):
 seed data, read every task, change objects and owners as an admin, set limits, expire
 tokens, set the search lag, pre-create properties. The core adds calls, faults, latency,
-clock, violations, writes (the write log per task key) and reset."""
+clock, violations, writes (the write log per task key) and reset.
+
+Activities, as a rep would log them (issue 13):
+
+    POST activities           {"kind": call|email|meeting|note|task, "at"?: ISO (default: the
+                              emulator clock), "deal"?, "company"?, "contact"?, "owner"?,
+                              "subject"?} -> the engagement, linked with HubSpot's
+                              association types (call->deal 206, ->company 182, ->contact 194,
+                              email 210/186/198, meeting 212/188/200, note 214/190/202,
+                              task 216/192/204)
+    POST activities/complete  {"id": task id, "at"?}: hs_task_status COMPLETED and
+                              hs_task_completion_date at `at` (default: the emulator clock)
+    (delete an engagement: DELETE objects/<type>/<id>, which archives it; set deal fields,
+    e.g. winback_opt_out / winback_pause_until: PATCH objects/deals/<id>)"""
 
 from __future__ import annotations
 
@@ -12,9 +25,14 @@ from sandbox.hubspot.ops import create_object, update_object
 from sandbox.hubspot.routes_crm import create_property
 from sandbox.hubspot.schema import OBJECT_TYPES, object_type
 from sandbox.hubspot.search import SearchEngine
-from sandbox.hubspot.seeding import parse_link_map, seed_fixtures, seed_generated
+from sandbox.hubspot.seeding import (
+    ENGAGEMENT_KINDS,
+    parse_link_map,
+    seed_fixtures,
+    seed_generated,
+)
 from sandbox.hubspot.store import Owner, Record, Store
-from sandbox.hubspot.values import iso_ms
+from sandbox.hubspot.values import iso_ms, parse_time
 from sandbox.messages import HttpError, Request, Response
 
 if TYPE_CHECKING:
@@ -37,6 +55,8 @@ def register(emu: HubSpotEmulator) -> None:
     add("POST", "properties", properties)
     add("GET", "stats", stats)
     add("GET", "queries", queries)
+    add("POST", "activities", log_activity)
+    add("POST", "activities/complete", complete_task)
     for type_ in ("owners", *OBJECT_TYPES):
         add("GET", f"objects/{type_}", lambda e, r, t=type_: objects_list(e, t, r))
         add("POST", f"objects/{type_}", lambda e, r, t=type_: object_create(e, t, r))
@@ -84,6 +104,8 @@ def admin_json(emu: HubSpotEmulator, rec: Record) -> dict[str, Any]:
 # -- seeding and reading -----------------------------------------------------------------
 def seed(emu: HubSpotEmulator, request: Request) -> Response:
     """{"generate": {"deals": N, "seed": S, ...generate() kwargs}} or {"objects": {...}};
+    `"activities": A` in generate also logs A engagements (calls, emails, meetings, notes,
+    tasks in turn) linked to the deals, their companies and contacts;
     replaces all CRM data unless "append": true (custom properties are kept; a failed
     replace leaves the old data in place)."""
     body = json_object(request)
@@ -303,3 +325,52 @@ def queries(emu: HubSpotEmulator, request: Request) -> Response:
     with emu.lock:
         seen = [dict(q) for q in emu.queries.get(endpoint, ())]
     return Response.json(200, {"endpoint": endpoint, "queries": seen})
+
+
+def _moment(emu: HubSpotEmulator, body: dict[str, Any]) -> str:
+    if not body.get("at"):
+        return iso_ms(emu.now())
+    moment = parse_time(str(body["at"]))
+    if moment is None:
+        invalid(f'"at" is not an ISO 8601 date-time: {body["at"]!r}')
+    return iso_ms(moment)
+
+
+def log_activity(emu: HubSpotEmulator, request: Request) -> Response:
+    body = json_object(request)
+    kind = body.get("kind")
+    if kind not in ENGAGEMENT_KINDS:
+        invalid(f"kind must be one of {sorted(ENGAGEMENT_KINDS)}, got {kind!r}")
+    type_, defaults, type_ids = ENGAGEMENT_KINDS[str(kind)]
+    at = _moment(emu, body)
+    props: dict[str, Any] = {"hs_timestamp": at, **defaults}
+    if type_ == "meetings":
+        props["hs_meeting_start_time"] = at
+    if body.get("owner"):
+        props["hubspot_owner_id"] = str(body["owner"])
+    if body.get("subject"):
+        title = {"calls": "hs_call_title", "emails": "hs_email_subject",
+                 "meetings": "hs_meeting_title", "notes": "hs_note_body",
+                 "tasks": "hs_task_subject"}[type_]
+        props[title] = str(body["subject"])
+    links = {name: [{"id": str(body[key]), "typeId": type_id}]
+             for key, name, type_id in zip(("deal", "company", "contact"),
+                                           ("deals", "companies", "contacts"), type_ids,
+                                           strict=True) if body.get(key)}
+    with emu.lock:
+        rec = create_object(emu, type_, props, None, admin=True)
+        for to_type, to_id, type_id in parse_link_map(emu, type_, links, {}):
+            emu.store.link(type_, rec.id, to_type, to_id, type_id)
+        return Response.json(201, admin_json(emu, rec))
+
+
+def complete_task(emu: HubSpotEmulator, request: Request) -> Response:
+    body = json_object(request)
+    at = _moment(emu, body)
+    with emu.lock:
+        rec = emu.store.get("tasks", str(body.get("id", "")))
+        if rec is None:
+            not_found(f"task {body.get('id')!r} does not exist")
+        rec = update_object(emu, rec, {"hs_task_status": "COMPLETED",
+                                       "hs_task_completion_date": at}, admin=True)
+        return Response.json(200, admin_json(emu, rec))

@@ -21,7 +21,8 @@ from sandbox.messages import HttpError, Request, Response
 if TYPE_CHECKING:
     from sandbox.hubspot.emulator import HubSpotEmulator
 
-REQUIRED_ON_CREATE = {"tasks": ("hs_timestamp",)}
+REQUIRED_ON_CREATE = dict.fromkeys(("tasks", "calls", "meetings", "emails", "notes"),
+                                   ("hs_timestamp",))
 
 
 # -- query parameters ------------------------------------------------------------------------

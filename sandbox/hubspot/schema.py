@@ -10,6 +10,14 @@ EPOCH = "1970-01-01T00:00:00Z"
 PORTAL_BIRTH = "2024-05-01T10:00:00.000Z"
 
 
+# The engagement objects besides tasks (the calls, meetings, emails and notes guides):
+# (name, objectTypeId, singular, properties searched by the free-text query)
+ENGAGEMENTS = (("calls", "0-48", "call", ("hs_call_title", "hs_call_body")),
+               ("meetings", "0-47", "meeting", ("hs_meeting_title", "hs_meeting_body")),
+               ("emails", "0-49", "email", ("hs_email_subject", "hs_email_text")),
+               ("notes", "0-46", "note", ("hs_note_body",)))
+
+
 @dataclass(frozen=True)
 class ObjectType:
     name: str  # "deals"
@@ -41,6 +49,11 @@ OBJECT_TYPES: dict[str, ObjectType] = {t.name: t for t in (
                ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
                ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
                "hs_createdate", ("hs_lastmodifieddate",), ("hs_task_subject", "hs_task_body")),
+    *(ObjectType(name, type_id, singular,
+                 ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+                 ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+                 "hs_createdate", ("hs_lastmodifieddate",), text)
+      for name, type_id, singular, text in ENGAGEMENTS),
 )}
 _ALIASES = {alias: t.name for t in OBJECT_TYPES.values()
             for alias in (t.name, t.type_id, t.singular)}
@@ -169,6 +182,10 @@ GROUPS: dict[str, list[tuple[str, str]]] = {
     "contacts": [("contactinformation", "Contact information")],
     "companies": [("companyinformation", "Company information")],
     "tasks": [("taskinformation", "Task information")],
+    "calls": [("callinformation", "Call information")],
+    "meetings": [("meetinginformation", "Meeting information")],
+    "emails": [("emailinformation", "Email information")],
+    "notes": [("noteinformation", "Note information")],
 }
 
 _TRUE_FALSE = [("true", "Yes"), ("false", "No")]
@@ -212,6 +229,10 @@ def default_properties() -> dict[str, dict[str, PropDef]]:
            options=_TRUE_FALSE, read_only=True, calculated=True),
         _p("competitor", "Competitor", "string", "text", deal_g, hubspot_defined=False,
            created="2024-01-15T12:00:00.000Z"),
+        _p("winback_opt_out", "Winback opt-out", "bool", "booleancheckbox", deal_g,
+           options=_TRUE_FALSE, hubspot_defined=False, created="2024-01-15T12:00:00.000Z"),
+        _p("winback_pause_until", "Winback paused until", "date", "date", deal_g,
+           hubspot_defined=False, created="2024-01-15T12:00:00.000Z"),
         _p("contract_end_date", "Contract end date", "date", "date", deal_g,
            hubspot_defined=False, created="2024-01-15T12:00:00.000Z"),
     ] + [_p(f"hs_v2_date_entered_{s.id}", f"Date entered \"{s.label} ({p.label})\"",
@@ -247,11 +268,59 @@ def default_properties() -> dict[str, dict[str, PropDef]]:
     ]
     out: dict[str, dict[str, PropDef]] = {}
     for name, props in (("deals", deals), ("contacts", contacts), ("companies", companies),
-                        ("tasks", tasks)):
+                        ("tasks", tasks), *engagement_properties()):
         for i, prop in enumerate(props):
             prop.order = i
         out[name] = {p.name: p for p in props}
     return out
+
+
+def engagement_properties() -> list[tuple[str, list[PropDef]]]:
+    """The documented default properties of calls, meetings, emails and notes; each needs
+    `hs_timestamp` (when it happened) on create."""
+    def base(group: str, label: str) -> list[PropDef]:
+        return [*_common(group, "hs_createdate", ("hs_lastmodifieddate",)),
+                _p("hs_timestamp", label, "datetime", "date", group)]
+
+    def enum(name: str, label: str, group: str, values: tuple[str, ...]) -> PropDef:
+        return _p(name, label, "enumeration", "select", group,
+                  options=[(v, v.replace("_", " ").title()) for v in values])
+
+    call_g, meet_g, mail_g, note_g = ("callinformation", "meetinginformation",
+                                      "emailinformation", "noteinformation")
+    calls = [*base(call_g, "Activity date"),
+             _p("hs_call_title", "Call Title", "string", "text", call_g),
+             _p("hs_call_body", "Call notes", "string", "html", call_g),
+             enum("hs_call_direction", "Call direction", call_g, ("INBOUND", "OUTBOUND")),
+             _p("hs_call_disposition", "Call outcome", "string", "text", call_g),
+             _p("hs_call_duration", "Call duration (ms)", "number", "number", call_g),
+             enum("hs_call_status", "Call status", call_g,
+                  ("BUSY", "CALLING_CRM_USER", "CANCELED", "COMPLETED", "CONNECTING", "FAILED",
+                   "IN_PROGRESS", "NO_ANSWER", "QUEUED", "RINGING")),
+             _p("hs_call_from_number", "From number", "string", "text", call_g),
+             _p("hs_call_to_number", "To number", "string", "text", call_g)]
+    meetings = [*base(meet_g, "Activity date"),
+                _p("hs_meeting_title", "Meeting name", "string", "text", meet_g),
+                _p("hs_meeting_body", "Meeting description", "string", "html", meet_g),
+                _p("hs_internal_meeting_notes", "Internal notes", "string", "html", meet_g),
+                _p("hs_meeting_location", "Location", "string", "text", meet_g),
+                _p("hs_meeting_start_time", "Start time", "datetime", "date", meet_g),
+                _p("hs_meeting_end_time", "End time", "datetime", "date", meet_g),
+                enum("hs_meeting_outcome", "Meeting outcome", meet_g,
+                     ("SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"))]
+    emails = [*base(mail_g, "Activity date"),
+              enum("hs_email_direction", "Email direction", mail_g,
+                   ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")),
+              _p("hs_email_subject", "Email subject", "string", "text", mail_g),
+              _p("hs_email_text", "Email body (text)", "string", "textarea", mail_g),
+              _p("hs_email_html", "Email body (HTML)", "string", "html", mail_g),
+              enum("hs_email_status", "Email send status", mail_g,
+                   ("BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT")),
+              _p("hs_email_headers", "Email headers", "string", "textarea", mail_g)]
+    notes = [*base(note_g, "Activity date"),
+             _p("hs_note_body", "Note body", "string", "html", note_g),
+             _p("hs_attachment_ids", "Attachment ids", "string", "text", note_g)]
+    return [("calls", calls), ("meetings", meetings), ("emails", emails), ("notes", notes)]
 
 
 # -- associations ----------------------------------------------------------------------------
@@ -274,6 +343,18 @@ _ASSOC_ROWS = (
     (216, "tasks", "deals", "task_to_deal", None, 215),
     (204, "tasks", "contacts", "task_to_contact", None, 203),
     (192, "tasks", "companies", "task_to_company", None, 191),
+    (206, "calls", "deals", "call_to_deal", None, 205),
+    (194, "calls", "contacts", "call_to_contact", None, 193),
+    (182, "calls", "companies", "call_to_company", None, 181),
+    (212, "meetings", "deals", "meeting_event_to_deal", None, 211),
+    (200, "meetings", "contacts", "meeting_event_to_contact", None, 199),
+    (188, "meetings", "companies", "meeting_event_to_company", None, 187),
+    (210, "emails", "deals", "email_to_deal", None, 209),
+    (198, "emails", "contacts", "email_to_contact", None, 197),
+    (186, "emails", "companies", "email_to_company", None, 185),
+    (214, "notes", "deals", "note_to_deal", None, 213),
+    (202, "notes", "contacts", "note_to_contact", None, 201),
+    (190, "notes", "companies", "note_to_company", None, 189),
 )
 
 

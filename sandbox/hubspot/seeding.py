@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 TEAMS = {"US": ("178588", "North America"), "GB": ("178590", "EMEA"),
          "DE": ("178590", "EMEA"), "AU": ("178592", "APAC")}
 CUSTOM_EVERY = 8  # every 8th deal (index % 8 == 5) lives in the custom "Renewals" pipeline
-OBJECT_ORDER = ("companies", "contacts", "deals", "tasks")
+OBJECT_ORDER = ("companies", "contacts", "deals", "tasks", "calls", "meetings", "emails", "notes")
 
 
 def _stage(deal: SeedDeal) -> tuple[str, str]:
@@ -41,6 +41,7 @@ def seed_generated(emu: HubSpotEmulator, spec: dict[str, Any]) -> dict[str, Any]
     if "deals" not in kwargs:
         invalid("generate needs 'deals'")
     now_raw = kwargs.pop("now", None)
+    activities = int(kwargs.pop("activities", 0))
     now = (parse_time(str(now_raw)) if now_raw else None) or emu.now()
     collecting = gc.isenabled()
     gc.disable()  # ~10^5 long-lived objects: generational GC passes only cost time here
@@ -49,13 +50,14 @@ def seed_generated(emu: HubSpotEmulator, spec: dict[str, Any]) -> dict[str, Any]
             data = generate(now=now, **kwargs)
         except TypeError as exc:
             invalid(f"bad generate arguments: {exc}")
-        return _load(emu, data, now)
+        return _load(emu, data, now, activities)
     finally:
         if collecting:
             gc.enable()
 
 
-def _load(emu: HubSpotEmulator, data: SeedData, now: datetime) -> dict[str, Any]:
+def _load(emu: HubSpotEmulator, data: SeedData, now: datetime, activities: int = 0
+          ) -> dict[str, Any]:
     store = emu.store
     lag, store.lag = store.lag, 0.0
     try:
@@ -77,6 +79,7 @@ def _load(emu: HubSpotEmulator, data: SeedData, now: datetime) -> dict[str, Any]
                 links=[("companies", company_ids[c.account], 1)])
             contact_ids.append(rec.id)
         lost = 0
+        deal_ids: list[tuple[int, int, int | None, int, datetime]] = []
         for d in data.deals:
             pipeline, stage = _stage(d)
             lost += d.state == "lost"
@@ -93,12 +96,50 @@ def _load(emu: HubSpotEmulator, data: SeedData, now: datetime) -> dict[str, Any]
             }
             links = [("contacts", contact_ids[c], 3) for c, _ in d.contacts]
             links.append(("companies", company_ids[d.account], 5))
-            store.create("deals", {k: v for k, v in props.items() if v is not None},
-                         d.modified_at, links=links)
+            rec = store.create("deals", {k: v for k, v in props.items() if v is not None},
+                               d.modified_at, links=links)
+            deal_ids.append((rec.id, company_ids[d.account],
+                             contact_ids[d.contacts[0][0]] if d.contacts else None,
+                             owner_ids[d.owner], d.modified_at))
+        _activities(store, activities, deal_ids)
     finally:
         store.lag = lag
     return {"owners": len(data.owners), "companies": len(data.accounts),
-            "contacts": len(data.contacts), "deals": len(data.deals), "closed_lost": lost}
+            "contacts": len(data.contacts), "deals": len(data.deals), "closed_lost": lost,
+            "activities": activities if deal_ids else 0}
+
+
+# One kind of engagement per activity in turn, with its association type ids to the deal,
+# the company and the contact (schema._ASSOC_ROWS).
+ENGAGEMENT_KINDS: dict[str, tuple[str, dict[str, str], tuple[int, int, int]]] = {
+    "call": ("calls", {"hs_call_title": "Call", "hs_call_direction": "OUTBOUND"},
+             (206, 182, 194)),
+    "email": ("emails", {"hs_email_subject": "Email", "hs_email_direction": "EMAIL"},
+              (210, 186, 198)),
+    "meeting": ("meetings", {"hs_meeting_title": "Meeting", "hs_meeting_outcome": "COMPLETED"},
+                (212, 188, 200)),
+    "note": ("notes", {"hs_note_body": "Note"}, (214, 190, 202)),
+    "task": ("tasks", {"hs_task_subject": "Task", "hs_task_status": "NOT_STARTED"},
+             (216, 192, 204))}
+ACTIVITY_CYCLE = tuple(ENGAGEMENT_KINDS.values())
+
+
+def _activities(store: Any, count: int,
+                deals: list[tuple[int, int, int | None, int, datetime]]) -> None:
+    """`count` engagements spread over the deals in turn, each linked to the deal, its company
+    and first contact, dated (and last modified) up to a month after the deal's last change."""
+    for i in range(count if deals else 0):
+        deal, company, contact, owner, changed = deals[i % len(deals)]
+        object_type, props, types = ACTIVITY_CYCLE[i % len(ACTIVITY_CYCLE)]
+        at = iso_ms(changed + timedelta(hours=i % 720))
+        extra = {"hs_meeting_start_time": at} if object_type == "meetings" else {}
+        links = [("deals", deal, types[0]), ("companies", company, types[1])]
+        if contact is not None:
+            links.append(("contacts", contact, types[2]))
+        store.create(object_type, {"hs_timestamp": at, "hubspot_owner_id": str(owner),
+                                   "hs_createdate": at, "hs_lastmodifieddate": at,
+                                   **props, **extra},
+                     changed + timedelta(hours=i % 720), links=links)
 
 
 def _number(value: float) -> str:

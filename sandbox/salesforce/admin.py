@@ -2,6 +2,8 @@
 set limits, expire sessions, add logins and connected apps, inject row locks, runtime options.
 
     POST   seed                    {"generate": {"deals": N, "seed": S, ...}} | {"records": {...}}
+                                   ("activities": A also logs A calls, emails, meetings and
+                                   open tasks over the deals)
     GET    tasks                   every Task, deleted ones too, all fields
     GET    records/<SObject>       every record (?include_deleted=false to hide deleted)
     POST   records/<SObject>       one record (object) or several (list), admin write
@@ -20,6 +22,16 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
     POST   picklists               {"TaskStatus": [{"value", "label"?, "default"?, "closed"?}],
                                     "TaskPriority": [{"value", "label"?, "default"?, "high"?}]}
                                    the org's own task status / priority values
+    POST   activities              a rep logs an activity: {"kind": call|email|task|meeting,
+                                   "at"?: ISO (default: the emulator clock), "what"?: deal or
+                                   account id, "who"?: contact id, "owner"?: user id,
+                                   "subject"?} -> {"id", "sobject"} (call/email: a completed
+                                   Task of that subtype; task: an open Task; meeting: an Event)
+    POST   activities/complete     a rep completes a task: {"id", "at"?} (Status: the closed
+                                   TaskStatus; CompletedDateTime: at, or the emulator clock)
+           (delete an activity: DELETE records/Task|Event/<id>; set deal fields, e.g. the
+           opt-out checkbox Winback_Opt_Out__c and Winback_Pause_Until__c: PATCH
+           records/Opportunity/<id>)
     (core) calls, calls/reset, requests, faults, latency, clock, violations, writes,
            writes/reset, reset, endpoints
 
@@ -39,9 +51,11 @@ from urllib.parse import unquote
 
 from sandbox.core import ADMIN_PREFIX
 from sandbox.messages import Request, Response
+from sandbox.salesforce.activities import rep_record
 from sandbox.salesforce.api import record_json
 from sandbox.salesforce.auth import ConnectedApp
 from sandbox.salesforce.errors import SFError
+from sandbox.salesforce.ids import parse_datetime
 from sandbox.salesforce.seeding import FixtureError, seed_generated, seed_records
 from sandbox.salesforce.store import Table
 
@@ -255,8 +269,44 @@ class Admin:
             return _bad(str(exc))
         return Response.json(200, out)
 
+    def log_activity(self, request: Request) -> Response:
+        body = _json(request)
+        at = parse_datetime(str(body["at"])) if body.get("at") else self.emu.now()
+        if at is None or not isinstance(body.get("kind"), str):
+            return _bad('body needs "kind" (call, email, task, meeting) and an ISO "at"')
+        sobject, record = rep_record(body["kind"], at, what=body.get("what"),
+                                     who=body.get("who"), owner=body.get("owner"),
+                                     subject=body.get("subject"))
+        record_id = self.emu.dml.create(self.emu.store[sobject], record,
+                                        self.emu.default_user_id, admin=True)
+        return Response.json(201, {"id": record_id, "sobject": sobject})
+
+    def complete_task(self, request: Request) -> Response:
+        body = _json(request)
+        if not isinstance(body.get("id"), str):
+            return _bad('body needs the Task "id"')
+        at = parse_datetime(str(body["at"])) if body.get("at") else self.emu.now()
+        if at is None:
+            return _bad(f'"at" is not an ISO date-time: {body["at"]!r}')
+        table = self.emu.store["Task"]
+        record_id = self.emu.dml.update(table, body["id"], {
+            "Status": picklist_closed(self.emu.store), "CompletedDateTime": at.isoformat()},
+            self.emu.default_user_id, admin=True)
+        return Response.json(200, record_json(table, record_id, VERSION))
+
     def cursors(self, request: Request) -> Response:
         return Response.json(200, {"open": self.emu.cursors.count()})
+
+
+def picklist_closed(store: Any) -> str:
+    """The org's closed task status (the first closed TaskStatus row by sort order)."""
+    table = store["TaskStatus"]
+    rows = sorted((r for r in table.rows.values() if r[table.slot("IsClosed")]),
+                  key=lambda r: r[table.slot("SortOrder")] or 0)
+    if not rows:
+        raise SFError.one(400, "NO_CLOSED_STATUS", "the org has no closed TaskStatus")
+    row = rows[0]
+    return str(row[table.slot("ApiName")] or row[table.slot("MasterLabel")])
 
 
 def register_admin_routes(emu: SalesforceEmulator) -> Admin:
@@ -274,4 +324,6 @@ def register_admin_routes(emu: SalesforceEmulator) -> Admin:
     add("POST", "options", r(admin.options))
     add("GET", "cursors", r(admin.cursors))
     add("POST", "picklists", r(admin.picklists))
+    add("POST", "activities", r(admin.log_activity))
+    add("POST", "activities/complete", r(admin.complete_task))
     return admin

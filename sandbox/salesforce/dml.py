@@ -3,7 +3,8 @@
 Derived on every write (reference §1, §3.1): Opportunity IsClosed/IsWon/ForecastCategory from
 the OpportunityStage table (Probability and ForecastCategoryName reset to the stage defaults
 when the stage changes); Task IsClosed/CompletedDateTime from TaskStatus, IsHighPriority from
-TaskPriority, AccountId from WhatId (or the WhoId contact); Name of people; one primary
+TaskPriority, AccountId from WhatId (or the WhoId contact); Event start/end/duration and
+AccountId (sandbox.salesforce.activities); Name of people; one primary
 OpportunityContactRole per opportunity. CreatedDate/LastModifiedDate/SystemModstamp come from
 the emulator clock. Admin writes skip permission checks and may set system fields.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sandbox.salesforce.activities import account_of, check_lead_links, derive_event
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import normalize_id
 from sandbox.salesforce.schema import SYSTEM_FIELDS
@@ -37,6 +39,7 @@ from sandbox.writelog import WriteLog
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "Task": {"TaskSubtype": "Task", "IsArchived": False},  # Status, Priority: IsDefault rows
+    "Event": {"EventSubtype": "Event", "IsArchived": False, "IsChild": False, "ShowAs": "Busy"},
     "Lead": {"Status": "Open - Not Contacted"},
     "User": {"IsActive": True, "TimeZoneSidKey": "America/Los_Angeles"},
     "OpportunityStage": {"IsActive": True},
@@ -287,7 +290,9 @@ class Dml:
         if name == "Opportunity":
             self._derive_opportunity(table, row, old, values)
         elif name == "Task":
-            self._derive_task(table, row, old)
+            self._derive_task(table, row, old, values)
+        elif name == "Event":
+            derive_event(self.store, table, row)
 
     def _lookup_row(self, table_name: str, label: str) -> Row | None:
         return picklist_row(self.store, table_name, label)
@@ -311,33 +316,23 @@ class Dml:
         row[slot("ForecastCategory")] = {"Best Case": "BestCase", "Commit": "Forecast"}.get(
             category, category)
 
-    def _derive_task(self, table: Table, row: Draft, old: Row | None) -> None:
+    def _derive_task(self, table: Table, row: Draft, old: Row | None,
+                     values: dict[str, Any]) -> None:
         slot = table.slot
         status = self._lookup_row("TaskStatus", row[slot("Status")])
         closed = bool(status and status[self.store["TaskStatus"].slot("IsClosed")])
         row[slot("IsClosed")] = closed
-        if closed and (old is None or not old[slot("IsClosed")]):
+        if "CompletedDateTime" in values and closed:
+            pass  # an admin write (a rep completing it at a given time)
+        elif closed and (old is None or not old[slot("IsClosed")]):
             row[slot("CompletedDateTime")] = self.clock()
         elif not closed:
             row[slot("CompletedDateTime")] = None
         priority = self._lookup_row("TaskPriority", row[slot("Priority")])
         row[slot("IsHighPriority")] = bool(
             priority and priority[self.store["TaskPriority"].slot("IsHighPriority")])
-        who, what = row[slot("WhoId")], row[slot("WhatId")]
-        if who and who.startswith("00Q") and what:
-            raise fail("FIELD_INTEGRITY_EXCEPTION", "Related To ID: You can't associate a "
-                       "Related To record with a task that's related to a lead.", "WhatId")
-        account = None
-        if what and what.startswith("001"):
-            account = what
-        elif what and what.startswith("006"):
-            opp = self.store["Opportunity"]
-            account = opp.rows[what][opp.slot("AccountId")] if what in opp.rows else None
-        elif who and who.startswith("003"):
-            contacts = self.store["Contact"]
-            account = (contacts.rows[who][contacts.slot("AccountId")]
-                       if who in contacts.rows else None)
-        row[slot("AccountId")] = account
+        check_lead_links(row, table, "task")
+        row[slot("AccountId")] = account_of(self.store, row[slot("WhatId")], row[slot("WhoId")])
 
     def _after(self, table: Table, record_id: str, row: Row, actor: str) -> None:
         if table.sobject.name != "OpportunityContactRole" or not row[table.slot("IsPrimary")]:

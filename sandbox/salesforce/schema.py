@@ -128,6 +128,7 @@ TASK_STATUSES = (("Not Started", False, True), ("In Progress", False, False),
                  ("Deferred", False, False))
 TASK_PRIORITIES = (("High", True, False), ("Normal", False, True), ("Low", False, False))
 TASK_SUBTYPES = ("Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn")
+EVENT_SUBTYPES = ("Event",)
 TIME_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
               "Europe/London", "Europe/Berlin", "Europe/Paris", "Asia/Tokyo", "Australia/Sydney",
               "GMT")
@@ -209,7 +210,8 @@ def build_schema(task_external_id_field: str | None = "Winback_Key__c",
         _owner(), _long_text("Description"), *_system(),
     ], children=[ChildRelationship("Contacts", "Contact", "AccountId", True),
                  ChildRelationship("Opportunities", "Opportunity", "AccountId", True),
-                 ChildRelationship("Tasks", "Task", "WhatId", True)])
+                 ChildRelationship("Tasks", "Task", "WhatId", True),
+                 ChildRelationship("Events", "Event", "WhatId", True)])
     contact = SObjectType("Contact", "003", "Contact", [
         _id(), _deleted(), _ref("AccountId", ("Account",), "Account", indexed=True),
         _text("LastName", 80, nillable=False), _text("FirstName", 40), _ro("Name", "string", 121),
@@ -218,7 +220,8 @@ def build_schema(task_external_id_field: str | None = "Winback_Key__c",
         *_system(),
     ], children=[ChildRelationship("OpportunityContactRoles", "OpportunityContactRole",
                                    "ContactId", True),
-                 ChildRelationship("Tasks", "Task", "WhoId", True)])
+                 ChildRelationship("Tasks", "Task", "WhoId", True),
+                 ChildRelationship("Events", "Event", "WhoId", True)])
     lead = SObjectType("Lead", "00Q", "Lead", [
         _id(), _deleted(), _text("LastName", 80, nillable=False), _text("FirstName", 40),
         _ro("Name", "string", 121), _text("Company", 255, nillable=False),
@@ -226,7 +229,8 @@ def build_schema(task_external_id_field: str | None = "Winback_Key__c",
         _pick("Status", ("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
                          "Closed - Not Converted"), nillable=False, defaulted=True),
         _ro("IsConverted", "boolean", nillable=False, defaulted=True), _owner(), *_system(),
-    ], children=[ChildRelationship("Tasks", "Task", "WhoId", True)])
+    ], children=[ChildRelationship("Tasks", "Task", "WhoId", True),
+                 ChildRelationship("Events", "Event", "WhoId", True)])
     opportunity = SObjectType("Opportunity", "006", "Opportunity", [
         _id(), _deleted(), _ref("AccountId", ("Account",), "Account", indexed=True),
         _text("Name", 120, nillable=False), _long_text("Description"),
@@ -247,9 +251,12 @@ def build_schema(task_external_id_field: str | None = "Winback_Key__c",
         _owner(), _ro("LastActivityDate", "date"), *_system(),
         _text("Loss_Reason__c", 255, custom=True), _text("Competitor__c", 255, custom=True),
         Field("Contract_End__c", "date", custom=True),
+        _bool("Winback_Opt_Out__c", custom=True), Field("Winback_Pause_Until__c", "date",
+                                                        custom=True),
     ], children=[ChildRelationship("OpportunityContactRoles", "OpportunityContactRole",
                                    "OpportunityId", True),
-                 ChildRelationship("Tasks", "Task", "WhatId", True)])
+                 ChildRelationship("Tasks", "Task", "WhatId", True),
+                 ChildRelationship("Events", "Event", "WhatId", True)])
     ocr = SObjectType("OpportunityContactRole", "00K", "Opportunity Contact Role", [
         _id(), _deleted(),
         _ref("OpportunityId", ("Opportunity",), "Opportunity", nillable=False, updateable=False,
@@ -288,8 +295,31 @@ def build_schema(task_external_id_field: str | None = "Winback_Key__c",
                                  unique=task_external_id_unique, indexed=True))
     task = SObjectType("Task", "00T", "Task", task_fields)
     types = [user, account, contact, lead, opportunity, ocr, stage, task_status, task_priority,
-             task]
+             task, _event()]
     return {t.name.lower(): t for t in types}
+
+
+def _event() -> SObjectType:
+    """A calendar event (a meeting): Start/End or a duration, the related records as on Task
+    (object reference "Event": AccountId derived from WhatId, else the WhoId contact;
+    ActivityDateTime is the start, ActivityDate its day)."""
+    return SObjectType("Event", "00U", "Event", [
+        _id(), _deleted(), _ref("WhoId", ("Contact", "Lead"), "Who", indexed=True),
+        _ref("WhatId", ("Opportunity", "Account"), "What", indexed=True),
+        Field("Subject", "combobox", 255, picklist=("Call", "Email", "Meeting", "Send Letter/Quote",
+                                                    "Other")),
+        _text("Location", 255), _bool("IsAllDayEvent"),
+        Field("ActivityDateTime", "datetime"), Field("ActivityDate", "date"),
+        Field("StartDateTime", "datetime"), Field("EndDateTime", "datetime"),
+        Field("DurationInMinutes", "int"), _long_text("Description"),
+        _pick("Type", ("Call", "Email", "Meeting", "Other")),
+        _ro("AccountId", "reference", 18, reference_to=("Account",), relationship="Account"),
+        _owner(), _bool("IsPrivate"),
+        _pick("ShowAs", ("Busy", "OutOfOffice", "Free"), defaulted=True),
+        _pick("EventSubtype", EVENT_SUBTYPES, restricted=True, updateable=False, defaulted=True),
+        _ro("IsArchived", "boolean", nillable=False, defaulted=True),
+        _ro("IsChild", "boolean", nillable=False, defaulted=True), *_system(),
+    ])
 
 
 def type_for_id(schema: dict[str, SObjectType], record_id: str) -> list[SObjectType]:

@@ -11,9 +11,10 @@ records with "ref" and link to them with "@ref" values, and load all-or-nothing.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sandbox.salesforce.activities import rep_record
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.ids import parse_datetime
 from sandbox.salesforce.schema import OPEN_STAGES, STANDARD_STAGES
@@ -51,6 +52,7 @@ def seed_generated(emu: SalesforceEmulator, spec: dict[str, Any]) -> dict[str, A
     """Generate and load deals; the caller holds the lock."""
     kwargs = dict(spec)
     deals = int(kwargs.pop("deals", 0))
+    activities = int(kwargs.pop("activities", 0))
     seed = int(kwargs.pop("seed", emu.seed))
     now_text = kwargs.pop("now", None)
     now = parse_datetime(str(now_text)) if now_text else emu.now()
@@ -119,6 +121,10 @@ def seed_generated(emu: SalesforceEmulator, spec: dict[str, Any]) -> dict[str, A
              for deal in data.deals for n, (c, role) in enumerate(deal.contacts)]
     load("OpportunityContactRole", ("OpportunityId", "ContactId", "Role", "IsPrimary",
                                     *system_names), roles)
+    if activities and opportunities:
+        ids["Activity"] = seed_activities(emu, activities, opportunities, [
+            (contacts[d.contacts[0][0]] if d.contacts else None, owners[d.owner],
+             d.modified_at) for d in data.deals])
     states = {"lost": 0, "won": 0, "open": 0}
     for deal in data.deals:
         states[deal.state] += 1
@@ -197,3 +203,29 @@ def _user_fixture(record: dict[str, Any],
         record["LastName"] = "User"
     login = (str(record.get("Username")), str(password), str(token)) if password else None
     return record, login
+
+
+ACTIVITY_CYCLE = ("call", "email", "meeting", "task")
+
+
+def seed_activities(emu: SalesforceEmulator, count: int, deals: list[str],
+                    about: list[tuple[str | None, str, datetime]]) -> list[str]:
+    """`count` activities spread over the deals in turn (a logged call, a logged email, a
+    meeting, an open task), dated and stamped up to a month after the deal's last change.
+    Admin writes, so Salesforce's own derivations (AccountId, IsClosed, ...) apply."""
+    out = []
+    for i in range(count):
+        contact, owner, changed = about[i % len(deals)]
+        at = (changed + timedelta(hours=i % 720)).replace(microsecond=0)
+        kind = ACTIVITY_CYCLE[i % len(ACTIVITY_CYCLE)]
+        stamps = {"CreatedDate": at, "LastModifiedDate": at, "SystemModstamp": at}
+        sobject, record = rep_record(kind, at, what=deals[i % len(deals)], who=contact,
+                                     owner=owner)
+        out.append(emu.dml.create(emu.store[sobject], {**record, **_json_values(stamps)},
+                                  emu.default_user_id, admin=True))
+    return out
+
+
+def _json_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime | date) else v
+            for k, v in values.items()}

@@ -147,6 +147,29 @@ CASES: list[tuple[str, str, int, str]] = [
      "'call', 'todo'"),
     ("paths name connections by name", HEAD + "    api_budget_share: 1.5\n", 6,
      "connections[crm].api_budget_share:"),
+    ("after a missing step", step("{id: a, at: 1d}\n      - {id: b, at: 2d, after: nope}"), 10,
+     "after: no step 'nope' in this cadence; expected one of: a, b"),
+    ("after a step of another cadence", HEAD + "cadences:\n  - id: c\n    steps:\n"
+     "      - {id: a, at: 1d}\n  - id: d\n    steps:\n      - {id: b, at: 2d, after: a}\n",
+     12, "it is a step of cadence 'c': after names a step of the same cadence"),
+    ("after a recurring step", step("{id: a, every: 1w, until: 4w}\n"
+                                    "      - {id: b, at: 2d, after: a}"), 10,
+     "step 'a' is recurring (every or spread); name a single-occurrence step (at:)"),
+    ("after itself", step("{id: a, at: 1d, after: a}"), 9, "cannot wait for itself"),
+    ("after in a cycle", step("{id: a, at: 1d, after: b}\n      - {id: b, at: 2d, after: a}"), 9,
+     "wait for each other in a cycle (a -> b -> a)"),
+    ("max_wait without after", step("{id: a, at: 1d, max_wait: 21d}"), 9,
+     "max_wait goes with after"),
+    ("skip_if unknown kind", step("{id: a, at: 1d, skip_if: {activity: [sms], within: 14d}}"),
+     9, "'sms' is not one of 'call', 'meeting', 'email', 'note', 'task'"),
+    ("skip_if zero within", step("{id: a, at: 1d, skip_if: {activity: [call], within: 0d}}"),
+     9, "must be more than 0d"),
+    ("skip_if negative within", step("{id: a, at: 1d, skip_if: {activity: [call], "
+                                     "within: -3d}}"), 9, "must be more than 0d"),
+    ("away from after to", HEAD + "    owners: {'42': {away: [{from: 2027-12-20, "
+     "to: 2027-12-10}]}}\n", 6, "from (2027-12-20) is after to (2027-12-10): swap them"),
+    ("bad on_meeting", HEAD + "stop: {on_meeting: call}\n", 6,
+     "'call' is not one of 'notify', 'stop', 'ignore'"),
 ]
 
 

@@ -3,7 +3,8 @@ no change, whatever was edited; and a sync re-plans only the deals that read wha
 
 Random edits of cadences (offsets, templates, horizons, steps, `when`, order), defaults (time
 zone, calendar, weekend, holidays, reminder time, lead time, grace, horizon), owner overrides
-and the fallback owner, applied one after another to a small ledger (in-memory CRM, SQLite).
+(days away included) and the fallback owner, applied one after another to a small ledger
+(in-memory CRM, SQLite).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ EDITS = st.one_of(
     st.tuples(st.just("weekend"), st.sampled_from([("sat", "sun"), ("fri", "sat"), ("sun",)])),
     st.tuples(st.just("override"), st.sampled_from(["U1", "U2", "U3", "FALLBACK"]),
               st.none() | st.fixed_dictionaries({}, optional={
-                  "timezone": ZONES, "country": st.sampled_from(["DE", "FR", "US"])})),
+                  "timezone": ZONES, "country": st.sampled_from(["DE", "FR", "US"]),
+                  "away": st.just([{"from": "2027-03-11", "to": "2027-03-24"}])})),
     st.tuples(st.just("fallback"), st.sampled_from([None, "FALLBACK", "U2"])),
     st.tuples(st.just("offset"), CADENCE_STEPS, OFFSETS),
     st.tuples(st.just("template"), CADENCE_STEPS, st.sampled_from(["Call {{ deal.name }}",
@@ -145,6 +147,11 @@ def apply(config: dict[str, Any], edit: tuple[Any, ...]) -> dict[str, Any]:
         by_id["no-decision"]["when"]["loss_reason"]["matches"] = edit[1]
     elif kind == "reorder":
         cadences.reverse()
+    elif kind == "step_set":  # (step_set, (cadence, step), key, value)
+        cadence_id, step_id = edit[1]
+        next(s for s in by_id[cadence_id]["steps"] if s["id"] == step_id)[edit[2]] = edit[3]
+    elif kind == "stop":
+        out.setdefault("stop", {})[edit[1]] = edit[2]
     return out
 
 
@@ -331,6 +338,10 @@ def check_edits(edits: list[tuple[Any, ...]], template: Ledger,
     (("fallback", "FALLBACK"), "check-in", "fallback_owner: U3 -> FALLBACK"),
     (("weekend", ("fri", "sat")), "check-in",
      "defaults.calendar.weekend: [sat, sun] -> [fri, sat]"),
+    (("override", "U1", {"away": [{"from": "2027-03-15", "to": "2027-04-30"}]}), "check-in",
+     "owner override away: [] -> [[2027-03-15, 2027-04-30]]"),
+    (("step_set", ("competitor", "check-in"), "after", "post-mortem"), "check-in",
+     "cadence competitor step check-in after"),
 ])
 def test_the_diff_names_the_setting_behind_each_change(
         edit: tuple[Any, ...], step: str, why: str, template: Ledger,

@@ -23,11 +23,12 @@ class WorkCalendar:
     """`next_working(day)`: the first working day on or after `day` (memoised, thread-safe)."""
 
     def __init__(self, country: str, subdivision: str | None, weekend: Iterable[str],
-                 extra_holidays: Iterable[date] = ()) -> None:
+                 extra_holidays: Iterable[date] = (), away: Iterable[date] = ()) -> None:
         self.country = country
         self.subdivision = subdivision
         self._weekend = frozenset(WEEKDAY_NUMBERS[d] for d in weekend)
-        self._extra = frozenset(extra_holidays)
+        self._away = frozenset(away)
+        self._extra = frozenset(extra_holidays) | self._away
         self._holidays = holidays.country_holidays(country, subdiv=subdivision)
         self._next: dict[date, date] = {}
         self._lock = threading.Lock()
@@ -54,13 +55,21 @@ class WorkCalendar:
     def holiday_name(self, day: date) -> str | None:
         with self._lock:
             name = self._holidays.get(day)
-        return str(name) if name else ("company day off" if day in self._extra else None)
+        if name:
+            return str(name)
+        if day in self._away:
+            return "owner away"
+        return "company day off" if day in self._extra else None
 
 
 @cache
 def work_calendar(country: str, subdivision: str | None, weekend: tuple[str, ...],
-                  extra_holidays: tuple[date, ...] = ()) -> WorkCalendar:
-    return WorkCalendar(country, subdivision, weekend, extra_holidays)
+                  extra_holidays: tuple[date, ...] = (),
+                  away: tuple[tuple[date, date], ...] = ()) -> WorkCalendar:
+    """The shared calendar of these settings; `away` are an owner's (from, to) periods."""
+    days = [date.fromordinal(n) for start, end in away
+            for n in range(start.toordinal(), end.toordinal() + 1)]
+    return WorkCalendar(country, subdivision, weekend, extra_holidays, days)
 
 
 @cache

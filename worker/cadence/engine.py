@@ -20,47 +20,21 @@ from functools import lru_cache
 from typing import Any
 
 from connectors.models import Channel, Deal, Priority
-from worker.cadence.calendar import WorkCalendar, work_calendar, zone
+from worker.cadence.activity import DealActivity
+from worker.cadence.calendar import WorkCalendar, zone
 from worker.cadence.fingerprint import Fingerprints, OwnerInput, PlanInputs, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
+from worker.cadence.outcome import DealPlan, Skipped
+from worker.cadence.owners import OwnerContext, resolve_owner
+from worker.cadence.reactive import ReactivePlan
 from worker.cadence.tasks import REBORN_CADENCE, PlannedTask, reminder_instant, start_of_day
 from worker.settings import templates
-from worker.settings.models import Cadence, Config, Step, supported_countries
+from worker.settings.models import Cadence, Config, Step
 
+OPTED_OUT = "opted out in the CRM"
 MAX_OCCURRENCES = 1000
 SCHEDULE_CACHE = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    step: str
-    occurrence: int
-    due_date: date | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DealPlan:
-    deal_id: str
-    cadence: str | None
-    day0: date | None
-    owner_id: str | None
-    tasks: tuple[PlannedTask, ...] = ()
-    skipped: tuple[Skipped, ...] = ()
-    reason: str | None = None  # why nothing was planned
-    owner_fallback: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerContext:
-    owner_id: str
-    zone_name: str
-    calendar: WorkCalendar
-    fallback: bool
-    zone_source: str = "defaults.timezone"  # which setting gave the zone (for plan --diff)
-    holidays: str = ""  # the public holidays' country[-subdivision]
-    holidays_source: str = "defaults.calendar"
 
 
 # (step, occurrence, due date, reminder UTC, create on, create after UTC, date before the shift)
@@ -125,6 +99,8 @@ class Planner:
         self._late_reason = f"past due by more than grace ({self._grace})"
         self._per_stakeholder = {
             c.id: any(s.per == "stakeholder" for s in c.steps) for c in config.cadences}
+        self._reactive = {c.id: any(s.after or s.skip_if for s in c.steps)
+                          for c in config.cadences}
         self._has_contract_steps = {
             c.id: any(s.anchor == "contract_end" for s in c.steps) for c in config.cadences}
         self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
@@ -167,40 +143,10 @@ class Planner:
         cache_key = (owner_id, zone_hint, country, subdivision, fallback)
         found = self._owner_cache.get(cache_key)
         if found is None:
-            found = self._resolve_owner(owner_id, zone_hint, country, subdivision, fallback)
+            found = resolve_owner(self.config.defaults, self.overrides.get(owner_id), owner_id,
+                                  zone_hint, country, subdivision, fallback)
             self._owner_cache[cache_key] = found
         return found
-
-    def _resolve_owner(self, owner_id: str, zone_hint: str | None, country: str | None,
-                       subdivision: str | None, fallback: bool) -> OwnerContext:
-        defaults = self.config.defaults
-        override = self.overrides.get(owner_id)
-        zone_source, holidays_source = "defaults.timezone", "defaults.calendar"
-        if override and override.timezone:
-            zone_name, zone_source = override.timezone, "owner override timezone"
-        elif _valid_zone(zone_hint):
-            zone_name, zone_source = str(zone_hint), "CRM owner time zone"
-        else:
-            zone_name = defaults.timezone
-        if override and override.country:
-            country, subdivision = override.country, override.subdivision
-            holidays_source = "owner override country/subdivision"
-        elif country:
-            holidays_source = "CRM owner country"
-        country = (country or "").upper() or defaults.calendar.country
-        subdivisions = supported_countries().get(country)
-        if subdivisions is None:
-            country, subdivision = defaults.calendar.country, defaults.calendar.subdivision
-            holidays_source = "defaults.calendar"
-        elif country == defaults.calendar.country and subdivision is None:
-            subdivision = defaults.calendar.subdivision
-        elif subdivision is not None and subdivision.upper() not in subdivisions:
-            subdivision = None
-        calendar = work_calendar(country, subdivision, defaults.calendar.weekend,
-                                 defaults.calendar.extra_holidays)
-        holidays = f"{country}-{subdivision.upper()}" if subdivision else country
-        return OwnerContext(owner_id, zone_name, calendar, fallback, zone_source, holidays,
-                            holidays_source)
 
     # -- planning -------------------------------------------------------------------------
     def plan_inputs(self, cadence_id: str | None, raw: OwnerInput | None) -> PlanInputs:
@@ -211,9 +157,12 @@ class Planner:
     def rule_version(self, cadence_id: str | None, deal: Deal) -> str:
         return self.plan_inputs(cadence_id, owner_input(deal)).fingerprint
 
-    def plan(self, deal: Deal, now: datetime, *, cycle: int = 1) -> DealPlan:
+    def plan(self, deal: Deal, now: datetime, *, cycle: int = 1,
+             activity: DealActivity | None = None) -> DealPlan:
         """Plan a deal. `cycle` counts losses of the same deal: a deal lost again after it was
-        reborn starts a new cycle whose keys differ from the first one's."""
+        reborn starts a new cycle whose keys differ from the first one's. `activity` is what
+        happened in the CRM (worker/cadence/activity.py); without it, `after` steps wait and
+        no task is skipped for an activity."""
         if now.tzinfo is None:
             raise ValueError("now must be time-zone aware")
         if not deal.is_lost:
@@ -231,9 +180,15 @@ class Planner:
         day0 = deal.closed_at.astimezone(tz).date() if isinstance(deal.closed_at, datetime) \
             else deal.closed_at
         today = now.astimezone(tz).date()
+        key_cadence = cadence.id if cycle == 1 else f"{cadence.id}@{cycle}"
+        if deal.opted_out:
+            return DealPlan(deal.id, cadence.id, day0, owner.owner_id, reason=OPTED_OUT,
+                            owner_fallback=owner.fallback, stop="opted_out")
+        if activity is not None or self._reactive[cadence.id] or deal.paused_until is not None:
+            return ReactivePlan(self, deal, cadence, owner, day0, today, now, key_cadence,
+                                activity).run()
         slots, skipped = self._schedule(cadence, day0, deal.contract_end, owner, today)
         stakeholders = tuple(c.id for c in deal.contacts if not c.opted_out)
-        key_cadence = cadence.id if cycle == 1 else f"{cadence.id}@{cycle}"
         tasks: list[PlannedTask] = []
         for step, occurrence, due, remind_at, create_on, create_after, moved_from in slots:
             for contact_id in (stakeholders if step.per == "stakeholder" else (None,)):
@@ -247,12 +202,18 @@ class Planner:
         return DealPlan(deal.id, cadence.id, day0, owner.owner_id, tuple(tasks), skipped,
                         owner_fallback=owner.fallback)
 
+    def horizon_date(self, cadence: Cadence, day0: date) -> date:
+        return (cadence.horizon or self._horizon).add_to(day0)
+
     def _schedule(self, cadence: Cadence, day0: date, contract_end: date | None,
-                  owner: OwnerContext, today: date) -> tuple[tuple[Slot, ...], tuple[Skipped, ...]]:
+                  owner: OwnerContext, today: date, resume: date | None = None
+                  ) -> tuple[tuple[Slot, ...], tuple[Skipped, ...]]:
         """The dated steps of a cadence: those counted from day 0, then those anchored on the
-        contract end (or skipped when the deal has none)."""
-        horizon_date = (cadence.horizon or self._horizon).add_to(day0)
-        slots, skipped = self._anchored(cadence, "close_date", day0, horizon_date, owner, today)
+        contract end (or skipped when the deal has none). `resume`: a pause's end (later than
+        today): nothing is written before it and the tasks due before it are late."""
+        horizon_date = self.horizon_date(cadence, day0)
+        slots, skipped = self._anchored(cadence, "close_date", day0, horizon_date, owner, today,
+                                        resume)
         if not self._has_contract_steps[cadence.id]:
             return slots, skipped
         if contract_end is None:
@@ -260,32 +221,35 @@ class Planner:
                             for r in self._rules[cadence.id] if r.step.anchor == "contract_end")
             return slots, skipped + missing
         more, more_skipped = self._anchored(cadence, "contract_end", contract_end, horizon_date,
-                                            owner, today)
+                                            owner, today, resume)
         return slots + more, skipped + more_skipped
 
     def _anchored(self, cadence: Cadence, anchor: str, base: date, horizon_date: date,
-                  owner: OwnerContext, today: date
+                  owner: OwnerContext, today: date, resume: date | None = None
                   ) -> tuple[tuple[Slot, ...], tuple[Skipped, ...]]:
         """Dated steps with one anchor (memoised: many deals share a day 0, zone and today)."""
         cache_key = (cadence.id, anchor, base, horizon_date, owner.calendar, owner.zone_name,
-                     today)
+                     today, resume)
         found = self._schedules.get(cache_key)
         if found is not None:
             return found
         slots: list[Slot] = []
         skipped: list[Skipped] = []
+        start, next_working = resume or today, owner.calendar.next_working
+        grace, lead_back = self._grace, self._lead_back
         for rule in self._rules[cadence.id]:
             step = rule.step
             if step.anchor != anchor:
                 continue
             for occurrence, raw in rule.occurrences(base, horizon_date):
-                due = owner.calendar.next_working(raw)
-                if due < today:
-                    if self._grace.add_to(due) < today:
-                        skipped.append(Skipped(step.id, occurrence, due, self._late_reason))
+                due = next_working(raw)  # (self.shift inlined: this loop is the hot path)
+                if due < start:
+                    if grace.add_to(due) < start:
+                        skipped.append(Skipped(step.id, occurrence, due, self.late_reason(
+                            due, today, resume)))
                         continue
-                    due = owner.calendar.next_working(today)
-                create_on = max(self._lead_back.add_to(due), today)
+                    due = next_working(start)
+                create_on = max(lead_back.add_to(due), start)
                 remind_at = reminder_instant(due, self._reminder, owner.zone_name)
                 slots.append((step, occurrence, due, remind_at, create_on,
                               start_of_day(create_on, owner.zone_name),
@@ -295,6 +259,24 @@ class Planner:
             self._schedules.clear()
         self._schedules[cache_key] = found
         return found
+
+    def shift(self, raw: date, calendar: WorkCalendar, today: date, resume: date | None
+              ) -> tuple[date, date, date | None]:
+        """(due, create on, None), or the due date when the task is skipped as too late: the
+        working-day and grace rules, with a pause's end standing for today."""
+        start = resume or today
+        due = calendar.next_working(raw)
+        if due < start:
+            if self._grace.add_to(due) < start:
+                return due, start, due
+            due = calendar.next_working(start)
+        return due, max(self._lead_back.add_to(due), start), None
+
+    def late_reason(self, due: date, today: date, resume: date | None) -> str:
+        if resume is not None:
+            return (f"due before the pause ends (paused until {resume}) and past grace "
+                    f"({self._grace}) by then")
+        return self._late_reason
 
     # -- rendering ------------------------------------------------------------------------
     def render(self, task: PlannedTask, deal: Deal, day0: date | None = None) -> tuple[str, str]:
@@ -319,7 +301,7 @@ class Planner:
         its step's templates and its deal; None when the configuration no longer has its
         step (or the deal is not known)."""
         if task.is_notice:
-            return task.subject or "Opportunity reborn", task.body or ""
+            return task.subject or "Opportunity reborn", task.body or ""  # (the text as planned)
         cadence = self._cadences.get(task.cadence_id)
         if deal is None or cadence is None or all(s.id != task.step for s in cadence.steps):
             return None
@@ -335,7 +317,8 @@ class Planner:
         today = now.astimezone(zone(owner.zone_name)).date()
         due = owner.calendar.next_working(today)
         how = {"reopened": "the deal was reopened", "won": "the deal was won",
-               "new_deal": f"a new deal was opened on the account: {new_deal.name}"}[reason]
+               "new_deal": f"a new deal was opened on the account: {new_deal.name}",
+               "meeting": "a meeting was logged with the account after the loss"}[reason]
         subject = templates.render(self.config.stop.notify_subject, {
             "deal": templates.deal_view(lost, day0),
             "owner": templates.owner_view(owner.owner_id, lost.owner), "contact": None,
@@ -347,15 +330,3 @@ class Planner:
             self.connection, new_deal.id if reason == "new_deal" else lost.id, REBORN_CADENCE,
             "notify", 0, None, due, reminder_instant(due, self._reminder, owner.zone_name),
             today, owner.owner_id, Channel.TODO, Priority.HIGH, now, subject=subject, body=body)
-
-
-def _valid_zone(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        zone(name)
-    except (KeyError, ValueError, OSError):
-        return None
-    return name
-
-

@@ -8,7 +8,9 @@ country, subdivision):
 - the owner its tasks go to (the CRM owner, or `fallback_owner` when that one is inactive or
   missing), that owner's time zone and public holidays (an `owners:` override, the CRM owner,
   or `defaults`), the weekend and extra holidays;
-- `defaults.reminder_time`, `lead_time`, `grace` and (unless the cadence sets one) `horizon`.
+- `defaults.reminder_time`, `lead_time`, `grace` and (unless the cadence sets one) `horizon`;
+- the owner's days `away` (override) and `stop.on_meeting`, only when set (not the default),
+  so that a configuration without them keeps its fingerprints.
 A deal no cadence matches reads only the `when` tests of every cadence.
 
 The fingerprint covers values only; `sources` say which setting gave each value (for the
@@ -52,6 +54,19 @@ def decode_owner(text: str | None) -> OwnerInput | None:
     return (str(owner_id), bool(active), zone_name, country, subdivision)
 
 
+NEWER_STEP_KEYS = ("after", "max_wait", "skip_if")
+
+
+def _cadence_inputs(dumped: dict[str, Any]) -> dict[str, Any]:
+    """A cadence's dump without the activity keys its steps leave unset, so that a cadence
+    that uses none of them keeps the fingerprint it had before they existed."""
+    for step in dumped.get("steps", []):
+        for key in NEWER_STEP_KEYS:
+            if step.get(key) is None:
+                step.pop(key, None)
+    return dumped
+
+
 def digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
@@ -78,9 +93,10 @@ class Fingerprints:
                         for k, m in c.when.items()}] for c in config.cadences]
         self._match = {c.id: when[:i + 1] for i, c in enumerate(config.cadences)}
         self._all_match = when
-        self._cadences = {c.id: c.model_dump(mode="json", by_alias=True,
-                                             exclude={"description", "when"})
-                          for c in config.cadences}
+        self._cadences = {c.id: _cadence_inputs(c.model_dump(
+            mode="json", by_alias=True, exclude={"description", "when"}))
+            for c in config.cadences}
+        self._on_meeting = config.stop.on_meeting
         d = config.defaults
         dumped = d.model_dump(mode="json")
         self._defaults = {
@@ -117,6 +133,12 @@ class Fingerprints:
         inputs.update(self._defaults, owner=owner.owner_id, timezone=owner.zone_name,
                       holidays=owner.holidays,
                       horizon=horizon if horizon is not None else self._default_horizon)
+        if owner.away:  # (absent when empty: fingerprints from before `away` stay valid)
+            inputs["away"] = [[a.isoformat(), b.isoformat()] for a, b in owner.away]
+            sources["away"] = "owner override away"
+        if self._on_meeting != "notify":
+            inputs["on_meeting"] = self._on_meeting
+            sources["on_meeting"] = "stop.on_meeting"
         sources.update(
             owner="fallback_owner" if owner.fallback else "CRM owner",
             timezone=owner.zone_source, holidays=owner.holidays_source,

@@ -11,6 +11,8 @@ from connectors.models import Channel, Priority, TaskDraft
 from worker.cadence.calendar import zone
 
 REBORN_CADENCE = "reborn"  # the cadence id of the "Opportunity reborn" notice to the owner
+MEETING_CADENCE = "meeting"  # stop.on_meeting: notify: "Meeting booked with ..." to the owner
+NOTICES = frozenset({REBORN_CADENCE, MEETING_CADENCE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class PlannedTask:
 
     @property
     def is_notice(self) -> bool:
-        return self.cadence == REBORN_CADENCE
+        return self.cadence in NOTICES
 
     def draft(self, subject: str, body: str, account_id: str | None) -> TaskDraft:
         """What the CRM adapter writes for this task, with its rendered text."""

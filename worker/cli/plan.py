@@ -24,7 +24,7 @@ from worker.cli.app import (
     sandbox_extra,
     table_console,
 )
-from worker.cli.dealsfile import InputErrors, read_deals
+from worker.cli.dealsfile import InputErrors, deals_file_schema, read_deals, read_plan_inputs
 from worker.settings import Config
 from worker.settings.models import model_json_schema
 
@@ -86,11 +86,12 @@ def plan(
         names = ", ".join(c.name for c in settings.connections) or "none"
         fail_input([f"--connection: no connection named {connection!r} (configured: {names})"])
     try:
-        items = read_deals(deals, today=moment.astimezone(UTC).date())
+        inputs = read_plan_inputs(deals, today=moment.astimezone(UTC).date())
     except InputErrors as exc:
         fail_input(exc.lines, "Fix the deals file; nothing was planned.")
     planner = Planner(settings, connection)
-    results = list(plan_deals(planner, items, moment))
+    items = [i.deal for i in inputs]
+    results = list(plan_deals(planner, items, moment, [i.activity(planner) for i in inputs]))
     from worker.sync.refusals import plan_warning
 
     warning = None if planner.fallback_owner else plan_warning(results, planner.connection,
@@ -143,9 +144,12 @@ def _plan_diff(settings: Config, config: Path, moment: datetime,
 def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Write here instead of stdout.")] = None,
+    deals: Annotated[bool, typer.Option("--deals", help="The schema of a line of the `plan "
+                                        "--deals` file instead.")] = False,
 ) -> None:
     """Print the JSON Schema of the configuration file (for editor autocompletion)."""
-    text = json.dumps(model_json_schema(), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(deals_file_schema() if deals else model_json_schema(), indent=2,
+                      sort_keys=True) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:

@@ -27,6 +27,7 @@ def run(data: dict[str, Any], source: Source) -> list[ConfigError]:
         for index, cadence in enumerate(cadences):
             if isinstance(cadence, dict):
                 errors += _cadence(cadence, ("cadences", index), source)
+                errors += _after(cadences, index, source)
     stop = data.get("stop")
     if isinstance(stop, dict) and isinstance(stop.get("notify_subject"), str):
         errors += _template(stop["notify_subject"], ("stop", "notify_subject"), source,
@@ -83,3 +84,59 @@ def _template(text: str, path: Path_, source: Source, *, with_contact: bool) -> 
     except TemplateProblem as problem:
         return [source.error(path, str(problem))]
     return []
+
+
+def _step_ids(cadence: Any) -> dict[str, int]:
+    steps = cadence.get("steps") if isinstance(cadence, dict) else None
+    if not isinstance(steps, list):
+        return {}
+    return {s["id"]: i for i, s in enumerate(steps)
+            if isinstance(s, dict) and isinstance(s.get("id"), str)}
+
+
+def _after(cadences: list[Any], index: int, source: Source) -> list[ConfigError]:
+    """`after: STEP` names another single-occurrence (`at`) step of the same cadence, and the
+    `after` links of a cadence form no cycle."""
+    cadence = cadences[index]
+    steps = cadence.get("steps")
+    if not isinstance(steps, list):
+        return []
+    ids = _step_ids(cadence)
+    errors: list[ConfigError] = []
+    links: dict[str, str] = {}
+    for number, step in enumerate(steps):
+        if not isinstance(step, dict) or not isinstance(step.get("after"), str):
+            continue
+        target, path = step["after"], ("cadences", index, "steps", number, "after")
+        own = step.get("id")
+        if target == own:
+            errors.append(source.error(path, f"step {own!r} cannot wait for itself: name "
+                                             "another `at` step of this cadence"))
+            continue
+        if target not in ids:
+            elsewhere = [str(c.get("id")) for i, c in enumerate(cadences)
+                         if i != index and target in _step_ids(c)]
+            where = (f" (it is a step of cadence {elsewhere[0]!r}: after names a step of the "
+                     "same cadence)" if elsewhere else "")
+            known = ", ".join(ids) or "none"
+            errors.append(source.error(path, f"after: no step {target!r} in this cadence"
+                                             f"{where}; expected one of: {known}"))
+            continue
+        if not isinstance(steps[ids[target]], dict) or "at" not in steps[ids[target]]:
+            errors.append(source.error(path, f"after: step {target!r} is recurring (every or "
+                                             "spread); name a single-occurrence step (at:)"))
+            continue
+        if isinstance(own, str):
+            links[own] = target
+    for own, first in links.items():
+        seen, probe = [own], first
+        while probe in links and probe not in seen:
+            seen.append(probe)
+            probe = links[probe]
+        if probe == own:
+            path = ("cadences", index, "steps", ids[own], "after")
+            errors.append(source.error(path, "after: the steps wait for each other in a cycle ("
+                                             + " -> ".join([*seen, own])
+                                             + "); remove one of these after: keys"))
+            break
+    return errors

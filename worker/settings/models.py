@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from connectors.models import Channel, Priority
+from connectors.models import ActivityKind, Channel, Priority
 from connectors.settings import (
     HubSpotSettings,
     Ident,
@@ -142,12 +142,29 @@ class Defaults(Model):
         "3y", validate_default=True, description="No task later than this after the close date")
 
 
+class AwayPeriod(Model):
+    """Days an owner is away (both dates included): not working days for that owner."""
+
+    from_: date = Field(alias="from", description="First day away (YYYY-MM-DD)")
+    to: date = Field(description="Last day away (YYYY-MM-DD), on or after `from`")
+
+    @model_validator(mode="after")
+    def _order(self) -> AwayPeriod:
+        if self.to < self.from_:
+            raise ValueError(f"from ({self.from_}) is after to ({self.to}): swap them, or fix "
+                             "the dates (both days are included)")
+        return self
+
+
 class OwnerOverride(Model):
     """Per-owner facts the CRM lacks (HubSpot owners carry no time zone)."""
 
     timezone: TimeZoneName | None = Field(None, description="IANA time zone")
     country: CountryCode | None = Field(None, description="Country of the public holidays")
     subdivision: str | None = Field(None, description="State/province of the holidays")
+    away: tuple[AwayPeriod, ...] = Field(
+        (), description="Periods away ({from, to}, dates included): not working days for "
+                        "this owner, like holidays")
 
 
 class WorkerKeys(Model):
@@ -204,6 +221,16 @@ class Matcher(Model):
         return self
 
 
+class SkipIf(Model):
+    """Skip a task when someone already touched the deal recently (decided on its create date)."""
+
+    activity: Annotated[tuple[ActivityKind, ...], Field(min_length=1)] = Field(
+        description="Activity kinds that count: call, meeting, email, note, task")
+    within: Annotated[DurationField, AfterValidator(_positive)] = Field(
+        description="Logged this long before the task's due date, or less (the day D days "
+                    "before counts)")
+
+
 class Step(Model):
     """One follow-up touch: `at` once, `every` repeatedly, or `spread` N times over a window."""
 
@@ -224,6 +251,14 @@ class Step(Model):
         "deal", description="One task per deal, or one per contact (opted-out skipped)")
     subject: str | None = Field(None, description="Jinja2 template; default names the step")
     body: str = Field("", description="Jinja2 template: the talking points")
+    after: Ident | None = Field(
+        None, description="An `at` step of this cadence: day 0 of this step is the day that "
+                          "step's task was completed (its tasks wait until then)")
+    max_wait: Annotated[DurationField, AfterValidator(_non_negative)] | None = Field(
+        None, description="With `after`: not completed this long after it was due, count "
+                          "from that day instead")
+    skip_if: SkipIf | None = Field(
+        None, description="Do not write the task if such an activity was logged recently")
 
     @model_validator(mode="after")
     def _kind(self) -> Step:
@@ -237,6 +272,9 @@ class Step(Model):
             raise ValueError("spread needs both from and until")
         if self.every is not None and self.until is None:
             raise ValueError("every needs until (the last day it may fall on)")
+        if self.max_wait is not None and self.after is None:
+            raise ValueError("max_wait goes with after (it bounds the wait for that step): "
+                             "add after: STEP or remove max_wait")
         start = self.from_ or Duration()
         if self.until is not None and self.until.approx_days < start.approx_days:
             raise ValueError(f"until ({self.until}) is before from ({start})")
@@ -269,6 +307,9 @@ class StopPolicy(Model):
     notify_owner: bool = Field(True, description="Write one 'Opportunity reborn' task")
     notify_subject: str = Field("Opportunity reborn: {{ deal.name }}",
                                 description="Template of that task's subject")
+    on_meeting: Literal["notify", "stop", "ignore"] = Field(
+        "notify", description="A meeting with the account after the loss: one task for the "
+                              "owner (notify), stop the cadence as reborn (stop), or nothing")
 
 
 class ServiceSettings(Model):

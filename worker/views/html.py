@@ -46,7 +46,8 @@ def _x(day: float, horizon: float) -> float:
     return LABEL + span * (0.5 + 0.5 * min(day - 180, horizon - 180) / max(horizon - 180, 1))
 
 
-def _timeline(cadence: str, steps: list[str], rows: list[PlanRow], horizon: float) -> str:
+def _timeline(cadence: str, steps: list[str], rows: list[PlanRow], horizon: float,
+              waiting: dict[str, int] | None = None) -> str:
     height = 40 + ROW * len(steps)
     parts = [f'<svg role="img" aria-label="timeline of {escape(cadence)}" '
              f'viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" '
@@ -65,6 +66,10 @@ def _timeline(cadence: str, steps: list[str], rows: list[PlanRow], horizon: floa
         y = 34 + ROW * index
         parts.append(f'<g class="step" data-step="{escape(step)}">'
                      f'<text x="4" y="{y + 4}" font-size="12">{escape(step)}</text>')
+        waits = (waiting or {}).get(step, 0)
+        if waits:
+            parts.append(f'<text class="waiting" x="{LABEL}" y="{y + 4}" font-size="11" '
+                         f'fill="#667085">waiting for a completion in {waits} deal(s)</text>')
         seen: set[tuple[int, int]] = set()
         for row in by_step.get(step, []):
             day0 = row.plan.day0
@@ -77,6 +82,9 @@ def _timeline(cadence: str, steps: list[str], rows: list[PlanRow], horizon: floa
             color = COLORS.get(str(row.task.channel), "#667085")
             title = f"{step} #{row.task.occurrence}: day {due} ({row.task.due_date}) - " \
                     f"{row.subject}"
+            why = next((m.why for m in row.plan.moved if m.key == row.task.key), None)
+            if why:
+                title += f"; {why}"
             if row.task.moved_from is not None:
                 raw = (row.task.moved_from - day0).days
                 title += f"; moved from {row.task.moved_from} (weekend, holiday or late)"
@@ -111,13 +119,29 @@ def _local(moment: datetime, zone: str) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M %Z}"
 
 
+def who(contact: str | None) -> str:
+    return f" ({escape(contact)})" if contact else ""
+
+
 def _skipped(plan: DealPlan) -> str:
-    if not plan.skipped:
-        return ""
-    items = "".join(f"<li>{escape(s.step)} #{s.occurrence}"
-                    f"{' due ' + s.due_date.isoformat() if s.due_date else ''}: "
-                    f"{escape(s.reason)}</li>" for s in plan.skipped)
-    return f'<div class="skipped">Skipped steps:<ul>{items}</ul></div>'
+    """Under a deal: what the plan moved (after, pause), skipped (with the activity) and
+    what waits for a completion."""
+    out = ""
+    if plan.moved:
+        items = "".join(f"<li>{escape(m.step)} #{m.occurrence}{who(m.contact_id)} due {m.due}"
+                        f"{' instead of ' + m.fixed.isoformat() if m.fixed else ''}: "
+                        f"{escape(m.why)}</li>" for m in plan.moved)
+        out += f'<div class="skipped moved-steps">Moved steps:<ul>{items}</ul></div>'
+    if plan.skipped:
+        items = "".join(f"<li>{escape(s.step)} #{s.occurrence}{who(s.contact_id)}"
+                        f"{' due ' + s.due_date.isoformat() if s.due_date else ''}: "
+                        f"{escape(s.reason)}</li>" for s in plan.skipped)
+        out += f'<div class="skipped">Skipped steps:<ul>{items}</ul></div>'
+    if plan.waiting:
+        items = "".join(f"<li>{escape(w.step)}{who(w.contact_id)}: {escape(w.describe())}</li>"
+                        for w in plan.waiting)
+        out += f'<div class="skipped waiting-steps">Waiting steps:<ul>{items}</ul></div>'
+    return out
 
 
 def plan_html(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], *, steps_by_cadence:
@@ -125,10 +149,13 @@ def plan_html(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], *, steps_
     results = list(results)
     by_cadence: dict[str, list[PlanRow]] = defaultdict(list)
     deals_by_cadence: dict[str, int] = defaultdict(int)
+    waiting: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for _, plan, rows in results:
         if plan.cadence:
             by_cadence[plan.cadence].extend(rows)
             deals_by_cadence[plan.cadence] += 1
+            for step in {w.step for w in plan.waiting}:
+                waiting[plan.cadence][step] += 1
     body = [f"<h1>winback plan</h1><p class=\"muted\">{escape(config_name)} as of "
             f"{escape(now.astimezone(UTC).isoformat())}; {len(results)} deal(s), "
             f"{sum(len(r) for _, _, r in results)} task(s).</p>",
@@ -140,7 +167,8 @@ def plan_html(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], *, steps_
                     f'"{deals_by_cadence.get(cadence, 0)}">{len(steps)} step(s); '
                     f"{deals_by_cadence.get(cadence, 0)} deal(s) in this file.</p>")
         if steps:
-            body.append(_timeline(cadence, steps, by_cadence.get(cadence, []), horizon_days))
+            body.append(_timeline(cadence, steps, by_cadence.get(cadence, []), horizon_days,
+                                  waiting.get(cadence)))
     body.append("<h2>Deals</h2>")
     for deal, plan, rows in results:
         head = f"{deal.id} {deal.name}"

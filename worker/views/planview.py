@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.models import Deal
+from worker.cadence.activity import DealActivity
 from worker.cadence.engine import DealPlan, PlannedTask, Planner
 from worker.sync.refusals import inactive_owner
 
@@ -30,23 +32,28 @@ def utc_z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def plan_deals(planner: Planner, deals: Iterable[Deal], now: datetime
+def plan_deals(planner: Planner, deals: Iterable[Deal], now: datetime,
+               activity: Sequence[DealActivity | None] = ()
                ) -> Iterator[tuple[Deal, DealPlan, list[PlanRow]]]:
-    for deal in deals:
-        plan = planner.plan(deal, now)
+    """Plan each deal (with its activity, by position, when given)."""
+    for index, deal in enumerate(deals):
+        given = activity[index] if index < len(activity) else None
+        plan = planner.plan(deal, now, activity=given)
         owner = planner.owner_context(deal)
         zone = owner.zone_name if owner is not None else "UTC"
         rows = []
         for task in sorted(plan.tasks, key=lambda t: (t.due_date, t.step, t.occurrence,
                                                       t.contact_id or "")):
-            subject, body = planner.render(task, deal, plan.day0)
+            subject, body = planner.text(task, deal, plan.day0) or ("", "")
             rows.append(PlanRow(deal, plan, task, subject, body, zone))
         yield deal, plan, rows
 
 
 def row_json(row: PlanRow) -> dict[str, Any]:
     task = row.task
+    moved = next((m for m in row.plan.moved if m.key == task.key), None)
     return {
+        "status": "planned",
         "deal_id": task.deal_id, "cadence": task.cadence, "step": task.step,
         "occurrence": task.occurrence, "contact_id": task.contact_id,
         "due_date": task.due_date.isoformat(), "remind_at": utc_z(task.remind_at),
@@ -55,15 +62,40 @@ def row_json(row: PlanRow) -> dict[str, Any]:
         "body": row.body, "key": task.key,
         "moved_from": task.moved_from.isoformat() if task.moved_from else None,
         "owner_inactive": inactive_owner(row.deal, row.plan),
+        "moved": None if moved is None else {
+            "fixed": moved.fixed.isoformat() if moved.fixed else None, "why": moved.why},
     }
+
+
+def outcome_json(plan: DealPlan) -> Iterator[dict[str, Any]]:
+    """The lines besides planned tasks: a stopped deal, tasks skipped for an activity
+    (`skip_if`), steps waiting for a completion (`after`)."""
+    if plan.stop is not None:
+        yield {"status": "stopped", "deal_id": plan.deal_id, "cadence": plan.cadence,
+               "stop": plan.stop, "reason": plan.reason,
+               "activity": plan.stop_activity.as_dict() if plan.stop_activity else None}
+    for skip in plan.skipped:
+        if skip.activity is not None:
+            yield {"status": "skipped", "deal_id": plan.deal_id, "cadence": plan.cadence,
+                   "step": skip.step, "occurrence": skip.occurrence,
+                   "contact_id": skip.contact_id,
+                   "due_date": skip.due_date.isoformat() if skip.due_date else None,
+                   "key": skip.key, "reason": skip.reason, "activity": skip.activity.as_dict()}
+    for wait in plan.waiting:
+        yield {"status": "waiting", "deal_id": plan.deal_id, "cadence": plan.cadence,
+               "step": wait.step, "contact_id": wait.contact_id, "waits_for": wait.waits_for,
+               "deadline": wait.deadline.isoformat() if wait.deadline else None,
+               "reason": wait.describe()}
 
 
 def write_json(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], out: TextIO) -> int:
     count = 0
-    for _, _, rows in results:
+    for _, plan, rows in results:
         for row in rows:
             out.write(json.dumps(row_json(row), ensure_ascii=False) + "\n")
             count += 1
+        for line in outcome_json(plan):
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
     return count
 
 
@@ -73,7 +105,8 @@ def write_table(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], console
         title = f"{deal.id} {deal.name!s}".strip()
         if plan.cadence is None or not rows:
             why = plan.reason or (f"cadence {plan.cadence}: no tasks" if plan.cadence else "")
-            console.print(f"[bold]{title}[/bold]: no tasks ({why})")
+            console.print(f"[bold]{title}[/bold]: no tasks ({escape(why)})")
+            _outcomes(plan, console)
             continue
         fallback = " (fallback owner)" if plan.owner_fallback else (
             " (INACTIVE: the CRM will refuse these tasks)" if inactive_owner(deal, plan) else "")
@@ -89,12 +122,26 @@ def write_table(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], console
             table.add_row(step, due, task.remind_at.astimezone(UTC).strftime("%H:%MZ"),
                           task.create_on.isoformat(), via, task.contact_id or "", row.subject)
         console.print(table)
-        for skip in plan.skipped:
-            console.print(f"  skipped {skip.step}#{skip.occurrence}"
-                          f"{' due ' + skip.due_date.isoformat() if skip.due_date else ''}: "
-                          f"{skip.reason}")
+        _outcomes(plan, console)
         count += len(rows)
     if count:
         console.print("* moved to the next working day (weekend, holiday or late); "
                       "! high priority; remind = reminder time in UTC")
     return count
+
+
+def _outcomes(plan: DealPlan, console: Console) -> None:
+    """Under a deal's table: moved, skipped and waiting steps, each with its cause."""
+    for moved in plan.moved:
+        who = f" ({moved.contact_id})" if moved.contact_id else ""
+        fixed = f" instead of {moved.fixed}" if moved.fixed else " (none without it)"
+        console.print(f"  moved {moved.step}#{moved.occurrence}{who} to {moved.due}{fixed}: "
+                      f"{moved.why}", markup=False)
+    for skip in plan.skipped:
+        who = f" ({skip.contact_id})" if skip.contact_id else ""
+        console.print(f"  skipped {skip.step}#{skip.occurrence}{who}"
+                      f"{' due ' + skip.due_date.isoformat() if skip.due_date else ''}: "
+                      f"{skip.reason}", markup=False)
+    for wait in plan.waiting:
+        who = f" ({wait.contact_id})" if wait.contact_id else ""
+        console.print(f"  waiting {wait.step}{who}: {wait.describe()}", markup=False)

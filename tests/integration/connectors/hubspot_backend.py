@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -166,6 +166,57 @@ class HubSpotBackend:
 
     def advance_clock(self, seconds: float) -> None:
         self.admin("POST", "clock", {"advance_seconds": seconds})
+
+    # -- activities (issue 13) ---------------------------------------------------------------
+    activity_kinds = ("call", "meeting", "email", "note", "task")
+    reports_deleted_activities = False  # search leaves archived records out
+    activity_page = 1000  # activities per page: one v4 association batch
+    activity_fields = FieldMap(opt_out="winback_opt_out", pause_until="winback_pause_until")
+    wrong_opt_out = "competitor"  # a text property
+
+    def log_activities(self, kind: str, at: datetime, count: int = 1, *,
+                       deal: str | None = None, account: str | None = None,
+                       contact: str | None = None, owner: str | None = None) -> list[str]:
+        object_type = {"call": "calls", "meeting": "meetings", "email": "emails",
+                       "note": "notes", "task": "tasks"}[kind]
+        props: dict[str, Any] = {"hs_timestamp": _ms_iso(at)}
+        if owner:
+            props["hubspot_owner_id"] = owner
+        if kind == "meeting":
+            props.update(hs_meeting_start_time=_ms_iso(at), hs_meeting_title="Meeting",
+                         hs_meeting_outcome="COMPLETED")
+        elif kind == "task":
+            props.update(hs_task_subject="Task", hs_task_status="NOT_STARTED")
+        elif kind == "call":
+            props.update(hs_call_title="Call", hs_call_direction="OUTBOUND")
+        elif kind == "email":
+            props.update(hs_email_subject="Email", hs_email_direction="EMAIL")
+        else:
+            props.update(hs_note_body="Note")
+        links = {name: [target] for name, target in (
+            ("deals", deal), ("companies", account), ("contacts", contact)) if target}
+        if count == 1:
+            return [str(self.admin("POST", f"objects/{object_type}",
+                                   {"properties": props, "associations": links})["id"])]
+        # many at once: one appended fixture load instead of a request each
+        refs = [f"act{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        ids = self.admin("POST", "seed", {"append": True, "objects": {object_type: [
+            {"ref": ref, "properties": props, "associations": links} for ref in refs]}})["ids"]
+        return [str(ids[ref]) for ref in refs]
+
+    def complete_task(self, crm_id: str, at: datetime) -> None:
+        self.admin("PATCH", f"objects/tasks/{crm_id}", {"properties": {
+            "hs_task_status": "COMPLETED", "hs_task_completion_date": _ms_iso(at)}})
+
+    def delete_activity(self, kind: str, crm_id: str) -> None:
+        object_type = {"call": "calls", "meeting": "meetings", "email": "emails",
+                       "note": "notes", "task": "tasks"}[kind]
+        self.admin("DELETE", f"objects/{object_type}/{crm_id}")
+
+    def set_deal_flags(self, deal_id: str, *, opted_out: bool, paused_until: date | None) -> None:
+        self.admin("PATCH", f"objects/deals/{deal_id}", {"properties": {
+            "winback_opt_out": "true" if opted_out else "false",
+            "winback_pause_until": paused_until.isoformat() if paused_until else None}})
 
     # -- helpers ------------------------------------------------------------------------------
     def violations(self) -> dict[str, Any]:

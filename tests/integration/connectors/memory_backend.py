@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from connectors.base import FieldMap
 from connectors.memory import InMemoryConnector
-from connectors.models import Contact, Deal, Owner
+from connectors.models import Activity, ActivityKind, Contact, Deal, Owner
 from sandbox.seed import SeedData, generate
 from tests.integration.connectors.backend import CrmTask, Ids
 
@@ -18,6 +19,7 @@ class MemoryBackend:
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
         self.crm = InMemoryConnector("memory", clock=lambda: self.now, write_batch=200)
+        self._activity_ids = 0
 
     def connector(self, **overrides: Any) -> InMemoryConnector:
         if "api_budget_share" in overrides:
@@ -68,6 +70,36 @@ class MemoryBackend:
         return [CrmTask(t.crm_id, t.key, t.draft.subject, t.draft.owner_id, t.draft.deal_id,
                         t.draft.contact_id, t.draft.due_date, t.completed)
                 for t in self.crm.admin_tasks()]
+
+    # -- activities (issue 13) ---------------------------------------------------------------
+    activity_kinds = ("call", "meeting", "email", "note", "task")
+    reports_deleted_activities = True
+    activity_page = 200
+    activity_fields = FieldMap(opt_out="opt_out", pause_until="pause_until")
+    wrong_opt_out = None
+
+    def log_activities(self, kind: str, at: datetime, count: int = 1, *,
+                       deal: str | None = None, account: str | None = None,
+                       contact: str | None = None, owner: str | None = None) -> list[str]:
+        out = []
+        for _ in range(count):
+            self._activity_ids += 1
+            done = kind in ("call", "email")
+            activity = self.crm.admin_put_activity(Activity(
+                id=f"X{self._activity_ids:08d}", kind=ActivityKind(kind), at=at, deal_id=deal,
+                account_id=account, contact_ids=(contact,) if contact else (), owner_id=owner,
+                completed=done, completed_at=at if done else None))
+            out.append(activity.id)
+        return out
+
+    def complete_task(self, crm_id: str, at: datetime) -> None:
+        self.crm.admin_complete_task(crm_id, at)
+
+    def delete_activity(self, kind: str, crm_id: str) -> None:
+        self.crm.admin_delete_activity(crm_id)
+
+    def set_deal_flags(self, deal_id: str, *, opted_out: bool, paused_until: date | None) -> None:
+        self.crm.admin_update_deal(deal_id, opted_out=opted_out, paused_until=paused_until)
 
     def calls(self) -> dict[str, int]:
         return dict(self.crm.calls)

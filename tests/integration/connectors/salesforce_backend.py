@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,6 +129,47 @@ class SalesforceBackend:
                                bool(r.get("IsClosed")), bool(r.get("IsDeleted"))))
         return out
 
+    # -- activities (issue 13) ---------------------------------------------------------------
+    #: kinds an activity can be logged as (Salesforce has no note activity)
+    activity_kinds = ("call", "meeting", "email", "task")
+    reports_deleted_activities = True  # queryAll returns IsDeleted rows
+    activity_page = 2000
+    activity_fields = FieldMap(opt_out="Winback_Opt_Out__c", pause_until="Winback_Pause_Until__c")
+    wrong_opt_out = "Loss_Reason__c"  # a text field
+
+    def log_activities(self, kind: str, at: datetime, count: int = 1, *,
+                       deal: str | None = None, account: str | None = None,
+                       contact: str | None = None, owner: str | None = None) -> list[str]:
+        """Log activities as a rep would (Task for call/email/task, Event for meeting)."""
+        links: dict[str, Any] = {"WhatId": deal or account, "WhoId": contact}
+        if owner:
+            links["OwnerId"] = owner
+        if kind == "meeting":
+            record = {"Subject": "Meeting", "StartDateTime": _iso(at), "DurationInMinutes": 30,
+                      **links}
+            sobject = "Event"
+        else:
+            done = kind != "task"
+            record = {"Subject": kind.title(), "ActivityDate": at.date().isoformat(),
+                      "TaskSubtype": {"call": "Call", "email": "Email"}.get(kind, "Task"),
+                      "Status": "Completed" if done else "Not Started", **links,
+                      **({"CompletedDateTime": _iso(at)} if done else {})}
+            sobject = "Task"
+        answer = self.admin("POST", f"records/{sobject}", [dict(record) for _ in range(count)])
+        return list(answer["ids"])
+
+    def complete_task(self, crm_id: str, at: datetime) -> None:
+        self.admin("PATCH", f"records/Task/{crm_id}",
+                   {"Status": "Completed", "CompletedDateTime": _iso(at)})
+
+    def delete_activity(self, kind: str, crm_id: str) -> None:
+        self.admin("DELETE", f"records/{'Event' if kind == 'meeting' else 'Task'}/{crm_id}")
+
+    def set_deal_flags(self, deal_id: str, *, opted_out: bool, paused_until: date | None) -> None:
+        self.admin("PATCH", f"records/Opportunity/{deal_id}", {
+            "Winback_Opt_Out__c": opted_out,
+            "Winback_Pause_Until__c": paused_until.isoformat() if paused_until else None})
+
     # -- calls, faults, sessions, budget, clock --------------------------------------------
     def calls(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.admin("GET", "calls")["calls"].items()}
@@ -172,6 +213,10 @@ def _opportunity(deal: SeedDeal) -> dict[str, Any]:
         "SystemModstamp": _stamp(deal.modified_at.isoformat()),
     }
     return record
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _stamp(iso: str) -> str:
