@@ -6,9 +6,10 @@ their deal / company / contact links read in v4 association batches of up to 1,0
 Only the objects the kinds need are searched: an idle read costs one search per object.
 Search reaches 10,000 results per query (reference §0), so before the offset would pass that
 a query restarts from the newest stamp seen, skipping ids already handed out at that stamp; a
-window of 10,000 rows sharing one stamp is walked by `hs_object_id` instead. Search leaves
-archived (deleted) records out, so a deleted engagement stops appearing rather than coming
-back flagged.
+window of 10,000 rows sharing one stamp is walked by `hs_object_id` instead. Each page is
+re-read from a few rows back, as for deals, so a record changed during the read cannot push
+another past the cursor. Search leaves archived (deleted) records out, so a deleted
+engagement stops appearing rather than coming back flagged.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from connectors.models import Activity, ActivityKind
 
 PAGE = 200  # search `limit` maximum
 SEARCH_CAP = 10_000  # results one search query can reach
+OVERLAP = 5  # rows each search page re-reads from the one before
 ASSOC_BATCH = 1_000  # v4 association batch read inputs (reference §0)
 NO_ASSOCIATIONS = "NO_ASSOCIATIONS_FOUND"
 OBJECTS = {ActivityKind.TASK: "tasks", ActivityKind.CALL: "calls",
@@ -68,25 +70,33 @@ class ActivityReader:
         return [*COMMON, *PROPERTIES[object_type], *extra]
 
     def _stream(self, object_type: str, bound: int) -> Iterator[Row]:
-        """Every object of this type modified at or after `bound` (ms), ascending."""
+        """Every object of this type modified at or after `bound` (ms), ascending. Each page
+        is re-read from `OVERLAP` rows back (rows already served are skipped): an object
+        modified during the read leaves the result set behind the cursor and shifts every
+        later row one place left, which would otherwise skip a row."""
         seen_at_top: set[int] = set()
         while True:
             after, top = 0, bound
+            last_page: dict[int, int] = {}
             while True:
                 page = self._search(object_type, [_filter("hs_lastmodifieddate", "GTE", bound)],
                                     "hs_lastmodifieddate", after)
+                served: dict[int, int] = {}
                 for raw in page.results or []:
                     row = _row(object_type, raw)
-                    if row[0] == bound and row[1] in seen_at_top:
+                    served[row[1]] = row[0]
+                    if last_page.get(row[1]) == row[0] or (
+                            row[0] == bound and row[1] in seen_at_top):
                         continue
                     if row[0] > top:
                         top, seen_at_top = row[0], set()
                     seen_at_top.add(row[1])
                     yield row
+                last_page = served
                 nxt = _next_after(page)
                 if nxt is None:
                     return
-                after = int(nxt)
+                after = max(int(nxt) - OVERLAP, after + 1)
                 if after + PAGE > self.search_cap:
                     break
             if top > bound:

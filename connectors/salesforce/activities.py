@@ -8,7 +8,8 @@ change first across both, and each page's watermark is safe to resume from. Only
 the kinds need are queried: no Event query without `meeting`, no Task query without a Task
 kind, and only closed Call / Email Tasks when the rules ask about calls or emails but not
 tasks. Salesforce has no note activity (notes are ContentNote records, not activities): `note`
-reads nothing here.
+reads nothing here. A query locator that dies midway restarts both queries from the last
+stamp served, as the deal pull does.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from connectors.base import ActivityPage
 from connectors.errors import RetryableError
 from connectors.models import Activity, ActivityKind
 from connectors.salesforce import soql
-from connectors.salesforce.client import Client
+from connectors.salesforce.client import Client, log
 from connectors.salesforce.failures import StaleCursor
 from connectors.salesforce.records import parse_date, parse_datetime, text
 
 PAGE = 2_000  # activities per page handed out (up to two REST pages of 1,000)
+MAX_RESTARTS = 3
 TASK_FIELDS = ("Id, Subject, Status, IsClosed, CompletedDateTime, ActivityDate, TaskSubtype, "
                "WhatId, WhoId, AccountId, OwnerId, IsDeleted, IsArchived, CreatedDate, "
                "SystemModstamp")
@@ -68,30 +70,48 @@ def events_since(since: datetime) -> str:
 
 def changed_activities(client: Client, since: datetime, kinds: frozenset[ActivityKind],
                        key_field: str | None) -> Iterator[ActivityPage]:
+    """If a query locator dies midway (400 INVALID_QUERY_LOCATOR: expired, or released past
+    10 open cursors), both queries are re-run from the last stamp served, and rows already
+    served are skipped (everything older than that stamp, and the ids served at it)."""
     if since.tzinfo is None:
         raise ValueError("since must be time-zone aware")
-    streams: list[Iterator[Row]] = []
     condition = task_filter(kinds)
-    if condition != "":
-        streams.append(_rows(client, tasks_since(since, condition, key_field), "Task"))
-    if ActivityKind.MEETING in kinds:
-        streams.append(_rows(client, events_since(since), "Event"))
     batch: list[Activity] = []
-    rows, stamp = 0, since
-    try:
-        for stamp, _, sobject, record in heapq.merge(*streams, key=lambda r: (r[0], r[1])):
-            found = task(record, key_field) if sobject == "Task" else event(record)
-            if found.kind in kinds:
-                batch.append(found)
-            rows += 1
-            if rows >= PAGE:
-                yield ActivityPage(batch, stamp)
-                batch, rows = [], 0
-    except StaleCursor:
-        # A cursor died midway (expired, or released past 10 open ones): the pages handed out
-        # are safe; the caller resumes from the last watermark.
-        raise RetryableError("a query locator expired during the activity read",
-                             connection=client.settings.name, endpoint="query_more") from None
+    rows, stamp, start = 0, since, since
+    served_at: set[str] = set()
+    restarts = 0
+    while True:
+        streams: list[Iterator[Row]] = []
+        if condition != "":
+            streams.append(_rows(client, tasks_since(start, condition, key_field), "Task"))
+        if ActivityKind.MEETING in kinds:
+            streams.append(_rows(client, events_since(start), "Event"))
+        try:
+            for moment, record_id, sobject, record in heapq.merge(
+                    *streams, key=lambda r: (r[0], r[1])):
+                if restarts and (moment < stamp or (moment == stamp
+                                                    and record_id in served_at)):
+                    continue  # served before the restart
+                if moment > stamp:
+                    stamp, served_at = moment, set()
+                served_at.add(record_id)
+                found = task(record, key_field) if sobject == "Task" else event(record)
+                if found.kind in kinds:
+                    batch.append(found)
+                rows += 1
+                if rows >= PAGE:
+                    yield ActivityPage(batch, stamp)
+                    batch, rows = [], 0
+            break
+        except StaleCursor:
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                raise RetryableError("query locators keep expiring during the activity read",
+                                     connection=client.settings.name,
+                                     endpoint="query_more") from None
+            start = stamp
+            log().warning("crm.cursor_restart", connection=client.settings.name,
+                          crm="salesforce", since=start.isoformat(), read="activities")
     if rows:
         yield ActivityPage(batch, stamp)
 

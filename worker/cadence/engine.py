@@ -317,7 +317,8 @@ class Planner:
         today = now.astimezone(zone(owner.zone_name)).date()
         due = owner.calendar.next_working(today)
         how = {"reopened": "the deal was reopened", "won": "the deal was won",
-               "new_deal": f"a new deal was opened on the account: {new_deal.name}"}[reason]
+               "new_deal": f"a new deal was opened on the account: {new_deal.name}",
+               "meeting": "a meeting was logged with the account after the loss"}[reason]
         subject = templates.render(self.config.stop.notify_subject, {
             "deal": templates.deal_view(lost, day0),
             "owner": templates.owner_view(owner.owner_id, lost.owner), "contact": None,

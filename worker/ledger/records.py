@@ -42,11 +42,13 @@ class StopReason(StrEnum):
     WON = "won"
     DELETED = "deleted"
     NEW_DEAL = "new_deal"
+    OPTED_OUT = "opted_out"  # fields.opt_out checked in the CRM (open tasks as on reopen)
+    MEETING = "meeting"  # stop.on_meeting: stop (a meeting after the loss: reborn)
 
     @property
     def reborn(self) -> bool:
         """The deal (or its account) is alive again: the owner hears of it."""
-        return self is not StopReason.DELETED
+        return self not in (StopReason.DELETED, StopReason.OPTED_OUT)
 
 
 class CancelReason(StrEnum):
@@ -55,6 +57,7 @@ class CancelReason(StrEnum):
     REPLANNED = "replanned"
     RULE_REMOVED = "rule_removed"
     CLOSED = "closed"  # a written task of a stopped cadence, closed in the CRM
+    ACTIVITY = "activity"  # status skipped: skip_if (the decision is in skip_decision)
 
 
 OPEN_STATUSES = (TaskStatus.PLANNED, TaskStatus.QUEUED)
@@ -75,6 +78,7 @@ class ConnectionState:
     watermark: datetime | None
     backfill_done: bool
     verified_at: datetime | None
+    activity_watermark: datetime | None
     last_tick_at: datetime | None
     last_tick_result: str | None
     last_tick_seconds: float | None
@@ -118,6 +122,8 @@ class Enrollment:
     reborn_deal_id: str | None
     won_back_at: datetime | None
     won_back_amount: float | None
+    replan_at: datetime | None = None
+    waiting: int = 0
 
     @classmethod
     def of(cls, row: Row[tuple[object, ...]]) -> Enrollment:
@@ -156,6 +162,8 @@ class NewPlan:
     day0: date | None
     deal_json: JSONObject
     deal_modified_at: datetime | None
+    replan_at: datetime | None = None  # the next time-driven re-plan (worker/sync/activity.py)
+    waiting: int = 0  # steps waiting for a completion (`after`)
 
     @property
     def status(self) -> EnrollmentStatus:

@@ -9,6 +9,11 @@
 - `plan_input`: what the planner read from the configuration for a deal (cadence, owner,
   zone, holidays, defaults), once per distinct fingerprint (`enrollment.rule_version`);
   `plan --diff` reads it to say which setting moves a task.
+- `activity`: the CRM activities read for a connection (calls, meetings, emails, notes,
+  tasks, winback's own included), upserted on (connection, id); `activity_link` says which
+  tracked deals each one concerns (its deal, a deal of its account, a stakeholder contact).
+- `skip_decision`: a task `skip_if` did not write, with the activity that caused it (a
+  decision, once made, stays: the planner gets it back on every re-plan).
 - `event`: the audit trail of decisions (enrolled, stopped, reborn, won back, fallback owner).
 
 Idempotency lives in unique constraints (`task.key`, `enrollment(connection, deal_id)`),
@@ -83,6 +88,7 @@ connection_state = Table(
     Column("watermark", UTCDateTime()),
     Column("backfill_done", Boolean, nullable=False, default=False),
     Column("verified_at", UTCDateTime()),  # last re-read of every tracked deal
+    Column("activity_watermark", UTCDateTime()),  # the activity read's own watermark
     Column("last_tick_at", UTCDateTime()),
     Column("last_tick_result", String(32)),
     Column("last_tick_seconds", Float),
@@ -116,6 +122,10 @@ enrollment = Table(
     Column("reborn_deal_id", String(64)),
     Column("won_back_at", UTCDateTime()),
     Column("won_back_amount", Float),
+    # The next moment the plan changes by itself (a skip_if task's create date, a pause's
+    # end, a max_wait deadline), or now when its activity changed: re-planned then.
+    Column("replan_at", UTCDateTime()),
+    Column("waiting", Integer, nullable=False, default=0),  # steps waiting for a completion
     UniqueConstraint("connection", "deal_id", name="uq_enrollment_connection_deal"),
 )
 Index("ix_enrollment_account", enrollment.c.connection, enrollment.c.account_id,
@@ -124,6 +134,8 @@ Index("ix_enrollment_reborn_deal", enrollment.c.connection, enrollment.c.reborn_
 # Finding the enrollments a rule edit affects groups by these (an index-only scan).
 Index("ix_enrollment_rules", enrollment.c.connection, enrollment.c.status, enrollment.c.cadence,
       enrollment.c.rule_version, enrollment.c.owner_input)
+
+Index("ix_enrollment_replan", enrollment.c.connection, enrollment.c.replan_at)
 
 plan_input = Table(
     "plan_input", metadata,
@@ -167,6 +179,53 @@ Index("ix_task_queue", task.c.connection, task.c.status, task.c.create_after)
 # (connection, deal_id, status): the stop and re-plan updates filter on all three; with only
 # two columns SQLite prefers ix_task_queue and scans every open task of the connection.
 Index("ix_task_deal", task.c.connection, task.c.deal_id, task.c.status)
+
+activity = Table(
+    "activity", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # connectors.models.ActivityKind
+    Column("at", UTCDateTime(), nullable=False),
+    Column("deal_id", String(64)),
+    Column("account_id", String(64)),
+    Column("contact_ids", JSON, nullable=False),
+    Column("owner_id", String(64)),
+    Column("task_key", String(64)),
+    Column("completed", Boolean, nullable=False, default=False),
+    Column("completed_at", UTCDateTime()),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("modified_at", UTCDateTime()),
+)
+
+activity_link = Table(
+    "activity_link", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("deal_id", String(64), primary_key=True),
+    Column("activity_id", String(64), primary_key=True),
+)
+
+deal_contact = Table(  # a tracked deal's stakeholder contacts (links contact activities)
+    "deal_contact", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("contact_id", String(64), primary_key=True),
+    Column("deal_id", String(64), primary_key=True),
+)
+
+skip_decision = Table(
+    "skip_decision", metadata,
+    Column("key", String(64), primary_key=True),  # the task key it was not written under
+    Column("connection", String(64), nullable=False),
+    Column("deal_id", String(64), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("occurrence", Integer, nullable=False),
+    Column("contact_id", String(64)),
+    Column("due_date", Date),
+    Column("activity_kind", String(16), nullable=False),
+    Column("activity_id", String(64), nullable=False),
+    Column("activity_at", UTCDateTime(), nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=False),
+)
+Index("ix_skip_decision_deal", skip_decision.c.connection, skip_decision.c.deal_id)
 
 event = Table(
     "event", metadata,

@@ -223,7 +223,7 @@ class Ledger:
                 task.c.status == TaskStatus.WRITTEN, task.c.completed.is_(False),
                 task.c.due_date >= today).values(close_requested=True, updated_at=now))
         values: dict[str, object] = {"status": EnrollmentStatus.STOPPED, "stop_reason": reason,
-                                     "stopped_at": now}
+                                     "stopped_at": now, "replan_at": None}
         if reason.reborn:
             values.update(reborn_at=now, reborn_deal_id=reborn_deal_id)
         if reason is StopReason.WON:
@@ -245,10 +245,14 @@ class Ledger:
     # -- tasks: reads ---------------------------------------------------------------------
     def due_tasks(self, conn: Connection, connection: str, now: datetime, limit: int
                   ) -> list[OutboxTask]:
+        """Tasks due for writing, but not of deals due a re-plan (re-planned first)."""
+        held = select(enrollment.c.id).where(
+            enrollment.c.connection == task.c.connection,
+            enrollment.c.deal_id == task.c.deal_id, enrollment.c.replan_at <= now)
         return [OutboxTask.of(r) for r in conn.execute(
             select(task).where(task.c.connection == connection,
                                task.c.status.in_(OPEN_STATUSES),
-                               task.c.create_after <= now)
+                               task.c.create_after <= now, ~held.exists())
             .order_by(task.c.due_date, task.c.id).limit(limit))]
 
     def sending(self, conn: Connection, connection: str) -> list[OutboxTask]:
@@ -298,8 +302,9 @@ class Ledger:
             set_={"due_date": excluded.due_date, "remind_at": excluded.remind_at,
                   "create_after": excluded.create_after, "owner_id": excluded.owner_id,
                   "channel": excluded.channel, "priority": excluded.priority,
-                  "status": TaskStatus.PLANNED, "cancel_reason": None, "subject": None,
-                  "body": None, "last_error": None, "updated_at": excluded.updated_at},
+                  "status": TaskStatus.PLANNED, "cancel_reason": None,
+                  "subject": excluded.subject, "body": excluded.body,  # (a notice's text)
+                  "last_error": None, "updated_at": excluded.updated_at},
             where=movable,
         )
         for part in chunks(list(tasks)):
@@ -326,8 +331,7 @@ class Ledger:
              "body": body, "updated_at": now} for t, subject, body in claims])
 
     def mark_written(self, conn: Connection, written: Sequence[tuple[int, str | None]],
-                     now: datetime) -> None:
-        """(task id, CRM id) pairs the CRM confirmed (one executemany)."""
+                     now: datetime) -> None:  # (task id, CRM id) pairs the CRM confirmed
         self._update_many(conn, [
             {"id": task_id, "status": TaskStatus.WRITTEN, "crm_id": crm_id, "written_at": now,
              "updated_at": now, "last_error": None} for task_id, crm_id in written])

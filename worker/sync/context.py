@@ -40,6 +40,9 @@ class Counts:
     tasks_reconciled: int = 0
     tasks_closed: int = 0
     owner_fallbacks: int = 0
+    activities_read: int = 0  # activities read from the CRM (issue 13)
+    skipped_by_activity: int = 0  # tasks skip_if decided not to write
+    waiting: int = 0  # steps of the plans made this tick waiting for a completion
     # Tasks the CRM refused for good this tick, by the CRM's error code; and the owners whose
     # tasks were refused as inactive or unknown (id -> name, "" when the name is not known).
     failed_by_reason: dict[str, int] = field(default_factory=dict)

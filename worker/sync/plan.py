@@ -3,15 +3,18 @@ re-plan, stop, won back), inside the page's fenced transaction."""
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection
 
 from connectors.models import Deal
+from worker.cadence.activity import DealActivity
 from worker.cadence.engine import DealPlan
 from worker.cadence.fingerprint import PlanInputs, encode_owner, owner_input
+from worker.ledger import activities
 from worker.ledger.records import Enrollment, EnrollmentStatus, NewPlan, StopReason, TaskStatus
 from worker.sync.context import Tick
+from worker.sync.inputs import activity_for, next_replan, reads_activity
 
 
 def unchanged(tick: Tick, deal: Deal, enrolled: Enrollment | None) -> bool:
@@ -24,15 +27,20 @@ def unchanged(tick: Tick, deal: Deal, enrolled: Enrollment | None) -> bool:
 
 def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
     """Every deal of a page: lost ones enrolled or re-planned, closed or reopened ones stop
-    their cadence, won ones win back the deal they were reborn from."""
+    their cadence, won ones win back the deal they were reborn from. On a connection that
+    reads activity these plans are provisional: the deal is re-planned (and its tasks held)
+    after this tick's activity read (worker/sync/activity.py)."""
     ctx = tick.ctx
     known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in deals])
     opened: list[Deal] = []
     used: dict[str, PlanInputs] = {}
+    given = activity_for(tick, conn, [d for d in deals if d.is_lost])
+    provisional = reads_activity(tick)
     for deal in deals:
         enrolled = known.get(deal.id)
         if deal.is_lost:
-            keep_used(used, plan_lost(tick, conn, deal, enrolled))
+            keep_used(used, plan_lost(tick, conn, deal, enrolled, activity=given.get(deal.id),
+                                      provisional=provisional))
             continue
         if enrolled is not None and enrolled.tracked:
             reason = StopReason.DELETED if deal.deleted else StopReason.WON if deal.is_won \
@@ -59,8 +67,12 @@ def store_inputs(tick: Tick, conn: Connection, used: dict[str, PlanInputs]) -> N
 
 
 def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | None, *,
-              force: bool = False) -> PlanInputs | None:
-    """Enroll or re-plan a lost deal; returns the plan inputs it stored (None: untouched)."""
+              force: bool = False, activity: DealActivity | None = None,
+              provisional: bool = False) -> PlanInputs | None:
+    """Enroll or re-plan a lost deal with its activity (None: the connection reads none and
+    the deal is not paused); returns the plan inputs it stored (None: untouched). A plan
+    that stops the cadence (opted out in the CRM, a meeting with stop.on_meeting: stop)
+    stops it as a reopen does; `provisional`: re-planned again after the activity read."""
     ctx = tick.ctx
     log = ctx.log.bind(deal_id=deal.id)
     cycle = 1
@@ -72,11 +84,14 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
             cycle += 1  # lost again after it was reborn: a new cycle, new keys
         elif not enrolled.tracked:
             return None
-    plan = ctx.planner.plan(deal, tick.now, cycle=cycle)
+    plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=activity)
     oldest = ctx.settings.backfill.subtract_from(tick.now.date())
     if enrolled is None and plan.day0 is not None and plan.day0 < oldest:
         return None  # lost before the backfill window: not ours to follow up
-    if plan.reason is not None and plan.cadence is not None:
+    if plan.stop is not None and enrolled is not None \
+            and enrolled.status is EnrollmentStatus.STOPPED and enrolled.stop_reason == plan.stop:
+        return None  # stopped for this already (still opted out; the same meeting)
+    if plan.reason is not None and plan.cadence is not None and plan.stop is None:
         tick.counts.deals_skipped += 1
         ctx.metrics.deals_skipped.labels(ctx.name, plan.reason).inc()
         log.warning("deal.skipped", reason=plan.reason, cadence=plan.cadence)
@@ -86,7 +101,13 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
         log.info("owner.fallback", owner_id=deal.owner.id if deal.owner else None,
                  fallback_owner=plan.owner_id)
     inputs = ctx.planner.plan_inputs(plan.cadence, owner_input(deal))
-    stored = _new_plan(deal, plan, cycle, inputs)
+    replan_at = None if plan.stop else next_replan(tick, deal, plan, activity,
+                                                   provisional=provisional)
+    stored = _new_plan(deal, plan, cycle, inputs, replan_at)
+    if deal.contacts and reads_activity(tick):
+        activities.set_contacts(conn, ctx.name, deal.id, deal.contacts)
+    if not provisional:
+        _skips(tick, conn, deal.id, plan)
     if enrolled is None:
         inserted = ctx.ledger.enroll(conn, ctx.name, deal.id, stored, plan.tasks, tick.now)
         if plan.cadence is None:
@@ -97,24 +118,47 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
             ctx.metrics.deals_enrolled.labels(ctx.name, plan.cadence).inc()
             log.info("deal.enrolled", cadence=plan.cadence, tasks=inserted, day0=str(plan.day0))
             _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence, tasks=inserted)
-    else:
-        dropped = ctx.ledger.replan(conn, ctx.name, deal.id, stored, plan.tasks, tick.now,
+    elif plan.stop is None or not enrolled.tracked:  # (a stop: the new cycle's row first)
+        dropped = ctx.ledger.replan(conn, ctx.name, deal.id, stored,
+                                    () if plan.stop else plan.tasks, tick.now,
                                     new_cycle=cycle != enrolled.cycle)
         tick.counts.replanned += 1
         log.info("deal.replanned", cadence=plan.cadence, tasks=len(plan.tasks),
                  dropped=dropped, cycle=cycle)
+    if plan.stop is not None:
+        now_enrolled = ctx.ledger.enrollments(conn, ctx.name, [deal.id])[deal.id]
+        reason = StopReason.OPTED_OUT if plan.stop == "opted_out" else StopReason.MEETING
+        _stop(tick, conn, now_enrolled, reason, reborn_deal=deal)
+        return inputs
+    if not provisional:
+        tick.counts.waiting += len(plan.waiting)
     tick.counts.tasks_planned += len(plan.tasks)
     ctx.metrics.tasks.labels(ctx.name, TaskStatus.PLANNED).inc(len(plan.tasks))
     return inputs
 
 
-def _new_plan(deal: Deal, plan: DealPlan, cycle: int, inputs: PlanInputs) -> NewPlan:
+def _new_plan(deal: Deal, plan: DealPlan, cycle: int, inputs: PlanInputs,
+              replan_at: datetime | None) -> NewPlan:
     return NewPlan(
         cycle=cycle, cadence=plan.cadence, rule_version=inputs.fingerprint,
         owner_input=encode_owner(owner_input(deal)), account_id=deal.account_id,
         owner_id=plan.owner_id, loss_reason=(deal.loss_reason or "")[:255] or None,
         amount=deal.amount, day0=plan.day0, deal_json=deal.model_dump(mode="json"),
-        deal_modified_at=deal.modified_at)
+        deal_modified_at=deal.modified_at, replan_at=replan_at, waiting=len(plan.waiting))
+
+
+def _skips(tick: Tick, conn: Connection, deal_id: str, plan: DealPlan) -> None:
+    """Keep the plan's new skip_if decisions (they stay), each logged with its activity."""
+    ctx = tick.ctx
+    for skip in activities.record_skips(conn, ctx.name, deal_id, plan.skipped, tick.now):
+        ref = skip.activity
+        tick.counts.skipped_by_activity += 1
+        ctx.log.info("task.skipped", deal_id=deal_id, key=skip.key, step=skip.step,
+                     occurrence=skip.occurrence, due_date=str(skip.due_date),
+                     activity_kind=str(ref.kind) if ref else None,
+                     activity_id=ref.id if ref else None)
+        _record(tick, conn, "task.skipped", deal_id, key=skip.key, step=skip.step,
+                activity=ref.as_dict() if ref else None)
 
 
 def _stop(tick: Tick, conn: Connection, enrolled: Enrollment, reason: StopReason,

@@ -17,6 +17,7 @@ from connectors.models import Deal
 from worker.cadence.fingerprint import PlanInputs, decode_owner
 from worker.ledger.records import EnrollmentStatus
 from worker.sync.context import Tick
+from worker.sync.inputs import activity_for
 from worker.sync.plan import keep_used, plan_lost, store_inputs, store_page, unchanged
 from worker.sync.prefetch import read_ahead
 
@@ -168,9 +169,10 @@ def replan_changed_rules(tick: Tick) -> None:
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             used: dict[str, PlanInputs] = {}
+            given = activity_for(tick, conn, list(deals.values()))
             for enrolled in stale:
                 keep_used(used, plan_lost(tick, conn, deals[enrolled.deal_id], enrolled,
-                                          force=True))
+                                          force=True, activity=given.get(enrolled.deal_id)))
             store_inputs(tick, conn, used)
         done.update(deals)
 

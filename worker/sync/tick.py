@@ -1,5 +1,6 @@
-"""One tick of one connection: lease -> pull & plan -> re-plan rule edits -> reconcile ->
-write -> close -> release. `winback sync` runs it once; `winback run` on a schedule."""
+"""One tick of one connection: lease -> reconcile -> pull & plan -> activity read -> re-plan
+rule edits and due re-plans -> write -> close -> release. `winback sync` runs it once;
+`winback run` on a schedule."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import structlog
 
 from connectors.errors import BudgetExhausted, FatalConnectionError, RetryableError
 from worker.ledger.leases import LeaseLost
+from worker.sync.activity import read_activity, replan_due
 from worker.sync.context import SyncContext, Tick, TickResult
 from worker.sync.pull import pull, replan_changed_rules, verify_tracked
 from worker.sync.refusals import INACTIVE_OWNER_CODE, failed_by_reason
@@ -48,7 +50,9 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
             reconcile(tick)  # before anything can be sent again
             pull(tick, after_page=write_due)  # writes start while later pages are read
             verify_tracked(tick)  # once a day: deals that vanished (deleted) stop too
+            read_activity(tick)  # only when the rules read activity (sync/activity.py)
             replan_changed_rules(tick)
+            replan_due(tick)  # activity changed, a skip_if create date, a pause's end
             write_due(tick)
             close_stopped(tick)
         if ctx.stop.is_set():

@@ -4,12 +4,13 @@ CRM id after; the CRM write itself is keyed, so a repeat is absorbed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
 from connectors.errors import RetryableError
 from connectors.models import Deal, TaskDraft, WriteResult
+from worker.cadence.tasks import start_of_day
 from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
 from worker.sync.context import Tick
 from worker.sync.refusals import OWNER_ERRORS
@@ -66,6 +67,10 @@ def write_due(tick: Tick) -> None:
             drafts: list[TaskDraft] = []
             claims: list[tuple[OutboxTask, str, str]] = []
             for row in rows:
+                resume = _pause_end(tick, snapshots.get(row.deal_id), deals)
+                if resume is not None:  # (the plan already creates nothing before it)
+                    ctx.ledger.requeue(conn, row.id, tick.now, not_before=resume)
+                    continue
                 draft = _draft(tick, row, snapshots.get(row.deal_id), deals)
                 if draft is None:
                     ctx.ledger.cancel(conn, row.id, CancelReason.RULE_REMOVED, tick.now)
@@ -85,6 +90,22 @@ def write_due(tick: Tick) -> None:
         _apply(tick, rows, results, _owner_names(snapshots))
         if ctx.progress is not None:
             ctx.progress("write", tick.counts.tasks_written, None)
+
+
+def _pause_end(tick: Tick, enrolled: Enrollment | None, deals: dict[str, Deal]
+               ) -> datetime | None:
+    """When the deal is paused (`fields.pause_until`) past now: the start of that day in
+    its owner's zone, before which none of its tasks is sent."""
+    if enrolled is None:
+        return None
+    deal = deals.get(enrolled.deal_id)
+    if deal is None:
+        deal = deals[enrolled.deal_id] = enrolled.deal()
+    if deal.paused_until is None:
+        return None
+    owner = tick.ctx.planner.owner_context(deal)
+    resume = start_of_day(deal.paused_until, owner.zone_name if owner is not None else None)
+    return resume if resume > tick.now else None
 
 
 def _draft(tick: Tick, row: OutboxTask, enrolled: Enrollment | None,

@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.base import Connector
 from worker.ledger import queries
+from worker.ledger.activities import activity_counts
 from worker.ledger.leases import Leases
 from worker.ledger.records import TaskStatus
 from worker.ledger.store import Ledger
@@ -42,6 +43,8 @@ def status(ledger: Ledger, connections: list[str], now: datetime) -> list[dict[s
                 "enrollments": queries.enrollment_counts(conn, name),
                 "tasks": queries.task_counts(conn, name),
                 "tasks_failed_by_reason": failed_by_reason(conn, name),
+                "activity_watermark": _iso(state.activity_watermark) if state else None,
+                "activity": activity_counts(conn, name),  # skipped by activity, waiting
                 "next_write_at": _iso(queries.next_write_at(conn, name)),
                 "writes_due_within_24h": queries.writes_due_by(conn, name,
                                                                now + timedelta(days=1)),

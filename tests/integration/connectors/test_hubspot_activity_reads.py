@@ -74,3 +74,30 @@ def test_one_stamp_shared_past_the_cap_is_walked_by_id(hs: HubSpotBackend) -> No
     found = read(hs, frozenset({ActivityKind.NOTE}), cap=400)
     ids = [a.id for a in found]
     assert len(ids) == len(set(ids)) == 480
+
+
+def test_an_engagement_changed_during_the_read_skips_no_other(hs: HubSpotBackend) -> None:
+    """The first note is modified after the first search page: it moves to the end of the
+    result set and every later note one place left; the overlap keeps none from being
+    skipped."""
+    notes = [{"hs_timestamp": STAMP, "hs_note_body": f"n{i}",
+              "hs_lastmodifieddate": f"2025-03-01T10:{i // 60:02d}:{i % 60:02d}.000Z"}
+             for i in range(450)]
+    ids = hs.admin("POST", "seed", {"objects": {"notes": [
+        {"ref": f"n{i}", **note} for i, note in enumerate(notes)]}})["ids"]
+    connector = hs.connector()
+    reader = connector._activities
+    search, calls = reader._search, []
+
+    def spy(object_type: str, filters: Any, sort: str, after: int) -> Any:
+        page = search(object_type, filters, sort, after)
+        calls.append(after)
+        if len(calls) == 1:
+            hs.admin("PATCH", f"objects/notes/{ids['n0']}", {"properties": {
+                "hs_note_body": "edited"}})
+        return page
+
+    reader._search = spy  # type: ignore[method-assign]
+    found = [a.id for p in connector.changed_activities(EPOCH, frozenset({ActivityKind.NOTE}))
+             for a in p.activities]
+    assert set(found) == set(ids.values())
