@@ -234,7 +234,8 @@ def expect(script: Script, ticks: list[datetime], activities: list[Logged],
 # -- the simulated year ------------------------------------------------------------------------
 class ActivityYear:
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deals: int,
-                 seed: int) -> None:
+                 seed: int, weeks: int = WEEKS, pause_gap: int = 0) -> None:
+        self.weeks, self.pause_gap = weeks, pause_gap
         self.box: Sandbox = start_sandbox(
             seed=seed, ca_dir=tmp_path / "ca",
             hubspot_options={"burst": 100_000, "search_per_second": 1000})
@@ -358,12 +359,14 @@ class ActivityYear:
         return datetime.combine(day, at, tzinfo=UTC)
 
     def _tick_date(self, owner: Owner, due: date, window: tuple[int, int]) -> date:
-        """A pause end that is a tick's local date, `window` days after `due`."""
+        """A pause end `window` days after `due`: a tick's local date, or `pause_gap` days
+        before one (the tasks due in the pause are late as of its end, not as of the tick
+        that follows)."""
         for week in range(WEEKS):
-            day = owner.local(self.start + timedelta(weeks=week))
+            day = owner.local(self.start + timedelta(weeks=week)) - timedelta(self.pause_gap)
             if window[0] <= (day - due).days <= window[1]:
                 return day
-        raise AssertionError(f"no tick date {window} days after {due}")
+        raise AssertionError(f"no pause end {window} days after {due}")
 
     def act(self) -> None:
         """Everything the reps do up to now: log (and delete) calls and meetings, complete
@@ -466,7 +469,7 @@ class ActivityYear:
     def run(self) -> None:
         """A tick a week (the reps act before each); the day after the tick that gave an
         opt-out deal an open task due later, a rep ticks its opt-out box, and a tick reads it."""
-        for week in range(WEEKS):
+        for week in range(self.weeks):
             self.advance(week * 7 - self.offset.days)
             self.act()
             self.tick()
@@ -506,8 +509,7 @@ def _rows(found: Any) -> list[dict[str, Any]]:
 @pytest.fixture
 def activity_year(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                   request: pytest.FixtureRequest) -> Iterator[ActivityYear]:
-    deals, seed = request.param
-    y = ActivityYear(tmp_path, monkeypatch, deals, seed)
+    y = ActivityYear(tmp_path, monkeypatch, *request.param)
     yield y
     y.close()
 
@@ -525,6 +527,33 @@ def test_a_year_of_reps_gives_the_tasks_the_rules_say_exactly_once(
     created twice, and the ledger's written tasks are the CRM's."""
     y = activity_year
     y.run()
+    cases = check(y)
+    # the year covered every rule it is meant to check (else a seed change made it vacuous)
+    covered = ("opted out", "completed early", "completed late", "completed after max_wait",
+               "max_wait reached", "skipped: due in the pause, past grace",
+               "moved to the pause's end", "meeting notice", "skip_if", "after days away")
+    assert [c for c in covered if not cases[c]] == [], cases
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "the sync re-plans a paused deal at the first tick after the pause's end, when the engine "
+    "no longer sees the pause (paused_until <= today): the tasks due in the pause are judged "
+    "late as of that tick (grace, due date), not as of the pause's end as the vectors pin"))
+@pytest.mark.parametrize("activity_year", [pytest.param((6, 11, 16, 2), id="between-ticks")],
+                         indirect=True)
+def test_tasks_due_in_a_pause_are_late_as_of_its_end_between_ticks(
+        activity_year: ActivityYear) -> None:
+    """A pause that ends two days before a tick: the task due in it is due the first working
+    day from the pause's end (within grace) or skipped by then (past grace), whatever day
+    the next tick comes."""
+    activity_year.run()
+    cases = check(activity_year)
+    assert cases["moved to the pause's end"] and cases["skipped: due in the pause, past grace"]
+
+
+def check(y: ActivityYear) -> Counter[str]:
+    """The CRM's winback tasks against the oracle, the write log and the ledger, per CRM;
+    returns how often each rule applied."""
     problems: list[str] = []
     cases: Counter[str] = Counter()
     for crm in CRMS:
@@ -561,11 +590,7 @@ def test_a_year_of_reps_gives_the_tasks_the_rules_say_exactly_once(
         if in_ledger != {t["key"]: t["due"] for t in tasks}:
             problems.append(f"{crm}: the ledger's written tasks are not the CRM's")
     assert problems == [], "\n".join(problems)
-    # the year covered every rule it is meant to check (else a seed change made it vacuous)
-    covered = ("opted out", "completed early", "completed late", "completed after max_wait",
-               "max_wait reached", "skipped: due in the pause, past grace",
-               "moved to the pause's end", "meeting notice", "skip_if", "after days away")
-    assert [c for c in covered if not cases[c]] == [], cases
+    return cases
 
 
 def _fmt(tasks: list[tuple[str, date]]) -> str:
