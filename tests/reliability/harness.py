@@ -89,7 +89,8 @@ class Stack:
               hubspot_options: dict[str, Any] | None = None,
               salesforce_options: dict[str, Any] | None = None,
               hubspot_oauth: bool = False, seed_data: bool = True,
-              sf_flow: str = "soap", mode: str = "strict") -> Stack:
+              sf_flow: str = "soap", mode: str = "strict", activities: int = 0,
+              rules: str | None = None) -> Stack:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
@@ -106,7 +107,8 @@ class Stack:
         if mode == "weak":  # a key property without unique values: create+search
             self.box.admin("hubspot", "POST", "properties", {
                 "objectType": "tasks", "name": "winback_key", "hasUniqueValue": False})
-        self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8, inactive_owners=1)
+        self.box.seed(deals if seed_data else 0, seed, days_back=6, owners=8, inactive_owners=1,
+                      **({"activities": activities} if activities else {}))
         expectation.uniform_owners(self.box)
         sf_fallback, hs_fallback = self.box.active_owners()
         text = CONFIG_HEAD.format(ttl=ttl, workers=workers)
@@ -130,7 +132,7 @@ class Stack:
                     'client_id: sandbox-client-id, client_secret: "${HS_CLIENT_SECRET}", '
                     'refresh_token: "${HS_REFRESH_TOKEN}"')
             text += hubspot_connection(f"hs{i}", fallback=hs_fallback, auth=auth, extra=FAST)
-        text += expectation.rules_yaml()
+        text += rules if rules is not None else expectation.rules_yaml()
         self.hubspot_connections = hubspot
         self.config_path = self.tmp / "winback.yaml"
         self.config_path.write_text(text)

@@ -91,6 +91,9 @@ def test_a_completion_moves_the_dependent_steps(world: World) -> None:
     go(world, date(2027, 3, 8))
     assert set(crm_tasks(world)) == {"post-mortem#0"}
     assert ledger_due(world, "check-in") is None  # waiting
+    from worker.views.reports import status as read_status
+
+    assert read_status(world.service.ledger, ["crm"], world.now)[0]["activity"]["waiting"] == 1
     world.crm.admin_complete_task(crm_id(world, "post-mortem#0"), at=at(date(2027, 3, 10)))
     go(world, date(2027, 3, 11))
     assert ledger_due(world, "check-in", 0) == date(2027, 4, 7)
@@ -120,6 +123,10 @@ def test_a_logged_call_skips_the_touch_on_its_create_date_and_the_decision_stays
                               ).scalar_one()
     assert (decided.activity_kind, decided.activity_id) == ("call", "CALL1")
     assert status == "skipped"
+    from worker.views.reports import status as read_status
+
+    counts = read_status(world.service.ledger, ["crm"], world.now)[0]["activity"]
+    assert counts["skipped_by_activity"] == 1
     world.crm.admin_delete_activity("CALL1")
     go(world, date(2027, 5, 26))
     go(world, date(2027, 6, 2))
@@ -252,3 +259,34 @@ def test_first_sync_decides_with_the_activity_before_it_writes(world: World) -> 
     result = world.tick()
     assert result.counts.skipped_by_activity == 1
     assert "ninety-day#0" not in crm_tasks(world)
+
+
+def test_plan_diff_plans_with_the_activity_in_the_ledger(world: World) -> None:
+    """After a completion moved the check-ins, a rule edit of another step: plan --diff
+    re-plans with the completion from the ledger, so the check-ins are not reported dropped
+    (waiting) and only the edited step changes."""
+    from worker.views.plandiff import diff
+
+    world.lost(contacts=())
+    world.tick()
+    go(world, date(2027, 3, 8))
+    world.crm.admin_complete_task(crm_id(world, "post-mortem#0"), at=at(date(2027, 3, 10)))
+    go(world, date(2027, 3, 11))
+    world.reload(RULES.replace("at: 90d,", "at: 95d,"))
+    changes = diff(world.service.config, world.service.ledger, world.now)
+    assert {(c.step, c.change) for c in changes} == {("ninety-day", "moved")}, changes
+
+
+def test_the_overlap_re_read_re_plans_nothing(world: World) -> None:
+    """winback's own task comes back as an activity once (a new row: its deal is re-planned);
+    read again in the next overlap window, unchanged, it re-plans nothing."""
+    world.now = at(date(2027, 3, 8))
+    world.lost(closed=date(2027, 3, 1), contacts=())
+    assert world.tick().counts.tasks_written == 1  # the post-mortem
+    world.advance(minutes=1)
+    second = world.tick()
+    assert second.counts.activities_read == 1 and second.counts.replanned == 1
+    world.advance(minutes=1)
+    third = world.tick()
+    assert third.counts.activities_read == 1  # (inside the overlap: read again)
+    assert third.counts.replanned == 0

@@ -109,6 +109,7 @@ def sync(
 ) -> None:
     """Run one tick of every connection (or one), then exit. Exit 1 if any tick failed (tasks
     the CRM refused are counted, with their fix, but do not fail the run)."""
+    from worker.sync.inputs import activity_kinds
     from worker.sync.refusals import failed_text, hints
     from worker.sync.tick import run_tick
 
@@ -138,6 +139,10 @@ def sync(
                         f"{counts.tasks_written} tasks written, "
                         f"{failed_text(counts.tasks_failed, counts.failed_by_reason)}, "
                         f"{result.api_calls} API calls")
+                if activity_kinds(settings):  # (the rules read CRM activity)
+                    line += (f"; {counts.activities_read} activities read, "
+                             f"{counts.skipped_by_activity} tasks skipped by activity, "
+                             f"{counts.waiting} steps waiting")
                 if dry_run:
                     line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
                 typer.echo(line + (f"; error: {result.error}" if result.error else ""))

@@ -15,8 +15,10 @@ from datetime import date, datetime
 from typing import Any
 
 from connectors.models import Deal
+from worker.cadence.activity import DealActivity
 from worker.cadence.engine import PlannedTask, Planner
 from worker.cadence.fingerprint import PlanInputs, owner_input
+from worker.ledger.activities import deal_activity
 from worker.ledger.queries import tracked_with_tasks
 from worker.ledger.records import (
     CancelReason,
@@ -27,6 +29,7 @@ from worker.ledger.records import (
 )
 from worker.ledger.store import Ledger
 from worker.settings.models import Config
+from worker.sync.inputs import activity_kinds
 
 UNKNOWN = "planned before winback recorded its rule inputs (the next sync re-plans it)"
 UNCHANGED = "no setting it reads changed (the plan differs with today's date)"
@@ -75,17 +78,22 @@ def diff(config: Config, ledger: Ledger, now: datetime) -> list[Change]:
             planner = Planner(config, settings.name)
             rows, stored = tracked_with_tasks(conn, settings.name)
             inputs = ledger.plan_inputs(conn, (r.rule_version for r in rows))
+            reads = bool(activity_kinds(config))
+            deals = {r.deal_id: r.deal() for r in rows}
+            given = deal_activity(conn, settings.name, [  # (the sync's input, from the ledger)
+                i for i, d in deals.items() if reads or d.paused_until is not None])
             for row in rows:
                 before = inputs.get(row.rule_version) if row.rule_version else None
-                changes += _deal_changes(planner, settings.name, row, row.deal(), now,
+                changes += _deal_changes(planner, settings.name, row, deals[row.deal_id], now,
                                          stored.get(row.deal_id, {}),
-                                         dict(before) if before is not None else None)
+                                         dict(before) if before is not None else None,
+                                         given.get(row.deal_id))
     return changes
 
 
 def _deal_changes(planner: Planner, connection: str, row: Enrollment, deal: Deal,
-                  now: datetime, stored: dict[str, OutboxTask], before: dict[str, Any] | None
-                  ) -> list[Change]:
+                  now: datetime, stored: dict[str, OutboxTask], before: dict[str, Any] | None,
+                  activity: DealActivity | None = None) -> list[Change]:
     """The changes of one deal, if the next sync re-plans it: when its fingerprint differs
     (the same test as the sync's; a deal whose inputs are unchanged keeps its tasks, even a
     late one that a fresh plan would move to today)."""
@@ -93,7 +101,7 @@ def _deal_changes(planner: Planner, connection: str, row: Enrollment, deal: Deal
     if row.rule_version == planner.plan_inputs(
             row.cadence if row.status is EnrollmentStatus.ACTIVE else None, owner).fingerprint:
         return []
-    plan = planner.plan(deal, now, cycle=int(row.cycle))
+    plan = planner.plan(deal, now, cycle=int(row.cycle), activity=activity)
     after = planner.plan_inputs(plan.cadence, owner)
     out: list[Change] = []
     planned = {t.key: t for t in plan.tasks}
