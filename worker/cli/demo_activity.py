@@ -2,9 +2,9 @@
 
 On each CRM, through the sandbox's admin API: a rep completes a post-mortem call late (the
 check-ins count from that day), ticks the opt-out box on a deal (its cadence stops), pauses a
-deal for two weeks (nothing is written for it until then), and logs a call with a customer a
-week before the ninety-day call (that call is not written). Then it prints what happened in
-each CRM and why, read back from the ledger and the CRM.
+deal for two weeks (nothing is written for it until then), and logs a call with a customer
+just before winback judges the next insight email for them (that email is not written). Then
+it prints what happened in each CRM and why, read back from the ledger and the CRM.
 """
 
 from __future__ import annotations
@@ -34,22 +34,20 @@ STOP_REASONS = {"opted_out": "reason: opted out in the CRM"}
 
 
 SKIP_IF = {"activity": ["call", "meeting"], "within": "14d"}
-SKIPPED_STEPS = ("ninety-day", "insight")  # the steps the demo gives SKIP_IF
+SKIPPED_STEPS = ("insight",)  # the steps the demo gives SKIP_IF (each adds re-plans to a tick)
 
 
 def activity_cadences() -> str:
-    """The default playbook with the issue's example rules: on lost-to-competitor the
-    check-ins count from the post-mortem's completion (max_wait 21d) and the ninety-day call
-    is skipped when someone spoke with the customer in the 14 days before it; on
-    lost-to-no-decision the insight emails are skipped the same way."""
+    """The default playbook with two activity rules: on lost-to-competitor the check-ins
+    count from the post-mortem's completion (max_wait 21d); on lost-to-no-decision an insight
+    email is skipped when someone spoke with the customer in the 14 days before it."""
     yaml = YAML(typ="safe")
     playbook = yaml.load((default_config_dir() / "playbook.yaml").read_text())
     for cadence in playbook["cadences"]:
         for step in cadence["steps"]:
             if cadence["id"] == "lost-to-competitor" and step["id"] == "check-in":
                 step.update({"after": "post-mortem", "max_wait": "21d"})
-            elif step["id"] in SKIPPED_STEPS and cadence["id"] in (
-                    "lost-to-competitor", "lost-to-no-decision"):
+            elif step["id"] in SKIPPED_STEPS and cadence["id"] == "lost-to-no-decision":
                 step["skip_if"] = dict(SKIP_IF)
     out = io.StringIO()
     yaml.default_flow_style = False
@@ -176,7 +174,7 @@ class Reps:
                                 {"properties": {name: text}})
 
     def before_tick(self, at: datetime) -> None:
-        """Log the call once the next tick decides the ninety-day call (its create date)."""
+        """Log the call once the next tick judges the chosen touch (its create date)."""
         for crm, m in self.moments.items():
             if m.called and "at" not in m.called and at >= m.called["create_after"]:
                 noon = datetime.combine(m.called["due"], datetime.min.time(), UTC)
