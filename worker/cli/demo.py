@@ -4,8 +4,9 @@ Starts both CRM emulators seeded with realistic closed-lost deals, writes a conf
 them in a temporary directory (SQLite ledger included), and runs the worker's ticks while the
 clock moves through the first weeks after the losses. Then it reopens one deal, and reps work
 in each CRM (worker/cli/demo_activity.py: a call logged just before an insight email, a
-post-mortem done late, a deal paused, one opted out); it shows what a rep would see: the tasks in each CRM, the stopped cadence, the "reborn" task, what
-winback made of the reps' work and why, the API calls.
+post-mortem done late, a deal paused, one opted out); it shows what a rep would see: the
+tasks in each CRM, the stopped cadence, the "reborn" task, what winback made of the reps'
+work and why, the API calls.
 """
 
 from __future__ import annotations
