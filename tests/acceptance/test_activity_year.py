@@ -260,7 +260,9 @@ class ActivityYear:
                                     activity_fields=True,
                                     extra=_overrides(self.owners["salesforce"]))
             + hubspot_connection(NAMES["hubspot"], fallback=hs_fallback, activity_fields=True,
-                                 extra=_overrides(self.owners["hubspot"])))
+                                 # the emulator allows more searches than HubSpot (5/s)
+                                 extra="    search_per_second: 100\n"
+                                 + _overrides(self.owners["hubspot"])))
         self.service: Service = build_service(load_config(self.path), self.path,
                                               clock=self.now)
         self.opt_out: dict[str, Script] = {}
