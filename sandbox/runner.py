@@ -138,24 +138,30 @@ SALESFORCE_AUTH = {
 
 def salesforce_connection(name: str, *, fallback: str = "", username: str = "${SF_USERNAME}",
                           key_field: str = "Winback_Key__c", extra: str = "",
-                          flow: str = "jwt") -> str:
+                          flow: str = "jwt", activity_fields: bool = False) -> str:
     """A `connections:` entry of a winback configuration for the Salesforce emulator, reading
     its endpoints and credentials from the variables `Sandbox.environment()` sets; `flow` is
-    the login (jwt, client_credentials, or the legacy password / soap)."""
+    the login (jwt, client_credentials, or the legacy password / soap); `activity_fields`
+    adds the emulator's opt-out and pause fields (`fields.opt_out`, `fields.pause_until`)."""
+    more = (",\n              opt_out: Winback_Opt_Out__c, pause_until: Winback_Pause_Until__c"
+            if activity_fields else "")
     auth = SALESFORCE_AUTH[flow].format(username=username)
     return (f"  - name: {name}\n    kind: salesforce\n    login_url: ${{SF_LOGIN_URL}}\n"
             f"    ca_bundle: ${{SF_CA_BUNDLE}}\n"
             f"    auth: {{{auth}}}\n"
             f"    fields: {{loss_reason: Loss_Reason__c, competitor: Competitor__c,\n"
-            f"              contract_end: Contract_End__c}}\n"
+            f"              contract_end: Contract_End__c{more}}}\n"
             f"    task_key_field: {key_field}\n    fallback_owner: \"{fallback}\"\n{extra}")
 
 
 def hubspot_connection(name: str, *, fallback: str = "",
-                       auth: str = 'access_token: "${HUBSPOT_TOKEN}"', extra: str = "") -> str:
+                       auth: str = 'access_token: "${HUBSPOT_TOKEN}"', extra: str = "",
+                       activity_fields: bool = False) -> str:
     """A `connections:` entry for the HubSpot emulator (see salesforce_connection)."""
+    more = (",\n              opt_out: winback_opt_out, pause_until: winback_pause_until"
+            if activity_fields else "")
     return (f"  - name: {name}\n    kind: hubspot\n    base_url: ${{HUBSPOT_BASE_URL}}\n"
             f"    auth: {{{auth}}}\n"
             f"    fields: {{loss_reason: closed_lost_reason, competitor: competitor,\n"
-            f"              contract_end: contract_end_date}}\n"
+            f"              contract_end: contract_end_date{more}}}\n"
             f"    fallback_owner: \"{fallback}\"\n{extra}")

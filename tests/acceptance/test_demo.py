@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,61 @@ def test_plan_only_demo_needs_nothing_but_python() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "task(s) planned" in proc.stdout
+
+
+CRMS = ("Salesforce", "HubSpot")
+DAY = r"\d{4}-\d\d-\d\d"
+
+
+def _report(out: str, title: str) -> dict[str, str]:
+    """One part of "What the reps did in the CRM": its line per CRM."""
+    part = out.split("What the reps did in the CRM", 1)[1].split(f"\n{title}:\n", 1)[1]
+    lines = part.split("\n\n", 1)[0].splitlines()
+    return {crm: next(line for line in lines if line.strip().startswith(f"{crm}:"))
+            for crm in CRMS}
+
+
+def test_demo_reps_act_in_both_crms_in_clock_order(
+        demo: subprocess.CompletedProcess[str]) -> None:
+    """After the reopening, in each CRM a rep logs a call, completes a post-mortem late,
+    pauses a deal and opts one out; the ticks after them skip a touch for the call."""
+    events = [line for line in demo.stdout.splitlines() if re.match(r"day +\d+ ", line)]
+    reopen = next(i for i, line in enumerate(events) if "reopens" in line)
+    for crm in CRMS:
+        for what in ("logs yesterday's call with", "completes the post-mortem call of",
+                     'sets "paused until"', "ticks the opt-out box"):
+            found = [i for i, line in enumerate(events) if what in line and f" in {crm}" in line]
+            assert found and found[0] >= reopen, (crm, what, events)
+    for name in ("demo-salesforce", "demo-hubspot"):
+        assert any(name in line and "1 skipped (activity)" in line for line in events), events
+        assert any(name in line and "1 stopped" in line
+                   for line in events[next(i for i, line in enumerate(events)
+                                           if "opt-out box" in line):]), events
+
+
+def test_demo_says_what_winback_made_of_the_reps_work(
+        demo: subprocess.CompletedProcess[str]) -> None:
+    """Per CRM: the check-ins of the late post-mortem count from its completion (28 days on,
+    not from the close), the touch after the call is not written and why, nothing is written
+    for the paused deal and the task due in the pause moves or is skipped, the opted-out deal
+    stops and its open future tasks are closed."""
+    out = demo.stdout
+    for crm, line in _report(out, "A post-mortem done late").items():
+        done = date.fromisoformat(re.search(rf"completed on ({DAY}) \(", line)[1])  # type: ignore[index]
+        moved = re.search(rf"count from that day .*due ({DAY}), ({DAY}), ({DAY}); from the "
+                          rf"close \({DAY}\) they would have been due around ({DAY}), ", line)
+        assert moved, (crm, line)
+        first = date.fromisoformat(moved[1])
+        assert done + timedelta(days=28) <= first <= done + timedelta(days=32), (crm, line)
+        assert moved[1] != moved[4], (crm, line)
+    for crm, line in _report(out, "A call logged before a touch").items():
+        assert re.search(rf"a rep logged a call on {DAY} \(call \S+\); the [a-z-]+ due {DAY} "
+                         r"was not written: someone spoke with them", line), (crm, line)
+    for crm, line in _report(out, "A deal paused").items():
+        assert "nothing was written for it during the pause" in line, (crm, line)
+        assert re.search(rf"fell in the pause(: now due {DAY}| and was skipped)", line), line
+    for crm, line in _report(out, "A deal opted out").items():
+        closed = re.search(r"its cadence stopped \(reason: opted out in the CRM\); (\d+) of "
+                           r"its (\d+) open task\(s\) due later were marked completed", line)
+        assert closed and closed[1] == closed[2] and int(closed[2]) >= 1, (crm, line)
+        assert "0 task(s) written for it since" in line, (crm, line)

@@ -2,8 +2,11 @@
 
 Starts both CRM emulators seeded with realistic closed-lost deals, writes a configuration for
 them in a temporary directory (SQLite ledger included), and runs the worker's ticks while the
-clock moves through the first weeks after the losses. Then it reopens one deal and shows what a
-rep would see: the tasks in each CRM, the stopped cadence, the "reborn" task, the API calls.
+clock moves through the first weeks after the losses. Then it reopens one deal, and reps work
+in each CRM (worker/cli/demo_activity.py: a call logged just before an insight email, a
+post-mortem done late, a deal paused, one opted out); it shows what a rep would see: the
+tasks in each CRM, the stopped cadence, the "reborn" task, what winback made of the reps'
+work and why, the API calls.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rich.console import Console
 from rich.table import Table
 
+from worker.cli.demo_activity import Reps, activity_cadences
 from worker.service.wiring import build_service
 from worker.settings import load_config
 from worker.sync.tick import run_tick
@@ -64,8 +68,11 @@ class Demo:
         self.box.seed(DEALS, 7, days_back=6, owners=6, inactive_owners=1)
         sf_fallback, hs_fallback = self.box.active_owners()
         path = self.dir / "winback.yaml"
-        path.write_text(CONFIG + salesforce_connection("demo-salesforce", fallback=sf_fallback)
-                        + hubspot_connection("demo-hubspot", fallback=hs_fallback))
+        path.write_text(CONFIG + salesforce_connection("demo-salesforce", fallback=sf_fallback,
+                                                       activity_fields=True)
+                        + hubspot_connection("demo-hubspot", fallback=hs_fallback,
+                                             activity_fields=True)
+                        + activity_cadences())
         os.environ.update(self.box.environment())
         os.environ["WINBACK_DATABASE_URL"] = f"sqlite:///{self.dir / 'winback.db'}"
         return path
@@ -88,24 +95,28 @@ class Demo:
                 f"{self.dir}.\n{DEALS} generated deals in each CRM, most closed-lost in the "
                 "last week; the clock moves a week per tick. What happens, in order:\n")
         try:
+            reps = Reps(self, service.ledger.engine)
             for week in range(WEEKS + 1):
                 if week == WEEKS:
                     self._reopen_one()
-                for name, ctx in service.contexts.items():
-                    result = run_tick(ctx, ignore_schedule=True)
-                    k = result.counts
-                    outcome = (result.result if not result.error
-                               else f"{result.result}: {result.error[:60]}")
-                    c.print(f"day {self.offset.days:>2}  {name:<16} tick {outcome}: "
-                            f"{k.pulled} deals read, {k.enrolled} enrolled, {k.stopped} stopped, "
-                            f"{k.tasks_written} tasks written, {result.api_calls} API calls",
-                            soft_wrap=True)
+                    reps.choose_calls()
+                    reps.before_tick(self.now())
+                self._tick(service)
                 if week < WEEKS - 1:
                     self.advance(7)
                 elif week == WEEKS - 1:
                     self.advance(1)
+            reps.act()
+            self.advance(1)
+            reps.before_tick(self.now())
+            self._tick(service)
+            while not reps.done():
+                self.advance(7)
+                reps.before_tick(self.now())
+                self._tick(service)
             c.print()
             self._show_tasks(service)
+            reps.report()
             self._show_one_task()
         finally:
             service.close()
@@ -115,6 +126,19 @@ class Demo:
         self.box.stop()
         self._next_steps(path)
         return 0
+
+    def _tick(self, service: Any) -> None:
+        for name, ctx in service.contexts.items():
+            result = run_tick(ctx, ignore_schedule=True)
+            k = result.counts
+            outcome = (result.result if not result.error
+                       else f"{result.result}: {result.error[:60]}")
+            skipped = (f", {k.skipped_by_activity} skipped (activity)"
+                       if k.skipped_by_activity else "")
+            self.console.print(
+                f"day {self.offset.days:>2}  {name:<16} tick {outcome}: {k.pulled} deals read, "
+                f"{k.enrolled} enrolled, {k.stopped} stopped, {k.tasks_written} tasks written"
+                f"{skipped}, {result.api_calls} API calls", soft_wrap=True)
 
     def _next_steps(self, path: Path) -> None:
         ledger = f"WINBACK_DATABASE_URL=sqlite:///{self.dir / 'winback.db'}"
