@@ -74,6 +74,14 @@ def _occurrences(rule: StepRule, base: date, horizon_date: date) -> tuple[tuple[
     return tuple((k, day) for k, day in out if day <= horizon_date)
 
 
+def _start(today: date, resume: date | None) -> date:
+    """The first day a task may be created: today, or a pause's end if it is later. A task due
+    before the pause's end is judged late as of that end (grace) even when the plan is made
+    after it (a tick that came days after the pause ended must not skip what the pause held),
+    and is then due on the first working day from this start: never a day already past."""
+    return today if resume is None or resume < today else resume
+
+
 def default_subject(step: Step) -> str:
     return step.id.replace("-", " ").replace("_", " ").capitalize() + ": {{ deal.name }}"
 
@@ -209,8 +217,9 @@ class Planner:
                   owner: OwnerContext, today: date, resume: date | None = None
                   ) -> tuple[tuple[Slot, ...], tuple[Skipped, ...]]:
         """The dated steps of a cadence: those counted from day 0, then those anchored on the
-        contract end (or skipped when the deal has none). `resume`: a pause's end (later than
-        today): nothing is written before it and the tasks due before it are late."""
+        contract end (or skipped when the deal has none). `resume`: a pause's end: nothing is
+        created before it, and a task due before it is late as of that day (grace), even when
+        the re-plan comes after the pause ended; see `_start`."""
         horizon_date = self.horizon_date(cadence, day0)
         slots, skipped = self._anchored(cadence, "close_date", day0, horizon_date, owner, today,
                                         resume)
@@ -235,7 +244,7 @@ class Planner:
             return found
         slots: list[Slot] = []
         skipped: list[Skipped] = []
-        start, next_working = resume or today, owner.calendar.next_working
+        start, next_working = _start(today, resume), owner.calendar.next_working
         grace, lead_back = self._grace, self._lead_back
         for rule in self._rules[cadence.id]:
             step = rule.step
@@ -244,9 +253,10 @@ class Planner:
             for occurrence, raw in rule.occurrences(base, horizon_date):
                 due = next_working(raw)  # (self.shift inlined: this loop is the hot path)
                 if due < start:
-                    if grace.add_to(due) < start:
+                    judge = resume if resume is not None and due < resume else today
+                    if grace.add_to(due) < judge:
                         skipped.append(Skipped(step.id, occurrence, due, self.late_reason(
-                            due, today, resume)))
+                            due, today, resume if judge is resume else None)))
                         continue
                     due = next_working(start)
                 create_on = max(lead_back.add_to(due), start)
@@ -263,11 +273,12 @@ class Planner:
     def shift(self, raw: date, calendar: WorkCalendar, today: date, resume: date | None
               ) -> tuple[date, date, date | None]:
         """(due, create on, None), or the due date when the task is skipped as too late: the
-        working-day and grace rules, with a pause's end standing for today."""
-        start = resume or today
+        working-day and grace rules, a task due before a pause's end judged as of that day."""
+        start = _start(today, resume)
         due = calendar.next_working(raw)
         if due < start:
-            if self._grace.add_to(due) < start:
+            judge = resume if resume is not None and due < resume else today
+            if self._grace.add_to(due) < judge:
                 return due, start, due
             due = calendar.next_working(start)
         return due, max(self._lead_back.add_to(due), start), None

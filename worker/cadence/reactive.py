@@ -64,7 +64,8 @@ class ReactivePlan:
         self.act = activity or NO_ACTIVITY
         self.tz = zone(owner.zone_name)
         paused = deal.paused_until
-        self.resume = paused if paused is not None and paused > today else None
+        # An ended pause still counts: what fell due in it is judged as of its end (grace).
+        self.resume = paused
         self.stakeholders = tuple(c.id for c in deal.contacts if not c.opted_out)
         self.contacts = frozenset(c.id for c in deal.contacts)
         self.logged = sorted((a for a in self.act.activities if not a.deleted and a.at <= now),
@@ -214,7 +215,9 @@ class ReactivePlan:
                                                     self.resume)
                 if late is not None:
                     self._late(step, occurrence, contact, late,
-                               self.p.late_reason(late, self.today, self.resume))
+                               self.p.late_reason(late, self.today, self.resume
+                                                  if self.resume and late < self.resume
+                                                  else None))
                     continue
                 self._emit(step, occurrence, contact, due, create_on,
                            fixed.get((step.id, occurrence)), why, raw if raw != due else None)
