@@ -20,6 +20,7 @@ from rich.console import Console
 from ruamel.yaml import YAML
 from sqlalchemy import select
 
+from worker.ledger.records import EnrollmentStatus, TaskStatus
 from worker.ledger.schema import enrollment, skip_decision
 from worker.ledger.schema import task as task_table
 from worker.settings.loader import default_config_dir
@@ -106,7 +107,7 @@ class Reps:
     # -- what the reps do --------------------------------------------------------------------
     def _state(self, crm: str) -> tuple[dict[str, Any], set[str], dict[str, list[Any]]]:
         enrolled = self._enrollments(crm)
-        active = {d for d, r in enrolled.items() if r.status == "active"}
+        active = {d for d, r in enrolled.items() if r.status == EnrollmentStatus.ACTIVE}
         by_deal: dict[str, list[Any]] = {}
         for t in self._tasks(crm):
             by_deal.setdefault(str(t.deal_id), []).append(t)
@@ -118,7 +119,7 @@ class Reps:
         for crm, m in self.moments.items():
             _, active, by_deal = self._state(crm)
             judged = sorted((t for d in active for t in by_deal.get(d, [])
-                             if t.step in SKIPPED_STEPS and t.status == "planned"),
+                             if t.step in SKIPPED_STEPS and t.status == TaskStatus.PLANNED),
                             key=lambda t: (_aware(t.create_after), t.key))
             touch = judged[0]
             m.called = {"deal": str(touch.deal_id), "key": touch.key, "due": touch.due_date,
@@ -135,7 +136,7 @@ class Reps:
         active -= {m.called["deal"]}
         competitor = sorted(d for d in active if enrolled[d].cadence == "lost-to-competitor")
         late = next(d for d in competitor if any(
-            t.step == "post-mortem" and t.status == "written" and t.crm_id
+            t.step == "post-mortem" and t.status == TaskStatus.WRITTEN and t.crm_id
             and t.due_date < now.date() for t in by_deal.get(d, [])))
         pm = next(t for t in by_deal[late] if t.step == "post-mortem")
         self.demo.box.admin(crm, "POST", "activities/complete", {"id": pm.crm_id})
@@ -147,21 +148,23 @@ class Reps:
                  f"({pm.due_date})")
         until = now.date() + timedelta(days=PAUSE_DAYS)
         pausable = sorted(d for d in active - {late} if any(
-            t.status == "planned" and t.due_date < until for t in by_deal.get(d, [])))
+            t.status == TaskStatus.PLANNED and t.due_date < until for t in by_deal.get(d, [])))
         paused = (pausable or sorted(active - {late}))[0]
         rest = sorted(active - {late, paused})
         self._set(crm, paused, FIELDS[crm][1], until.isoformat())
         m.paused = {"deal": paused, "until": until, "start": now,
                     "due": {t.key: (t.step, t.due_date) for t in by_deal[paused]
-                            if t.status == "planned" and t.due_date < until}}
+                            if t.status == TaskStatus.PLANNED and t.due_date < until}}
         self.say(f"a rep sets \"paused until\" {until} ({FIELDS[crm][1]}) on "
                  f"{self.name(crm, paused)} in {CRM_NAMES[crm]}")
-        opted = next((d for d in rest if any(t.status == "written" and t.due_date > now.date()
-                                             for t in by_deal.get(d, []))), rest[0])
+        opted = next((d for d in rest
+                      if any(t.status == TaskStatus.WRITTEN and t.due_date > now.date()
+                             for t in by_deal.get(d, []))), rest[0])
         self._set(crm, opted, FIELDS[crm][0], True)
         m.opted = {"deal": opted, "at": now,
                    "open": [str(t.crm_id) for t in by_deal[opted]
-                            if t.status == "written" and t.crm_id and t.due_date > now.date()]}
+                            if t.status == TaskStatus.WRITTEN and t.crm_id
+                            and t.due_date > now.date()]}
         self.say(f"a rep ticks the opt-out box ({FIELDS[crm][0]}) on {self.name(crm, opted)} "
                  f"in {CRM_NAMES[crm]}")
 
@@ -205,7 +208,7 @@ class Reps:
         deal = m.late["deal"]
         row = self._enrollments(crm)[deal]
         checks = sorted((t for t in self._tasks(crm) if str(t.deal_id) == deal
-                         and t.step == "check-in" and t.status != "cancelled"),
+                         and t.step == "check-in" and t.status != TaskStatus.CANCELLED),
                         key=lambda t: t.occurrence)
         dates = ", ".join(str(t.due_date) for t in checks) or "none planned"
         fixed = ", ".join(str(row.day0 + timedelta(days=n)) for n in (28, 56, 84))
@@ -240,7 +243,7 @@ class Reps:
                    else "nothing was written for it during the pause")]
         for key, (step, due) in sorted(m.paused["due"].items(), key=lambda i: i[1][1]):
             t = tasks.get(key)
-            if t is None or t.status == "skipped":
+            if t is None or t.status == TaskStatus.SKIPPED:
                 said.append(f"the {step} due {due} fell in the pause and was skipped (more "
                             "than the 7-day grace late by its end)")
             elif t.due_date != due:
@@ -259,7 +262,7 @@ class Reps:
         done = {_id(crm, t) for t in self.demo.box.tasks(crm) if _done(crm, t)}
         closed = sum(1 for i in m.opted["open"] if i in done)
         reason = STOP_REASONS.get(str(row.stop_reason), str(row.stop_reason))
-        state = (f"its cadence stopped ({reason})" if row.status == "stopped"
+        state = (f"its cadence stopped ({reason})" if row.status == EnrollmentStatus.STOPPED
                  else f"its cadence is still {row.status}")
         return (f"{self.name(crm, deal)}: opted out in the CRM; {state}; {closed} of its "
                 f"{len(m.opted['open'])} open task(s) due later were marked completed in the "
