@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS=-x
+# pytest-xdist workers for `make test` (the suite waits on sockets and subprocesses more than it
+# computes, so more workers than cores pays); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 NODE_DIR := tests/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 
@@ -53,7 +56,7 @@ layers: $(STAMP)
 	$(BIN)/lint-imports --no-logo --no-cache
 
 test: lint typecheck layers node-clients
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-long: $(STAMP) node-clients
 	$(BIN)/pytest -q --long
