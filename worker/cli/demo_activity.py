@@ -149,7 +149,16 @@ class Reps:
         until = now.date() + timedelta(days=PAUSE_DAYS)
         pausable = sorted(d for d in active - {late} if any(
             t.status == TaskStatus.PLANNED and t.due_date < until for t in by_deal.get(d, [])))
-        paused = (pausable or sorted(active - {late}))[0]
+        if pausable:
+            paused = pausable[0]
+        else:  # nothing falls due in the next PAUSE_DAYS: pause until past the nearest due task
+            nearest = {d: min(t.due_date for t in by_deal[d] if t.status == TaskStatus.PLANNED)
+                       for d in active - {late}
+                       if any(t.status == TaskStatus.PLANNED for t in by_deal.get(d, []))}
+            paused = (min(nearest, key=lambda d: (nearest[d], d)) if nearest
+                      else sorted(active - {late})[0])
+            if nearest:
+                until = max(until, nearest[paused] + timedelta(days=3))
         rest = sorted(active - {late, paused})
         self._set(crm, paused, FIELDS[crm][1], until.isoformat())
         m.paused = {"deal": paused, "until": until, "start": now,
