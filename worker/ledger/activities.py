@@ -164,6 +164,21 @@ def store_activities(conn: Connection, connection: str,
     return affected
 
 
+def mark_deleted(conn: Connection, connection: str, ids: Iterable[str]) -> set[str]:
+    """Activities the CRM no longer has (HubSpot search never returns an archived one):
+    flagged deleted, so that no plan counts them; returns the deals they were linked to."""
+    wanted = sorted(set(ids))
+    deals: set[str] = set()
+    for part in chunks(wanted):
+        conn.execute(update(activity).where(activity.c.connection == connection,
+                                            activity.c.id.in_(part))
+                     .values(deleted=True))
+        deals |= {str(d) for d in conn.execute(select(activity_link.c.deal_id).where(
+            activity_link.c.connection == connection,
+            activity_link.c.activity_id.in_(part))).scalars()}
+    return deals
+
+
 def set_contacts(conn: Connection, connection: str, deal_id: str,
                  contacts: Iterable[Contact]) -> None:
     """A tracked deal's stakeholder contacts, as last read (replaces the previous ones)."""

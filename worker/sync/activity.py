@@ -9,17 +9,24 @@ of tracked deals, and re-plan the deals whose activity changed or whose plan cha
   deals it concerns in ONE transaction fenced by the lease: a crash loses nothing (the next
   tick reads again from the watermark and re-plans what was marked).
 - Tasks of a deal marked for re-planning are not sent (`Ledger.due_tasks`) until it is.
+- Where the read cannot see deletions (HubSpot search leaves archived engagements out), the
+  activities about to cause a new `skip_if` decision are first asked for by id
+  (`confirm_skip_causes`): those gone are flagged deleted and the decision is made without
+  them. Nothing is asked when no new decision is pending.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from connectors.models import ActivityKind, Deal
 from worker.cadence.fingerprint import PlanInputs
 from worker.ledger import activities as store
+from worker.ledger.records import Enrollment
 from worker.sync.context import Tick
-from worker.sync.inputs import activity_kinds
-from worker.sync.plan import keep_used, plan_lost, store_inputs
+from worker.sync.inputs import activity_kinds, skip_kinds
+from worker.sync.plan import keep_used, plan_cycle, plan_lost, store_inputs
 
 REPLAN_BATCH = 200
 
@@ -81,9 +88,10 @@ def replan_due(tick: Tick) -> None:
                    if e.deal_id not in done]
         if not due:
             return
+        deals = {e.deal_id: e.deal() for e in due}
+        confirm_skip_causes(tick, [(deals[e.deal_id], e) for e in due])
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
-            deals = {e.deal_id: e.deal() for e in due}
             given = store.deal_activity(conn, ctx.name, list(deals))
             used: dict[str, PlanInputs] = {}
             for enrolled in due:
@@ -94,3 +102,44 @@ def replan_due(tick: Tick) -> None:
         done.update(deals)
 
 
+
+
+def confirm_skip_causes(tick: Tick, pairs: Sequence[tuple[Deal, Enrollment]]) -> None:
+    """Before these deals are re-planned for good, on a CRM whose activity read cannot see
+    deletions: the activities that would cause a new skip_if decision are asked for by id
+    (one batch read per engagement object), and those the CRM no longer has are flagged
+    deleted in the ledger (their other deals re-planned). The plan without them may name
+    another cause, asked for in turn. No call when no new decision is pending."""
+    ctx = tick.ctx
+    kinds = skip_kinds(ctx.config)
+    if not kinds or not pairs or ctx.connector.sees_deleted_activities:
+        return
+    confirmed: set[str] = set()
+    while not ctx.stop.is_set():
+        with ctx.ledger.engine.connect() as conn:
+            given = store.deal_activity(conn, ctx.name, [d.id for d, _ in pairs])
+        pending: dict[str, ActivityKind] = {}
+        for deal, enrolled in pairs:
+            act = given[deal.id]
+            cycle = plan_cycle(enrolled)
+            if cycle is None or not any(a.kind in kinds and not a.deleted
+                                        and a.id not in confirmed for a in act.activities):
+                continue  # (no activity that could cause a decision still unconfirmed)
+            plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=act)
+            for skip in plan.skipped:
+                ref = skip.activity
+                if ref is not None and skip.key is not None and skip.key not in act.skipped \
+                        and ref.id not in confirmed:
+                    pending[ref.id] = ref.kind
+        if not pending:
+            return
+        tick.check()
+        gone = ctx.connector.missing_activities(pending)
+        confirmed |= set(pending) - gone
+        if not gone:
+            return
+        with ctx.ledger.write() as conn:
+            ctx.leases.fence(conn, tick.lease)
+            linked = store.mark_deleted(conn, ctx.name, gone)
+            store.mark_replan(conn, ctx.name, linked, tick.now)
+        ctx.log.info("activity.deleted", ids=sorted(gone), deals=len(linked))

@@ -33,6 +33,12 @@ def activity_kinds(config: Config) -> frozenset[ActivityKind]:
     return frozenset(kinds)
 
 
+def skip_kinds(config: Config) -> frozenset[ActivityKind]:
+    """The activity kinds a `skip_if` rule may skip a task for."""
+    return frozenset(k for c in config.cadences for s in c.steps if s.skip_if is not None
+                     for k in s.skip_if.activity)
+
+
 def reads_activity(tick: Tick) -> bool:
     return bool(activity_kinds(tick.ctx.config))
 

@@ -66,6 +66,16 @@ def store_inputs(tick: Tick, conn: Connection, used: dict[str, PlanInputs]) -> N
                                       tick.now)
 
 
+def plan_cycle(enrolled: Enrollment | None) -> int | None:
+    """The loss cycle a plan of this lost deal is for (None: not planned, no longer tracked).
+    Lost again after it was reborn: a new cycle, new keys."""
+    if enrolled is None:
+        return 1
+    if enrolled.status is EnrollmentStatus.STOPPED:
+        return enrolled.cycle + 1
+    return enrolled.cycle if enrolled.tracked else None
+
+
 def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | None, *,
               force: bool = False, activity: DealActivity | None = None,
               provisional: bool = False) -> PlanInputs | None:
@@ -75,15 +85,11 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
     stops it as a reopen does; `provisional`: re-planned again after the activity read."""
     ctx = tick.ctx
     log = ctx.log.bind(deal_id=deal.id)
-    cycle = 1
-    if enrolled is not None:
-        if not force and unchanged(tick, deal, enrolled):
-            return None
-        cycle = enrolled.cycle
-        if enrolled.status is EnrollmentStatus.STOPPED:
-            cycle += 1  # lost again after it was reborn: a new cycle, new keys
-        elif not enrolled.tracked:
-            return None
+    if enrolled is not None and not force and unchanged(tick, deal, enrolled):
+        return None
+    cycle = plan_cycle(enrolled)
+    if cycle is None:
+        return None
     plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=activity)
     oldest = ctx.settings.backfill.subtract_from(tick.now.date())
     if enrolled is None and plan.day0 is not None and plan.day0 < oldest:

@@ -16,6 +16,7 @@ from connectors.base import DealPage
 from connectors.models import Deal
 from worker.cadence.fingerprint import PlanInputs, decode_owner
 from worker.ledger.records import EnrollmentStatus
+from worker.sync.activity import confirm_skip_causes
 from worker.sync.context import Tick
 from worker.sync.inputs import activity_for
 from worker.sync.plan import keep_used, plan_lost, store_inputs, store_page, unchanged
@@ -166,6 +167,7 @@ def replan_changed_rules(tick: Tick) -> None:
             found = ctx.connector.stakeholders(wanted)
             deals.update({i: deals[i].model_copy(update={"contacts": tuple(found.get(i, ()))})
                           for i in wanted})
+        confirm_skip_causes(tick, [(deals[e.deal_id], e) for e in stale])
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             used: dict[str, PlanInputs] = {}
