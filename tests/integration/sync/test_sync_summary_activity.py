@@ -1,7 +1,7 @@
 """What `winback sync` prints about activity (issue 13), on the HubSpot emulator through the
 real SDK: the activities each tick read, the tasks it skipped by activity, and the steps
-waiting for a completion now (the ledger's count: a tick that re-plans one deal still shows
-every waiting step); a dry run says it read no activity instead of printing zeros."""
+waiting for a completion now (the ledger's count: an idle tick that re-plans nothing still
+shows every waiting step); a dry run says it read no activity instead of printing zeros."""
 
 from __future__ import annotations
 
@@ -85,8 +85,7 @@ def test_sync_prints_what_the_activity_stage_did(box: Sandbox, tmp_path: Path,
     engine.dispose()
     box.admin("hubspot", "POST", "clock", {"offset_seconds": 10 * DAY})
     box.admin("hubspot", "POST", "activities", {"kind": "call", "deal": deal})
-    # The tick reads the pm tasks winback wrote and the call; it re-plans only the called
-    # deal, yet every follow step is still waiting.
+    # The tick reads the pm tasks winback wrote and the call.
     second = sync(path, monkeypatch, 10)
     assert second["activity"] == (f"; {lost + 1} activities read, 0 tasks skipped by activity, "
                                   f"{lost} steps waiting for a completion")
@@ -96,6 +95,11 @@ def test_sync_prints_what_the_activity_stage_did(box: Sandbox, tmp_path: Path,
     assert int(third["written"]) == lost - 1
     assert third["activity"].startswith("; ") and third["activity"].endswith(
         f" activities read, 1 tasks skipped by activity, {lost} steps waiting for a completion")
+
+    sync(path, monkeypatch, 26)  # reads the touches written: their deals are re-planned
+    idle = sync(path, monkeypatch, 26)  # nothing re-planned: the follow steps still wait
+    assert idle["activity"].endswith(
+        f" activities read, 0 tasks skipped by activity, {lost} steps waiting for a completion")
 
     dry = sync(path, monkeypatch, 26, "--dry-run")
     assert dry["activity"].startswith("; activity not read (dry run) (dry run: ")
