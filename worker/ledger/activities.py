@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Text, and_, cast, delete, func, or_, select, update
 
 from connectors.models import Activity, ActivityKind, Contact
 from worker.cadence.activity import ActivityRef, DealActivity
@@ -116,9 +116,10 @@ def _values(connection: str, item: Activity) -> dict[str, object]:
 
 def store_activities(conn: Connection, connection: str,
                      linked: Sequence[tuple[Activity, set[str]]]) -> set[str]:
-    """Upsert activities on (connection, id) with their links to tracked deals; returns the
-    deals whose activity changed in a way a plan may see (new, moved, completed, deleted,
-    relinked). The overlap's re-reads change nothing and re-plan nothing."""
+    """Upsert activities on (connection, id) with their links to tracked deals (none yet:
+    kept for a deal tracked later, `link_stored`); returns the deals whose activity changed
+    in a way a plan may see (new, moved, completed, deleted, relinked). The overlap's
+    re-reads change nothing and re-plan nothing."""
     if not linked:
         return set()
     ids = [a.id for a, _ in linked]
@@ -177,6 +178,35 @@ def mark_deleted(conn: Connection, connection: str, ids: Iterable[str]) -> set[s
             activity_link.c.connection == connection,
             activity_link.c.activity_id.in_(part))).scalars()}
     return deals
+
+
+def link_stored(conn: Connection, connection: str, deal_id: str, account_id: str | None,
+                contact_ids: Iterable[str]) -> int:
+    """Link a deal that starts being tracked to the activities read before (on the deal, its
+    account or one of its contacts, read while no tracked deal was theirs); returns how many
+    links were added."""
+    contacts = sorted(set(contact_ids))
+    matches = [activity.c.deal_id == deal_id]
+    if account_id:
+        matches.append(activity.c.account_id == account_id)
+    # contact_ids is a JSON list of strings: a candidate's text holds the quoted id (checked
+    # exactly below)
+    matches += [cast(activity.c.contact_ids, Text).contains(f'"{c}"', autoescape=True)
+                for c in contacts]
+    found = [str(r.id) for r in conn.execute(select(
+        activity.c.id, activity.c.deal_id, activity.c.account_id, activity.c.contact_ids)
+        .where(activity.c.connection == connection, or_(*matches)))
+        if r.deal_id == deal_id or (account_id and r.account_id == account_id)
+        or not set(contacts).isdisjoint(str(c) for c in r.contact_ids or ())]
+    if not found:
+        return 0
+    known = {str(i) for i in conn.execute(select(activity_link.c.activity_id).where(
+        activity_link.c.connection == connection, activity_link.c.deal_id == deal_id)).scalars()}
+    rows = [{"connection": connection, "deal_id": deal_id, "activity_id": i}
+            for i in found if i not in known]
+    if rows:
+        conn.execute(_insert(conn, activity_link).on_conflict_do_nothing(), rows)
+    return len(rows)
 
 
 def set_contacts(conn: Connection, connection: str, deal_id: str,

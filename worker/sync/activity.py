@@ -55,8 +55,9 @@ def read_activity(tick: Tick) -> None:
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             links = store.tracked_links(conn, ctx.name, page.activities)
-            linked = [(a, found) for a in page.activities if (found := links.deals_of(a))]
-            kept += len(linked)
+            linked = [(a, links.deals_of(a)) for a in page.activities]
+            kept += sum(1 for _, found in linked if found)
+            # (all are kept: one on an account or a contact may concern a deal tracked later)
             affected = store.store_activities(conn, ctx.name, linked)
             store.mark_replan(conn, ctx.name, affected, tick.now)
             deals |= affected

@@ -112,6 +112,11 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
     stored = _new_plan(deal, plan, cycle, inputs, replan_at)
     if deal.contacts and reads_activity(tick):
         activities.set_contacts(conn, ctx.name, deal.id, deal.contacts)
+    linked = 0
+    if (enrolled is None or cycle != enrolled.cycle) and reads_activity(tick):
+        # tracked from now on: what was read of it, its account and contacts counts too
+        linked = activities.link_stored(conn, ctx.name, deal.id, deal.account_id,
+                                        [c.id for c in deal.contacts])
     if not provisional:
         _skips(tick, conn, deal.id, plan)
     if enrolled is None:
@@ -131,6 +136,8 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
         tick.counts.replanned += 1
         log.info("deal.replanned", cadence=plan.cadence, tasks=len(plan.tasks),
                  dropped=dropped, cycle=cycle)
+    if linked and not provisional:  # (planned without them: again, this tick)
+        activities.mark_replan(conn, ctx.name, [deal.id], tick.now)
     if plan.stop is not None:
         now_enrolled = ctx.ledger.enrollments(conn, ctx.name, [deal.id])[deal.id]
         reason = StopReason.OPTED_OUT if plan.stop == "opted_out" else StopReason.MEETING
