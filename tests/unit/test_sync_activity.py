@@ -249,15 +249,16 @@ def test_activity_calls_only_when_a_rule_reads_activity(
 
 
 def test_first_sync_decides_with_the_activity_before_it_writes(world: World) -> None:
-    """First sync on May 25 of a deal lost Mar 1 with a call on May 20: the deal's page is
-    planned before the activity is read, so its tasks are held (not sent while the pull
-    writes) until the re-plan with the call; the ninety-day task is skipped, never sent."""
+    """First sync on May 25 of a deal lost Mar 1 with a call on May 20: the activity is read
+    first and linked to the deal as its page is planned, so that one plan is final (no
+    re-plan after the read); the ninety-day task is skipped, never sent."""
     world.now = at(date(2027, 5, 25))
     world.lost(closed=date(2027, 3, 1), contacts=())
     world.crm.admin_put_activity(Activity(id="CALL1", kind=ActivityKind.CALL,
                                           at=at(date(2027, 5, 20)), account_id="A1"))
     result = world.tick()
     assert result.counts.skipped_by_activity == 1
+    assert (result.counts.enrolled, result.counts.replanned) == (1, 0)  # planned once
     assert "ninety-day#0" not in crm_tasks(world)
 
 
