@@ -85,7 +85,7 @@ def measure(crm: str, rules: str, deals: int, activities: int, tmp: Path) -> dic
     options: dict[str, Any] = ({"daily_api_requests": 10_000_000, "session_ttl_seconds": 36_000}
                                if crm == "salesforce" else
                                {"burst": 1_000_000, "search_per_second": 1_000_000,
-                                "daily": 100_000_000})
+                                "daily": 100_000_000, "tokens": TOKEN})
     emu = EmulatorProcess(crm, **options)
     try:
         emu.admin("POST", "seed", {"generate": {"deals": deals, "seed": 3, "days_back": 30,

@@ -8,7 +8,7 @@ behind a `Connector` is the adapter's business. Adapters: `connectors.salesforce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
@@ -124,6 +124,11 @@ class Connector(Protocol):
         held this long before it is sent again, unless writes are upserts by key."""
 
     @property
+    def sees_deleted_activities(self) -> bool:
+        """True when `changed_activities` reports deleted activities (flagged); False when a
+        deletion only shows by asking for the id (`missing_activities`)."""
+
+    @property
     def calls_made(self) -> int:
         """HTTP calls made so far (retries, logins and token refreshes included)."""
 
@@ -151,6 +156,11 @@ class Connector(Protocol):
         kinds need are read. Deleted ones are flagged where the CRM reports them
         (Salesforce queryAll); HubSpot search leaves archived records out, so there a
         deleted activity stops appearing instead."""
+
+    def missing_activities(self, ids: Mapping[str, ActivityKind]) -> set[str]:
+        """Of these activities (CRM id -> kind) read earlier, the ids the CRM no longer has
+        (deleted). HubSpot: a batch read of each engagement object (archived ids are not
+        found); where deletions are flagged (`sees_deleted_activities`): none, no call."""
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         """The current state of these deals; a deleted deal comes back with `deleted=True`."""

@@ -11,7 +11,7 @@ import itertools
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +43,7 @@ class StoredTask:
 
 class InMemoryConnector:
     kind = "memory"
+    sees_deleted_activities = True  # a deleted activity comes back flagged (as Salesforce)
 
     def __init__(self, name: str = "memory", *, clock: Clock | None = None,
                  page_size: int = 200, write_batch: int = 200, daily_limit: int = 100_000,
@@ -192,6 +193,10 @@ class InMemoryConnector:
                 self._call("activities.changed")
             page = changed[start:start + self.page_size]
             yield ActivityPage(page, page[-1].modified_at)
+
+    def missing_activities(self, ids: Mapping[str, ActivityKind]) -> set[str]:
+        """None: `changed_activities` flags deleted activities, as Salesforce does."""
+        return set()
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         found = []

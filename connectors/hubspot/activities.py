@@ -9,13 +9,15 @@ a query restarts from the newest stamp seen, skipping ids already handed out at 
 window of 10,000 rows sharing one stamp is walked by `hs_object_id` instead. Each page is
 re-read from a few rows back, as for deals, so a record changed during the read cannot push
 another past the cursor. Search leaves archived (deleted) records out, so a deleted
-engagement stops appearing rather than coming back flagged.
+engagement stops appearing rather than coming back flagged: `missing` asks for ids read
+earlier with a v3 batch read of their object (100 ids a call), where an archived id is left
+out of `results` and named in a 207 `OBJECT_NOT_FOUND` error (reference §1.3).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +30,7 @@ PAGE = 200  # search `limit` maximum
 SEARCH_CAP = 10_000  # results one search query can reach
 OVERLAP = 5  # rows each search page re-reads from the one before
 ASSOC_BATCH = 1_000  # v4 association batch read inputs (reference §0)
+READ_BATCH = 100  # v3 batch read inputs (reference §0)
 NO_ASSOCIATIONS = "NO_ASSOCIATIONS_FOUND"
 OBJECTS = {ActivityKind.TASK: "tasks", ActivityKind.CALL: "calls",
            ActivityKind.MEETING: "meetings", ActivityKind.EMAIL: "emails",
@@ -63,6 +66,25 @@ class ActivityReader:
                 batch = []
         if batch:
             yield self._page(batch)
+
+    def missing(self, ids: Mapping[str, ActivityKind]) -> set[str]:
+        """Of these engagements (id -> kind) read earlier, those HubSpot no longer has
+        (archived, or never existed): one batch read per object and 100 ids."""
+        gone: set[str] = set()
+        for kind in ActivityKind:
+            object_type = OBJECTS[kind]
+            wanted = sorted({i for i, k in ids.items() if k is kind}, key=_numeric)
+            api = self._t.api(f"crm.objects.{object_type}.batch_api")
+            for start in range(0, len(wanted), READ_BATCH):
+                chunk = wanted[start:start + READ_BATCH]
+                data = self._t.call(
+                    f"{object_type}.batch.read", api.read_with_http_info, items=len(chunk),
+                    batch_read_input_simple_public_object_id={
+                        "inputs": [{"id": i} for i in chunk],
+                        "properties": ["hs_object_id"], "propertiesWithHistory": []})
+                found = {str(raw.id) for raw in data.results or []}
+                gone |= {i for i in chunk if i not in found}
+        return gone
 
     # -- search ---------------------------------------------------------------------------
     def _properties(self, object_type: str) -> list[str]:
@@ -161,6 +183,10 @@ class ActivityReader:
                     pending.append({"id": str(result._from.id), "after": cursor})
             # an activity with no links of this type is a 207 NO_ASSOCIATIONS_FOUND entry
         return out
+
+
+def _numeric(value: str) -> tuple[int, str]:
+    return (int(value), value) if value.isdigit() else (-1, value)
 
 
 def _filter(name: str, operator: str, value: int) -> dict[str, str]:

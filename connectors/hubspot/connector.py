@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from connectors.base import (
@@ -49,6 +49,8 @@ class HubSpotConnector:
     # In create+search mode keys are found by search, which lags writes (reference §1.3): a
     # task created a moment ago may not show for this long.
     lookup_lag = timedelta(minutes=2)
+    # Search leaves archived engagements out: a deletion is found by `missing_activities`.
+    sees_deleted_activities = False
 
     def __init__(self, settings: HubSpotSettings, *, observer: CallObserver | None = None,
                  retry_budget: float = 20.0) -> None:
@@ -87,6 +89,10 @@ class HubSpotConnector:
                            ) -> Iterator[ActivityPage]:
         """One search per engagement object the kinds need, their links in v4 batches."""
         return self._activities.changed(since, kinds)
+
+    def missing_activities(self, ids: Mapping[str, ActivityKind]) -> set[str]:
+        """One batch read per engagement object and 100 ids: archived ids are missing."""
+        return self._activities.missing(ids)
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         return self._deals.by_id(ids)

@@ -22,15 +22,13 @@ from typing import Any
 from simple_salesforce.format import format_soql
 
 from connectors.base import ActivityPage
-from connectors.errors import RetryableError
 from connectors.models import Activity, ActivityKind
 from connectors.salesforce import soql
-from connectors.salesforce.client import Client, log
+from connectors.salesforce.client import Client, cursor_restart
 from connectors.salesforce.failures import StaleCursor
 from connectors.salesforce.records import parse_date, parse_datetime, text
 
 PAGE = 2_000  # activities per page handed out (up to two REST pages of 1,000)
-MAX_RESTARTS = 3
 TASK_FIELDS = ("Id, Subject, Status, IsClosed, CompletedDateTime, ActivityDate, TaskSubtype, "
                "WhatId, WhoId, AccountId, OwnerId, IsDeleted, IsArchived, CreatedDate, "
                "SystemModstamp")
@@ -104,14 +102,9 @@ def changed_activities(client: Client, since: datetime, kinds: frozenset[Activit
                     batch, rows = [], 0
             break
         except StaleCursor:
-            restarts += 1
-            if restarts > MAX_RESTARTS:
-                raise RetryableError("query locators keep expiring during the activity read",
-                                     connection=client.settings.name,
-                                     endpoint="query_more") from None
             start = stamp
-            log().warning("crm.cursor_restart", connection=client.settings.name,
-                          crm="salesforce", since=start.isoformat(), read="activities")
+            restarts = cursor_restart(client.settings.name, restarts, start,
+                                      "the activity read", read="activities")
     if rows:
         yield ActivityPage(batch, stamp)
 

@@ -59,6 +59,23 @@ def log() -> Any:
     return structlog.get_logger("connectors.salesforce")
 
 
+MAX_CURSOR_RESTARTS = 3  # re-runs of a query whose locator died, per read
+
+
+def cursor_restart(connection: str, restarts: int, since: datetime, during: str,
+                   **fields: str) -> int:
+    """A read's query locator died (StaleCursor: expired, or released past 10 open cursors):
+    count the restart (it re-runs from `since`), log it, or give up past MAX_CURSOR_RESTARTS
+    with a RetryableError (the next tick resumes from its watermark)."""
+    restarts += 1
+    if restarts > MAX_CURSOR_RESTARTS:
+        raise RetryableError(f"query locators keep expiring during {during}",
+                             connection=connection, endpoint="query_more") from None
+    log().warning("crm.cursor_restart", connection=connection, crm="salesforce",
+                  since=since.isoformat(), **fields)
+    return restarts
+
+
 class Client:
     def __init__(self, settings: SalesforceSettings, observer: CallObserver | None, *,
                  retry_budget: float = 20.0, clock: Callable[[], datetime] | None = None

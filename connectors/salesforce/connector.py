@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -64,6 +64,7 @@ class SalesforceConnector:
     kind = "salesforce"
     write_batch = 200  # sObject Collections take 200 records per call (reference §3.4)
     lookup_lag = timedelta(0)  # SOQL sees a committed Task at once, marker mode included
+    sees_deleted_activities = True  # queryAll returns deleted Tasks/Events, IsDeleted true
 
     def __init__(self, settings: SalesforceSettings, *, observer: CallObserver | None = None,
                  account_contacts_fallback: bool = True, retry_budget: float = 20.0,
@@ -209,6 +210,10 @@ class SalesforceConnector:
             return iter(())
         return activities.changed_activities(self._client, since, kinds,
                                              self._tasks().key_field)
+
+    def missing_activities(self, ids: Mapping[str, ActivityKind]) -> set[str]:
+        """None, without a call: `changed_activities` flags deleted rows (queryAll)."""
+        return set()
 
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         self._check_config()

@@ -11,13 +11,10 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from connectors.base import DealPage
-from connectors.errors import RetryableError
 from connectors.models import Deal
 from connectors.salesforce import records, soql
-from connectors.salesforce.client import Client, log
+from connectors.salesforce.client import Client, cursor_restart
 from connectors.salesforce.failures import StaleCursor
-
-MAX_RESTARTS = 3
 
 
 def changed_deals(client: Client, fields: soql.DealFields, since: datetime
@@ -54,14 +51,8 @@ def changed_deals(client: Client, fields: soql.DealFields, since: datetime
                     yield DealPage(deals, max(stamps) if stamps else None)
             return
         except StaleCursor:
-            restarts += 1
-            if restarts > MAX_RESTARTS:
-                raise RetryableError("query locators keep expiring during the pull",
-                                     connection=client.settings.name,
-                                     endpoint="query_more") from None
             start = last_stamp or since
-            log().warning("crm.cursor_restart", connection=client.settings.name,
-                          crm="salesforce", since=start.isoformat())
+            restarts = cursor_restart(client.settings.name, restarts, start, "the pull")
 
 
 def deals_by_id(client: Client, fields: soql.DealFields, ids: Sequence[str]) -> list[Deal]:

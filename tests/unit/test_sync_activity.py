@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from connectors.models import Activity, ActivityKind
+from connectors.models import Activity, ActivityKind, Contact
 from tests.unit.harness import World
 from worker.ledger.schema import enrollment, skip_decision, task
 
@@ -249,15 +249,16 @@ def test_activity_calls_only_when_a_rule_reads_activity(
 
 
 def test_first_sync_decides_with_the_activity_before_it_writes(world: World) -> None:
-    """First sync on May 25 of a deal lost Mar 1 with a call on May 20: the deal's page is
-    planned before the activity is read, so its tasks are held (not sent while the pull
-    writes) until the re-plan with the call; the ninety-day task is skipped, never sent."""
+    """First sync on May 25 of a deal lost Mar 1 with a call on May 20: the activity is read
+    first and linked to the deal as its page is planned, so that one plan is final (no
+    re-plan after the read); the ninety-day task is skipped, never sent."""
     world.now = at(date(2027, 5, 25))
     world.lost(closed=date(2027, 3, 1), contacts=())
     world.crm.admin_put_activity(Activity(id="CALL1", kind=ActivityKind.CALL,
                                           at=at(date(2027, 5, 20)), account_id="A1"))
     result = world.tick()
     assert result.counts.skipped_by_activity == 1
+    assert (result.counts.enrolled, result.counts.replanned) == (1, 0)  # planned once
     assert "ninety-day#0" not in crm_tasks(world)
 
 
@@ -290,3 +291,43 @@ def test_the_overlap_re_read_re_plans_nothing(world: World) -> None:
     third = world.tick()
     assert third.counts.activities_read == 1  # (inside the overlap: read again)
     assert third.counts.replanned == 0
+
+
+EARLY = """\
+cadences:
+  - id: early
+    steps:
+      - {id: touch, at: 7d, skip_if: {activity: [call], within: 14d}}
+      - {id: ask, at: 7d, per: stakeholder, skip_if: {activity: [call], within: 14d}}
+"""
+
+
+def test_activity_read_before_its_deal_was_tracked_counts_for_it(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls logged on Feb 26, on account A1 and on contact K2 only, are read while no deal
+    of theirs is tracked. D1 (account A1) and D2 (contact K2) are lost on Mar 1: their
+    touches are due Mar 8, created Mar 1, decided at once with those calls (linked at
+    enrollment from what was read): D1's touch and ask are skipped, D2's ask for K2 is
+    skipped and its touch (the deal's, not the contact's) written."""
+    w = make(tmp_path, database_url, monkeypatch, EARLY)
+    try:
+        w.now = at(date(2027, 2, 26))
+        w.crm.admin_put_activity(Activity(id="CALL1", kind=ActivityKind.CALL,
+                                          at=at(date(2027, 2, 26), 10), account_id="A1"))
+        w.crm.admin_put_activity(Activity(id="CALL2", kind=ActivityKind.CALL,
+                                          at=at(date(2027, 2, 26), 11), contact_ids=("K2",)))
+        w.tick()  # read: no tracked deal yet
+        go(w, date(2027, 2, 27))  # (the calls are behind the watermark and its overlap now)
+        w.now = at(date(2027, 3, 1))
+        w.lost("D1")
+        w.lost("D2", account="A2", contacts=(Contact(id="K2", name="Bo"),))
+        w.tick()
+        with w.service.ledger.engine.connect() as conn:
+            decided = {(str(r.deal_id), str(r.step), str(r.activity_id))
+                       for r in conn.execute(select(skip_decision))}
+        assert decided == {("D1", "touch", "CALL1"), ("D1", "ask", "CALL1"),
+                           ("D2", "ask", "CALL2")}
+        written = {_step(w, t.key) + "@" + t.draft.deal_id for t in w.crm.admin_tasks()}
+        assert written == {"touch#0@D2"}
+    finally:
+        w.close()

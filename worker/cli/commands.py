@@ -140,9 +140,7 @@ def sync(
                         f"{failed_text(counts.tasks_failed, counts.failed_by_reason)}, "
                         f"{result.api_calls} API calls")
                 if activity_kinds(settings):  # (the rules read CRM activity)
-                    line += (f"; {counts.activities_read} activities read, "
-                             f"{counts.skipped_by_activity} tasks skipped by activity, "
-                             f"{counts.waiting} steps waiting")
+                    line += _activity_text(service, name, counts, dry_run)
                 if dry_run:
                     line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
                 typer.echo(line + (f"; error: {result.error}" if result.error else ""))
@@ -154,6 +152,20 @@ def sync(
         service.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _activity_text(service: Any, name: str, counts: Any, dry_run: bool) -> str:
+    """The activity part of a `sync` line: what this tick read and decided, and the steps
+    waiting for a completion now (the ledger's count, whichever tick planned them)."""
+    if dry_run:
+        return "; activity not read (dry run)"
+    from worker.ledger.activities import activity_counts
+
+    with service.ledger.engine.connect() as conn:
+        waiting = activity_counts(conn, name)["waiting"]
+    return (f"; {counts.activities_read} activities read, "
+            f"{counts.skipped_by_activity} tasks skipped by activity, "
+            f"{waiting} steps waiting for a completion")
 
 
 def _progress() -> Any:

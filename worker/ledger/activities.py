@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
-from connectors.models import Activity, ActivityKind, Contact
+from connectors.models import Activity, ActivityKind, Contact, Deal
 from worker.cadence.activity import ActivityRef, DealActivity
 from worker.cadence.outcome import Skipped
 from worker.ledger.records import (
@@ -116,9 +116,10 @@ def _values(connection: str, item: Activity) -> dict[str, object]:
 
 def store_activities(conn: Connection, connection: str,
                      linked: Sequence[tuple[Activity, set[str]]]) -> set[str]:
-    """Upsert activities on (connection, id) with their links to tracked deals; returns the
-    deals whose activity changed in a way a plan may see (new, moved, completed, deleted,
-    relinked). The overlap's re-reads change nothing and re-plan nothing."""
+    """Upsert activities on (connection, id) with their links to tracked deals (none yet:
+    kept for a deal tracked later, `link_new`); returns the deals whose activity changed
+    in a way a plan may see (new, moved, completed, deleted, relinked). The overlap's
+    re-reads change nothing and re-plan nothing."""
     if not linked:
         return set()
     ids = [a.id for a, _ in linked]
@@ -162,6 +163,72 @@ def store_activities(conn: Connection, connection: str,
         conn.execute(update(task).where(task.c.connection == connection,
                                         task.c.key.in_(part)).values(completed=True))
     return affected
+
+
+def mark_deleted(conn: Connection, connection: str, ids: Iterable[str]) -> set[str]:
+    """Activities the CRM no longer has (HubSpot search never returns an archived one):
+    flagged deleted, so that no plan counts them; returns the deals they were linked to."""
+    wanted = sorted(set(ids))
+    deals: set[str] = set()
+    for part in chunks(wanted):
+        conn.execute(update(activity).where(activity.c.connection == connection,
+                                            activity.c.id.in_(part))
+                     .values(deleted=True))
+        deals |= {str(d) for d in conn.execute(select(activity_link.c.deal_id).where(
+            activity_link.c.connection == connection,
+            activity_link.c.activity_id.in_(part))).scalars()}
+    return deals
+
+
+@dataclass(frozen=True)
+class StoredActivity:
+    """The activities already in the ledger, by what they name (one read, for linking the
+    deals that start being tracked: `link_new`)."""
+
+    by_deal: Mapping[str, frozenset[str]]
+    by_account: Mapping[str, frozenset[str]]
+    by_contact: Mapping[str, frozenset[str]]
+
+    def of(self, deal: Deal) -> set[str]:
+        found = set(self.by_deal.get(deal.id, ()))
+        if deal.account_id:
+            found |= self.by_account.get(deal.account_id, frozenset())
+        for contact in deal.contacts:
+            found |= self.by_contact.get(contact.id, frozenset())
+        return found
+
+
+def stored_activity(conn: Connection, connection: str) -> StoredActivity:
+    """Every activity of the connection by deal, account and contact (one scan)."""
+    by_deal: dict[str, set[str]] = {}
+    by_account: dict[str, set[str]] = {}
+    by_contact: dict[str, set[str]] = {}
+    for row in conn.execute(select(activity.c.id, activity.c.deal_id, activity.c.account_id,
+                                   activity.c.contact_ids)
+                            .where(activity.c.connection == connection)):
+        item = str(row.id)
+        if row.deal_id:
+            by_deal.setdefault(str(row.deal_id), set()).add(item)
+        if row.account_id:
+            by_account.setdefault(str(row.account_id), set()).add(item)
+        for contact in row.contact_ids or ():
+            by_contact.setdefault(str(contact), set()).add(item)
+
+    def frozen(found: dict[str, set[str]]) -> dict[str, frozenset[str]]:
+        return {k: frozenset(v) for k, v in found.items()}
+
+    return StoredActivity(frozen(by_deal), frozen(by_account), frozen(by_contact))
+
+
+def link_new(conn: Connection, connection: str, links: Mapping[str, Iterable[str]]) -> int:
+    """Link deals that start being tracked to activities read before (on the deal, its
+    account or one of its contacts, read while no tracked deal was theirs): deal id ->
+    activity ids. Returns the links added."""
+    rows = [{"connection": connection, "deal_id": deal_id, "activity_id": item}
+            for deal_id, items in sorted(links.items()) for item in sorted(set(items))]
+    for batch in chunks(rows):
+        conn.execute(_insert(conn, activity_link).on_conflict_do_nothing(), list(batch))
+    return len(rows)
 
 
 def set_contacts(conn: Connection, connection: str, deal_id: str,

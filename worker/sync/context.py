@@ -12,6 +12,7 @@ from structlog.typing import FilteringBoundLogger
 
 from connectors.base import Connector
 from worker.cadence.engine import Planner
+from worker.ledger.activities import StoredActivity
 from worker.ledger.leases import Lease, Leases
 from worker.ledger.store import Ledger
 from worker.settings.models import Config, HubSpotConnection, SalesforceConnection
@@ -96,6 +97,9 @@ class Tick:
     now: datetime
     counts: Counts = field(default_factory=Counts)
     dry_run: bool = False
+    # The ledger's activities by deal, account and contact, read once in a tick the first
+    # time a deal starts being tracked (after this tick's activity read).
+    stored_activity: StoredActivity | None = None
 
     def check(self) -> None:
         """Before any CRM call: still ours, and not asked to stop."""

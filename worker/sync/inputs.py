@@ -33,6 +33,12 @@ def activity_kinds(config: Config) -> frozenset[ActivityKind]:
     return frozenset(kinds)
 
 
+def skip_kinds(config: Config) -> frozenset[ActivityKind]:
+    """The activity kinds a `skip_if` rule may skip a task for."""
+    return frozenset(k for c in config.cadences for s in c.steps if s.skip_if is not None
+                     for k in s.skip_if.activity)
+
+
 def reads_activity(tick: Tick) -> bool:
     return bool(activity_kinds(tick.ctx.config))
 
@@ -47,13 +53,10 @@ def activity_for(tick: Tick, conn: Connection, deals: Sequence[Deal]
 
 
 
-def next_replan(tick: Tick, deal: Deal, plan: DealPlan, activity: DealActivity | None,
-                *, provisional: bool) -> datetime | None:
+def next_replan(tick: Tick, deal: Deal, plan: DealPlan, activity: DealActivity | None
+                ) -> datetime | None:
     """When this plan changes by itself: the earliest create moment of an unwritten task
-    whose step has skip_if (decided then), the pause's end, a max_wait deadline; now when the
-    plan was made before this tick's activity read (`provisional`)."""
-    if provisional:
-        return tick.now
+    whose step has skip_if (decided then), the pause's end, a max_wait deadline."""
     planner = tick.ctx.planner
     owner = planner.owner_context(deal)
     zone_name = owner.zone_name if owner is not None else None

@@ -28,19 +28,18 @@ def unchanged(tick: Tick, deal: Deal, enrolled: Enrollment | None) -> bool:
 def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
     """Every deal of a page: lost ones enrolled or re-planned, closed or reopened ones stop
     their cadence, won ones win back the deal they were reborn from. On a connection that
-    reads activity these plans are provisional: the deal is re-planned (and its tasks held)
-    after this tick's activity read (worker/sync/activity.py)."""
+    reads activity, the tick read it first and the deals that start being tracked were
+    linked to what it holds (worker/sync/activity.py `prepare_plans`): these plans are
+    final, their tasks written while later pages are read."""
     ctx = tick.ctx
     known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in deals])
     opened: list[Deal] = []
     used: dict[str, PlanInputs] = {}
     given = activity_for(tick, conn, [d for d in deals if d.is_lost])
-    provisional = reads_activity(tick)
     for deal in deals:
         enrolled = known.get(deal.id)
         if deal.is_lost:
-            keep_used(used, plan_lost(tick, conn, deal, enrolled, activity=given.get(deal.id),
-                                      provisional=provisional))
+            keep_used(used, plan_lost(tick, conn, deal, enrolled, activity=given.get(deal.id)))
             continue
         if enrolled is not None and enrolled.tracked:
             reason = StopReason.DELETED if deal.deleted else StopReason.WON if deal.is_won \
@@ -66,24 +65,30 @@ def store_inputs(tick: Tick, conn: Connection, used: dict[str, PlanInputs]) -> N
                                       tick.now)
 
 
+def plan_cycle(enrolled: Enrollment | None) -> int | None:
+    """The loss cycle a plan of this lost deal is for (None: not planned, no longer tracked).
+    Lost again after it was reborn: a new cycle, new keys."""
+    if enrolled is None:
+        return 1
+    if enrolled.status is EnrollmentStatus.STOPPED:
+        return enrolled.cycle + 1
+    return enrolled.cycle if enrolled.tracked else None
+
+
 def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | None, *,
-              force: bool = False, activity: DealActivity | None = None,
-              provisional: bool = False) -> PlanInputs | None:
+              force: bool = False, activity: DealActivity | None = None
+              ) -> PlanInputs | None:
     """Enroll or re-plan a lost deal with its activity (None: the connection reads none and
     the deal is not paused); returns the plan inputs it stored (None: untouched). A plan
     that stops the cadence (opted out in the CRM, a meeting with stop.on_meeting: stop)
-    stops it as a reopen does; `provisional`: re-planned again after the activity read."""
+    stops it as a reopen does."""
     ctx = tick.ctx
     log = ctx.log.bind(deal_id=deal.id)
-    cycle = 1
-    if enrolled is not None:
-        if not force and unchanged(tick, deal, enrolled):
-            return None
-        cycle = enrolled.cycle
-        if enrolled.status is EnrollmentStatus.STOPPED:
-            cycle += 1  # lost again after it was reborn: a new cycle, new keys
-        elif not enrolled.tracked:
-            return None
+    if enrolled is not None and not force and unchanged(tick, deal, enrolled):
+        return None
+    cycle = plan_cycle(enrolled)
+    if cycle is None:
+        return None
     plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=activity)
     oldest = ctx.settings.backfill.subtract_from(tick.now.date())
     if enrolled is None and plan.day0 is not None and plan.day0 < oldest:
@@ -101,13 +106,11 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
         log.info("owner.fallback", owner_id=deal.owner.id if deal.owner else None,
                  fallback_owner=plan.owner_id)
     inputs = ctx.planner.plan_inputs(plan.cadence, owner_input(deal))
-    replan_at = None if plan.stop else next_replan(tick, deal, plan, activity,
-                                                   provisional=provisional)
+    replan_at = None if plan.stop else next_replan(tick, deal, plan, activity)
     stored = _new_plan(deal, plan, cycle, inputs, replan_at)
     if deal.contacts and reads_activity(tick):
         activities.set_contacts(conn, ctx.name, deal.id, deal.contacts)
-    if not provisional:
-        _skips(tick, conn, deal.id, plan)
+    _skips(tick, conn, deal.id, plan)
     if enrolled is None:
         inserted = ctx.ledger.enroll(conn, ctx.name, deal.id, stored, plan.tasks, tick.now)
         if plan.cadence is None:
@@ -130,8 +133,7 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
         reason = StopReason.OPTED_OUT if plan.stop == "opted_out" else StopReason.MEETING
         _stop(tick, conn, now_enrolled, reason, reborn_deal=deal)
         return inputs
-    if not provisional:
-        tick.counts.waiting += len(plan.waiting)
+    tick.counts.waiting += len(plan.waiting)
     tick.counts.tasks_planned += len(plan.tasks)
     ctx.metrics.tasks.labels(ctx.name, TaskStatus.PLANNED).inc(len(plan.tasks))
     return inputs

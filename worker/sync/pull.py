@@ -16,8 +16,9 @@ from connectors.base import DealPage
 from connectors.models import Deal
 from worker.cadence.fingerprint import PlanInputs, decode_owner
 from worker.ledger.records import EnrollmentStatus
+from worker.sync.activity import prepare_plans
 from worker.sync.context import Tick
-from worker.sync.inputs import activity_for
+from worker.sync.inputs import activity_for, reads_activity
 from worker.sync.plan import keep_used, plan_lost, store_inputs, store_page, unchanged
 from worker.sync.prefetch import read_ahead
 
@@ -48,6 +49,7 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
         if conn_for_dry_run is not None:
             _store(tick, conn_for_dry_run, with_contacts, page.watermark)
         else:
+            _prepare(tick, with_contacts)
             with ctx.ledger.write() as conn:
                 ctx.leases.fence(conn, tick.lease)
                 _store(tick, conn, with_contacts, page.watermark)
@@ -91,6 +93,19 @@ def _attach_stakeholders(tick: Tick, page: DealPage) -> list[Deal]:
     contacts = tick.ctx.connector.stakeholders(wanted)
     return [d.model_copy(update={"contacts": tuple(contacts.get(d.id, ()))})
             if d.id in contacts else d for d in page.deals]
+
+
+def _prepare(tick: Tick, deals: list[Deal]) -> None:
+    """With activity rules: link the page's newly tracked deals to the activities already
+    read and confirm new skip causes, before the page's transaction (activity.py)."""
+    ctx = tick.ctx
+    lost = [d for d in deals if d.is_lost]
+    if not lost or not reads_activity(tick):
+        return
+    with ctx.ledger.engine.connect() as conn:
+        known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in lost])
+    prepare_plans(tick, [(d, known.get(d.id)) for d in lost
+                         if not unchanged(tick, d, known.get(d.id))])
 
 
 def _store(tick: Tick, conn: Connection, deals: list[Deal], watermark: datetime | None
@@ -166,6 +181,7 @@ def replan_changed_rules(tick: Tick) -> None:
             found = ctx.connector.stakeholders(wanted)
             deals.update({i: deals[i].model_copy(update={"contacts": tuple(found.get(i, ()))})
                           for i in wanted})
+        prepare_plans(tick, [(deals[e.deal_id], e) for e in stale])
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             used: dict[str, PlanInputs] = {}

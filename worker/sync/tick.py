@@ -1,4 +1,4 @@
-"""One tick of one connection: lease -> reconcile -> pull & plan -> activity read -> re-plan
+"""One tick of one connection: lease -> reconcile -> activity read -> pull & plan -> re-plan
 rule edits and due re-plans -> write -> close -> release. `winback sync` runs it once;
 `winback run` on a schedule."""
 
@@ -48,9 +48,9 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
             _dry_run(tick)
         else:
             reconcile(tick)  # before anything can be sent again
+            read_activity(tick)  # only when the rules read activity (sync/activity.py)
             pull(tick, after_page=write_due)  # writes start while later pages are read
             verify_tracked(tick)  # once a day: deals that vanished (deleted) stop too
-            read_activity(tick)  # only when the rules read activity (sync/activity.py)
             replan_changed_rules(tick)
             replan_due(tick)  # activity changed, a skip_if create date, a pause's end
             write_due(tick)

@@ -4,35 +4,14 @@ walked by id (the cap scaled down, as for deals in test_hubspot_adapter)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from connectors.models import Activity, ActivityKind
-from sandbox.hubspot import HubSpotEmulator, start_hubspot
-from sandbox.server import EmulatorServer
-from tests.integration.connectors.hubspot_backend import HIGH_LIMITS, HubSpotBackend
+from tests.integration.connectors.hubspot_backend import HubSpotBackend
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 STAMP = "2025-03-01T10:00:00.000Z"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[EmulatorServer, HubSpotEmulator]]:
-    started, emulator = start_hubspot(seed=3, **HIGH_LIMITS)
-    yield started, emulator
-    started.stop()
-
-
-@pytest.fixture
-def hs(server: tuple[EmulatorServer, HubSpotEmulator]) -> Iterator[HubSpotBackend]:
-    started, emulator = server
-    backend = HubSpotBackend(started.url, emulator=emulator, auth="static")
-    backend.admin("POST", "reset")
-    yield backend
-    backend.close()
 
 
 def read(hs: HubSpotBackend, kinds: frozenset[ActivityKind], cap: int) -> list[Activity]:

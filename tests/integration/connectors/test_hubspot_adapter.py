@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,30 +26,13 @@ from connectors.errors import (
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot.limits import Limiter, Window
 from connectors.models import Channel, Priority, TaskDraft
-from sandbox.hubspot import HubSpotEmulator, start_hubspot
+from sandbox.hubspot import HubSpotEmulator
 from sandbox.server import EmulatorServer
 from sandbox.tls import make_ca
 from tests.integration.connectors.hubspot_backend import HIGH_LIMITS, OAUTH, HubSpotBackend
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 STAMP = "2025-03-01T10:00:00.000Z"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[EmulatorServer, HubSpotEmulator]]:
-    started, emulator = start_hubspot(seed=3, **HIGH_LIMITS)
-    yield started, emulator
-    started.stop()
-
-
-@pytest.fixture
-def hs(server: tuple[EmulatorServer, HubSpotEmulator]) -> Iterator[HubSpotBackend]:
-    """A backend over an emptied emulator (data, limits, faults, clock), static token."""
-    started, emulator = server
-    backend = HubSpotBackend(started.url, emulator=emulator, auth="static")
-    backend.admin("POST", "reset")
-    yield backend
-    backend.close()
 
 
 @pytest.fixture
