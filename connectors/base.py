@@ -133,8 +133,10 @@ class Connector(Protocol):
         the login flow (a legacy one warns), then the API version the org offers (one call,
         logging in; a refused login raises FatalConnectionError). Others: none."""
 
-    def begin_run(self, run_id: str | None) -> None:
-        """Tag the calls that follow with a run id (sent as `X-Winback-Run`)."""
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
+        """Tag the calls that follow with a run id (sent as `X-Winback-Run`); `guard` runs
+        before every HTTP call that follows (retries, logins and setup calls included): the
+        worker's lease check, which raises to stop the run."""
 
     def ensure_setup(self, *, create: bool = True) -> SetupReport:
         """Check (and where allowed create) what winback needs in the CRM."""

@@ -56,6 +56,7 @@ class InMemoryConnector:
         self.api_budget_share = api_budget_share
         self.calls: Counter[str] = Counter()
         self.runs: list[str | None] = []
+        self.guard: Callable[[], None] | None = None
         self._lock = threading.RLock()
         self._deals: dict[str, Deal] = {}
         self._contacts: dict[str, list[Contact]] = {}
@@ -156,8 +157,9 @@ class InMemoryConnector:
         """No login to check."""
         return iter(())
 
-    def begin_run(self, run_id: str | None) -> None:
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         self.runs.append(run_id)
+        self.guard = guard
 
     def ensure_setup(self, *, create: bool = True) -> SetupReport:
         self._call("setup")
@@ -258,6 +260,9 @@ class InMemoryConnector:
 
     # -- internals ------------------------------------------------------------------------------
     def _call(self, endpoint: str, items: int = 0) -> None:
+        guard = self.guard
+        if guard is not None:
+            guard()
         with self._lock:
             faults = self._faults.get(endpoint)
             if faults:

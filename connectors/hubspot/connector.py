@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from connectors.base import (
@@ -74,8 +74,9 @@ class HubSpotConnector:
         `ensure_setup` reports."""
         return iter(())
 
-    def begin_run(self, run_id: str | None) -> None:
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         self._transport.run_id = run_id
+        self._transport.guard = guard
 
     def ensure_setup(self, *, create: bool = True) -> SetupReport:
         return self._setup.ensure_setup(create)

@@ -193,8 +193,8 @@ class SalesforceConnector:
         return self._writer
 
     # -- the port --------------------------------------------------------------------------
-    def begin_run(self, run_id: str | None) -> None:
-        self._client.transport.set_run(run_id)
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
+        self._client.transport.set_run(run_id, guard)
 
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         self._check_config()

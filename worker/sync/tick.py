@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import traceback
 from datetime import timedelta
+from functools import partial
 
 import structlog
 
@@ -41,14 +42,19 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
     result, error = "ok", None
     next_due = tick.now + timedelta(seconds=ctx.settings.poll_every)
     try:
-        ctx.connector.begin_run(lease.run_id)
+        # Every CRM call of the tick checks the lease first, and renews it when it is getting
+        # old (worker/ledger/leases.py `Leases.guard`): setup calls and long reads included.
+        # A dry run only checks it: its pull holds a transaction the renewal would wait on.
+        ctx.connector.begin_run(lease.run_id,
+                                lease.check if dry_run else ctx.leases.guard(lease))
         if not ctx.setup_done:
             _setup(ctx)
         if dry_run:
             _dry_run(tick)
         else:
             reconcile(tick)  # before anything can be sent again
-            pull(tick, after_page=write_due)  # writes start while later pages are read
+            pull(tick, after_page=write_due,  # writes start while later pages are read
+                 after_chunk=partial(write_due, full_only=True))
             verify_tracked(tick)  # once a day: deals that vanished (deleted) stop too
             read_activity(tick)  # only when the rules read activity (sync/activity.py)
             replan_changed_rules(tick)
@@ -83,10 +89,12 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         usage = _usage(ctx)
         if usage is not None:
             outcome.update(api_used=usage[0], api_limit=usage[1])
-        if result != "lease_lost" and not dry_run:
-            ctx.leases.release(lease, next_due=next_due, **outcome)
-        elif dry_run:
-            ctx.leases.release(lease, next_due=None)
+        ctx.connector.begin_run(None)
+        # Released whatever the result: after `lease_lost` the release (fenced by owner and
+        # epoch) records the outcome only if nobody took the lease over (the local deadline
+        # passed, the lease is still ours), and the advisory lock is let go in any case.
+        ctx.leases.release(lease, next_due=None if dry_run else next_due,
+                           **({} if dry_run else outcome))
         ctx.metrics.lease_held.labels(ctx.name).set(0)
     outcome_result = TickResult(ctx.name, result, tick.counts, seconds, error,
                                 _calls(ctx) - calls_before)

@@ -53,14 +53,16 @@ def lookup_grace(tick: Tick) -> timedelta:
     return tick.ctx.connector.lookup_lag
 
 
-def write_due(tick: Tick) -> None:
+def write_due(tick: Tick, *, full_only: bool = False) -> None:
+    """Send the due tasks in batches of the connector's size; `full_only`: only full batches
+    (between the chunks of a page: the rest goes with the page's last chunk)."""
     ctx = tick.ctx
     batch = max(1, ctx.connector.write_batch)
     while not ctx.stop.is_set():
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             rows = ctx.ledger.due_tasks(conn, ctx.name, tick.now, batch)
-            if not rows:
+            if not rows or (full_only and len(rows) < batch):
                 return
             snapshots = ctx.ledger.enrollments(conn, ctx.name, list({r.deal_id for r in rows}))
             deals: dict[str, Deal] = {}
