@@ -30,12 +30,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, create_engine, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from connectors.errors import Interrupted
 from worker.ledger.db import db_now, is_postgres, write
 from worker.ledger.schema import connection_state
 
 
-class LeaseLost(Exception):
-    """Another process holds this connection now; stop without writing anything more."""
+class LeaseLost(Interrupted):
+    """Another process holds this connection now (or may: the local deadline passed); stop
+    without writing anything more. An `Interrupted`, so that a connector lets it through
+    when the run guard raises it before a call."""
 
 
 def process_owner_id() -> str:
