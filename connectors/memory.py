@@ -11,9 +11,10 @@ import itertools
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connectors.base import ActivityPage, ApiUsage, DealPage, SetupCheck, SetupReport
 from connectors.errors import BudgetExhausted, RetryableError
@@ -160,6 +161,12 @@ class InMemoryConnector:
     def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         self.runs.append(run_id)
         self.guard = guard
+
+    def setup_state(self) -> dict[str, Any] | None:
+        return {"crm": "memory"}
+
+    def restore_setup(self, state: Mapping[str, Any]) -> bool:
+        return state.get("crm") == "memory"
 
     def ensure_setup(self, *, create: bool = True) -> SetupReport:
         self._call("setup")

@@ -13,6 +13,7 @@ SALESFORCE_WRITES = {"collections_create", "collections_update", "collections_up
 HUBSPOT_WRITES = {"tasks.create", "tasks.update", "tasks.batch.create", "tasks.batch.update",
                   "tasks.batch.upsert"}
 BATCH = {"salesforce": 200, "hubspot": 100}
+IDLE_CALLS = {"salesforce": {"login.soap": 1, "query_all": 1}, "hubspot": {"deals.search": 1}}
 
 
 def _calls(stack: Stack, crm: str) -> dict[str, int]:
@@ -44,10 +45,9 @@ def test_a_first_sync_writes_in_full_batches_and_an_idle_tick_writes_nothing(
     for crm in BATCH:
         calls = _calls(stack, crm)
         assert _writes(calls, crm) == {}, (crm, calls)
-        deal_reads = calls.get("query_all", 0) if crm == "salesforce" \
-            else calls.get("deals.search", 0)
-        assert deal_reads == 1, (crm, calls)  # one read of what changed, nothing else
-        if crm == "salesforce":  # and, once per process, the org's TaskStatus / TaskPriority
-            assert calls.get("query", 0) == 2, (crm, calls)
+        # One read of what changed, nothing else: the setup (Salesforce describes and task
+        # picklists; HubSpot pipelines, owners, properties) comes from the ledger's setup
+        # cache; Salesforce logs in again (a new process has no session).
+        assert calls == IDLE_CALLS[crm], (crm, calls)
     assert {crm: len(stack.box.tasks(crm)) for crm in BATCH} == held
     stack.record("write calls of a first sync and an idle tick", deals=300)

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -82,6 +83,7 @@ class Lease:
     deadline: float = field(default=0.0)  # time.monotonic() after which no CRM call may start
     lock: AdvisoryLock | None = field(default=None, repr=False)
     renewed: float = field(default=0.0)  # time.monotonic() of the last renewal
+    mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -182,14 +184,22 @@ class Leases:
         return lease
 
     def fence(self, conn: Connection, lease: Lease) -> None:
-        """Inside a write transaction: renew the lease, or raise LeaseLost (rolls it back)."""
+        """Inside a write transaction: renew the lease, or raise LeaseLost (rolls it back).
+
+        A lease claimed without the advisory lock (another session still had it: a paused
+        holder, or one letting go at that very moment) tries for the lock again at each
+        renewal, so that its own death is noticed fast too once it has it."""
+        with lease.mutex:
+            if lease.lock is None and is_postgres(conn):
+                lease.lock = self._try_lock(lease.connection)
+            locked = lease.lock is not None
         now = db_now(conn)
         result = conn.execute(
             update(connection_state)
             .where(connection_state.c.name == lease.connection,
                    connection_state.c.owner == lease.owner,
                    connection_state.c.epoch == lease.epoch)
-            .values(lease_until=self._until(conn, now)))
+            .values(lease_until=self._until(conn, now), lease_locked=locked))
         if result.rowcount != 1:
             raise LeaseLost(f"{lease.connection}: lease taken over (epoch {lease.epoch})")
         lease.refresh_deadline()
@@ -232,7 +242,8 @@ class Leases:
     @staticmethod
     def let_go(lease: Lease) -> None:
         """Let the advisory lock go (nothing on SQLite or when already let go)."""
-        lock, lease.lock = lease.lock, None
+        with lease.mutex:
+            lock, lease.lock = lease.lock, None
         if lock is not None:
             lock.release()
 

@@ -4,6 +4,7 @@ rule edits and due re-plans -> write -> close -> release. `winback sync` runs it
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from datetime import timedelta
@@ -17,6 +18,7 @@ from worker.sync.activity import read_activity, replan_due
 from worker.sync.context import SyncContext, Tick, TickResult
 from worker.sync.pull import pull, replan_changed_rules, verify_tracked
 from worker.sync.refusals import INACTIVE_OWNER_CODE, failed_by_reason
+from worker.sync.setup import forget_setup, run_setup
 from worker.sync.write import close_stopped, reconcile, write_due
 from worker.telemetry.logs import scrub
 from worker.telemetry.metrics import OUTBOX_STATUSES
@@ -48,7 +50,7 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         ctx.connector.begin_run(lease.run_id,
                                 lease.check if dry_run else ctx.leases.guard(lease))
         if not ctx.setup_done:
-            _setup(ctx)
+            run_setup(tick)
         if dry_run:
             _dry_run(tick)
         else:
@@ -71,6 +73,8 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         next_due = max(resume, tick.now + RETRY_SOON)
     except FatalConnectionError as exc:
         result, error = "error", f"{exc} ({exc.fix})" if exc.fix else str(exc)
+        with contextlib.suppress(Exception):  # the CRM's setup or access may have changed
+            forget_setup(ctx, why=type(exc).__name__)
     except RetryableError as exc:
         result, error = "error", str(exc)
         next_due = min(next_due, tick.now + RETRY_SOON)
@@ -100,20 +104,6 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
                                 _calls(ctx) - calls_before)
     _report(ctx, outcome_result)
     return outcome_result
-
-
-def _setup(ctx: SyncContext) -> None:
-    """Once per process and connection: check the CRM and learn how task keys are stored."""
-    report = ctx.connector.ensure_setup(create=True)
-    ctx.key_mode = report.key_mode
-    ctx.setup_done = True
-    for check in report.checks:
-        if not check.ok:
-            ctx.log.warning("setup.check_failed", check=check.name, detail=check.detail,
-                            fix=check.fix)
-    ctx.log.info("setup.done", key_mode=report.key_mode,
-                 checks=sum(c.ok for c in report.checks), failed=sum(not c.ok
-                                                                     for c in report.checks))
 
 
 def _dry_run(tick: Tick) -> None:

@@ -14,6 +14,7 @@ from worker.cadence.tasks import start_of_day
 from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
 from worker.sync.context import Tick
 from worker.sync.refusals import OWNER_ERRORS
+from worker.sync.setup import SETUP_CHANGED, forget_setup
 
 RETRY_BACKOFF = timedelta(minutes=5)  # a record the CRM said to retry waits at least this
 
@@ -175,6 +176,8 @@ def _refused(tick: Tick, conn: Connection, row: OutboxTask, result: WriteResult,
         log.warning("task.retry", error=error)
     else:
         reason = result.error_code or "UNKNOWN"
+        if reason in SETUP_CHANGED and ctx.setup_done:  # learn the CRM's setup again
+            forget_setup(ctx, conn, why=reason)
         ctx.ledger.mark_failed(conn, row.id, error, tick.now)
         counts = tick.counts
         counts.tasks_failed += 1
