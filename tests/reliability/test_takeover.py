@@ -122,7 +122,7 @@ def test_a_killed_lease_holder_is_taken_over_before_its_lease_expires(pg_stack: 
                  takeover_mean_s=round(sum(takeovers) / len(takeovers), 2))
 
 
-MAX_RESTARTS = 20
+MAX_RESTARTS = 30  # measured: 17 on a machine at load 10 (2 cores); see docs/reliability.md
 LIFE = 3.0  # seconds each process runs before its kill -9
 
 
