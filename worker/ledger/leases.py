@@ -103,9 +103,12 @@ Clock = Callable[[], datetime]
 
 
 class Leases:
-    def __init__(self, engine: Engine, *, owner: str, ttl: float, clock: Clock | None = None
-                 ) -> None:
+    def __init__(self, engine: Engine, *, owner: str, ttl: float, clock: Clock | None = None,
+                 advisory_lock: bool = True) -> None:
         self.engine = engine
+        # Session advisory locks need a session of our own: not behind PgBouncer in
+        # transaction pooling mode (`service.takeover_lock: false` there; expiry only).
+        self.advisory_lock = advisory_lock
         self.owner = owner
         self.ttl = ttl
         self.clock = clock  # the tick clock (WINBACK_CLOCK_OFFSET): next_due is on it
@@ -120,7 +123,7 @@ class Leases:
     def _try_lock(self, connection: str) -> AdvisoryLock | None:
         """PostgreSQL: the connection's advisory lock on a dedicated connection, or None when
         another session holds it (or on SQLite)."""
-        if not is_postgres(self.engine):
+        if not self.advisory_lock or not is_postgres(self.engine):
             return None
         if self._lock_engine is None:
             self._lock_engine = create_engine(
