@@ -55,6 +55,7 @@ def test_the_guard_renews_a_lease_that_goes_on_calling(world: World) -> None:
     mine, other = Leases(engine, owner="me", ttl=0.6), Leases(engine, owner="other", ttl=30)
     lease = mine.acquire("crm", ignore_schedule=True)
     assert lease is not None
+    lease.renew_on_call = True  # as during the setup calls
     guard = mine.guard(lease)
     for _ in range(6):  # 1.2 s, twice the TTL
         time.sleep(0.2)

@@ -84,6 +84,10 @@ class Lease:
     lock: AdvisoryLock | None = field(default=None, repr=False)
     renewed: float = field(default=0.0)  # time.monotonic() of the last renewal
     mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The guard renews the lease too (not only checks it): for a run of calls without ledger
+    # writes, which would otherwise renew it (the setup calls). Off elsewhere: a renewal from
+    # the read-ahead thread would keep a tick held in a fenced write past its deadline going.
+    renew_on_call: bool = False
 
     @property
     def run_id(self) -> str:
@@ -213,14 +217,15 @@ class Leases:
 
     def guard(self, lease: Lease) -> Callable[[], None]:
         """What runs before every CRM call of a tick: the local deadline check (LeaseLost
-        once it has passed), then a renewal once a third of the lease has gone by since the
-        last one (so that a run of calls without a ledger write, such as the setup calls,
-        keeps its lease)."""
+        once it has passed); while `lease.renew_on_call` (the setup calls: no ledger write
+        between them), also a renewal once a third of the lease has gone by since the last
+        one, checked again after it."""
 
         def check() -> None:
             lease.check()
-            if time.monotonic() - lease.renewed > lease.ttl / 3:
+            if lease.renew_on_call and time.monotonic() - lease.renewed > lease.ttl / 3:
                 self.renew(lease)
+                lease.check()
 
         return check
 

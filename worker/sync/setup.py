@@ -34,7 +34,11 @@ def run_setup(tick: Tick) -> None:
     keep = ctx.config.service.setup_cache
     if keep > 0 and _restore(ctx, tick):
         return
-    report = ctx.connector.ensure_setup(create=True)
+    tick.lease.renew_on_call = True  # setup calls write nothing: each call renews
+    try:
+        report = ctx.connector.ensure_setup(create=True)
+    finally:
+        tick.lease.renew_on_call = False
     ctx.key_mode = report.key_mode
     ctx.setup_done = True
     for check in report.checks:
