@@ -114,3 +114,40 @@ def test_no_advisory_lock_on_sqlite(tmp_path: Path) -> None:
     assert lease is not None and lease.lock is None
     assert leases.release(lease, next_due=None)
     engine.dispose()
+
+
+def test_a_page_is_committed_in_chunks_so_a_crash_mid_page_keeps_the_first(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page of 120 deals is stored 50 deals per transaction: a crash while the second chunk
+    is planned keeps the first one (and not the watermark); the next tick finishes the page
+    and plans every deal once."""
+    from sqlalchemy import func, select
+
+    from worker.ledger.schema import enrollment
+    from worker.sync import pull
+
+    world.crm.page_size = 200
+    for i in range(120):
+        world.lost(f"D{i:03}", account=f"A{i:03}")
+    real_store = pull._store
+    calls: list[int] = []
+
+    def crash_on_second(tick: object, conn: object, deals: object, watermark: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed while planning")
+        real_store(tick, conn, deals, watermark)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pull, "_store", crash_on_second)
+    assert run_tick(world.ctx, ignore_schedule=True).result == "error"
+
+    def enrolled() -> int:
+        with world.service.ledger.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(enrollment)).scalar_one())
+
+    assert enrolled() == pull.PLAN_CHUNK
+    state = world.ctx.ledger.connection_row("crm")
+    assert state is not None and state.watermark is None
+    monkeypatch.setattr(pull, "_store", real_store)
+    world.tick()
+    assert enrolled() == 120
