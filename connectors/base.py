@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from connectors.models import (
     Activity,
@@ -138,11 +138,22 @@ class Connector(Protocol):
         the login flow (a legacy one warns), then the API version the org offers (one call,
         logging in; a refused login raises FatalConnectionError). Others: none."""
 
-    def begin_run(self, run_id: str | None) -> None:
-        """Tag the calls that follow with a run id (sent as `X-Winback-Run`)."""
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
+        """Tag the calls that follow with a run id (sent as `X-Winback-Run`); `guard` runs
+        before every HTTP call that follows (retries, logins and setup calls included): the
+        worker's lease check, which raises to stop the run."""
 
     def ensure_setup(self, *, create: bool = True) -> SetupReport:
         """Check (and where allowed create) what winback needs in the CRM."""
+
+    def setup_state(self) -> dict[str, Any] | None:
+        """What the last `ensure_setup` learned that later calls use (key mode, picklist
+        values, pipelines, owners), as plain JSON values for the worker to keep; None when
+        there is nothing worth keeping (setup not run, or it failed)."""
+
+    def restore_setup(self, state: Mapping[str, Any]) -> bool:
+        """Take back a `setup_state` instead of running `ensure_setup` (no call); False when
+        the state does not fit this connector (its configuration changed)."""
 
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         """Every deal (any stage, deleted ones flagged) modified at or after `since`, in pages,

@@ -8,6 +8,8 @@
     │   ├── SetupError             a field/property winback needs is missing in the CRM
     │   └── BudgetExhausted        the daily API budget (or our share of it) is spent
     └── RecordError                one record is bad; skip it, the batch goes on
+    Interrupted                    raised by the caller's run guard (Connector.begin_run):
+                                   passed through untouched, never translated or retried
 
 Every error carries the connection name and the endpoint, and messages never include
 credentials or raw request bodies.
@@ -16,6 +18,11 @@ credentials or raw request bodies.
 from __future__ import annotations
 
 from datetime import datetime
+
+
+class Interrupted(Exception):
+    """The run guard the caller gave `Connector.begin_run` stopped a call before it was sent
+    (the worker's LeaseLost is one). Connectors let it through as it is."""
 
 
 class ConnectorError(Exception):

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connectors.base import ActivityPage, ApiUsage, DealPage, SetupCheck, SetupReport
 from connectors.errors import BudgetExhausted, RetryableError
@@ -57,6 +58,7 @@ class InMemoryConnector:
         self.api_budget_share = api_budget_share
         self.calls: Counter[str] = Counter()
         self.runs: list[str | None] = []
+        self.guard: Callable[[], None] | None = None
         self._lock = threading.RLock()
         self._deals: dict[str, Deal] = {}
         self._contacts: dict[str, list[Contact]] = {}
@@ -157,8 +159,15 @@ class InMemoryConnector:
         """No login to check."""
         return iter(())
 
-    def begin_run(self, run_id: str | None) -> None:
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         self.runs.append(run_id)
+        self.guard = guard
+
+    def setup_state(self) -> dict[str, Any] | None:
+        return {"crm": "memory"}
+
+    def restore_setup(self, state: Mapping[str, Any]) -> bool:
+        return state.get("crm") == "memory"
 
     def ensure_setup(self, *, create: bool = True) -> SetupReport:
         self._call("setup")
@@ -263,6 +272,9 @@ class InMemoryConnector:
 
     # -- internals ------------------------------------------------------------------------------
     def _call(self, endpoint: str, items: int = 0) -> None:
+        guard = self.guard
+        if guard is not None:
+            guard()
         with self._lock:
             faults = self._faults.get(endpoint)
             if faults:

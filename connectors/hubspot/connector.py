@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from connectors.base import (
     ActivityPage,
@@ -76,11 +77,19 @@ class HubSpotConnector:
         `ensure_setup` reports."""
         return iter(())
 
-    def begin_run(self, run_id: str | None) -> None:
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         self._transport.run_id = run_id
+        self._transport.guard = guard
 
     def ensure_setup(self, *, create: bool = True) -> SetupReport:
         return self._setup.ensure_setup(create)
+
+    def setup_state(self) -> dict[str, Any] | None:
+        state = self._setup.state()
+        return None if state is None else {"crm": self.kind, **state}
+
+    def restore_setup(self, state: Mapping[str, Any]) -> bool:
+        return state.get("crm") == self.kind and self._setup.restore(state)
 
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         return self._deals.changed(since)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,6 +114,24 @@ class DealReader:
         with self._lock:
             self._owners, self._owners_at = found, time.monotonic()
         return list(found.values())
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """Pipelines' stages and owners as plain values (the setup cache), None if unread."""
+        with self._lock:
+            if self._stages is None or self._owners is None:
+                return None
+            return {"stages": [asdict(s) for s in self._stages.values()],
+                    "owners": [o.model_dump(mode="json") for o in self._owners.values()]}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Take a snapshot back as if just read, except that a deal with an unknown stage or
+        owner re-reads at once (a kept snapshot may be hours old)."""
+        stages = {str(s["id"]): Stage(**s) for s in snapshot["stages"]}
+        owners = {str(o["id"]): Owner.model_validate(o) for o in snapshot["owners"]}
+        at = time.monotonic() - MISS_REFRESH - 1
+        with self._lock:
+            self._stages, self._stages_at = stages, at
+            self._owners, self._owners_at = owners, at
 
     # -- deals ----------------------------------------------------------------------------------
     def changed(self, since: datetime) -> Iterator[DealPage]:

@@ -4,7 +4,7 @@ and the task key mode the writes use (reference §1.1, §3 "Idempotency key prop
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.base import HubSpotSettings, SetupCheck, SetupReport
@@ -87,6 +87,28 @@ class Setup:
             with self._lock:
                 self._mode = mode
         return SetupReport(checks, key_mode=mode or "create+search")
+
+    def state(self) -> dict[str, Any] | None:
+        """The key mode and the pipelines and owners read (for the setup cache)."""
+        with self._lock:
+            mode = self._mode
+        read = self._deals.snapshot()
+        if mode is None or read is None:
+            return None
+        return {"key_mode": mode, "key_property": self._settings.key_property, **read}
+
+    def restore(self, state: Mapping[str, Any]) -> bool:
+        mode = state.get("key_mode")
+        if mode not in ("upsert", "create+search") \
+                or state.get("key_property") != self._settings.key_property:
+            return False
+        try:
+            self._deals.restore(state)
+        except (KeyError, TypeError, ValueError):
+            return False
+        with self._lock:
+            self._mode = mode
+        return True
 
     # -- checks ----------------------------------------------------------------------------------
     def _guarded(self, name: str, check: Callable[[], SetupCheck]) -> SetupCheck:

@@ -73,6 +73,7 @@ class Transport:
         self.budget = DailyBudget(settings.api_budget_share)
         self.tokens = TokenSource(settings, self._fetch_token)
         self.run_id: str | None = None
+        self.guard: Callable[[], None] | None = None  # before every call (Connector.begin_run)
         self.calls_made = 0
 
     # -- SDK objects -------------------------------------------------------------------
@@ -145,6 +146,9 @@ class Transport:
 
     def _send(self, endpoint: str, method: Callable[..., Any], kwargs: dict[str, Any],
               items: int, token: str | None) -> Any:
+        guard = self.guard
+        if guard is not None:
+            guard()
         extra: dict[str, Any] = {"_request_timeout": self._timeout}
         if self.run_id:
             extra["_headers"] = {RUN_HEADER: self.run_id}

@@ -40,7 +40,7 @@ from connectors.base import (
     CallRecord,
     SalesforceSettings,
 )
-from connectors.errors import BudgetExhausted, ConnectorError, RetryableError
+from connectors.errors import BudgetExhausted, ConnectorError, Interrupted, RetryableError
 from connectors.salesforce.failures import StaleCursor, login_error, translate
 from connectors.salesforce.login import key_file_text, login
 from connectors.salesforce.transport import DEFAULT_LOGIN_HOST, SalesforceTransport, Trace
@@ -100,7 +100,7 @@ class Client:
         s = self.settings
         try:
             session_id, instance = login(s, self.transport, self.clock)
-        except ConnectorError:
+        except (ConnectorError, Interrupted):
             raise
         except Exception as exc:
             raise login_error(exc, connection=s.name, secrets=self.secrets, flow=s.login_flow,
@@ -153,7 +153,7 @@ class Client:
                 self.guard(endpoint)
                 result = self._logged_in(endpoint, fn)
                 return result
-            except ConnectorError:
+            except (ConnectorError, Interrupted):
                 raise
             except Exception as exc:
                 last = self.transport.last_trace()

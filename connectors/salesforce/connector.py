@@ -82,6 +82,8 @@ class SalesforceConnector:
         self._client.field_hint = self._fields.hint()
         self._writer: TaskWriter | None = None
         self._values: TaskValues | None = None
+        self._value_rows: picklists.Rows | None = None
+        self._key_mode: KeyMode | None = None  # as the last ensure_setup found it
 
     @property
     def calls_made(self) -> int:
@@ -105,7 +107,8 @@ class SalesforceConnector:
     def _task_values(self) -> TaskValues:
         """The org's task statuses and priorities: read once per connector (two queries)."""
         if self._values is None:
-            self._values = picklists.load(self._client)
+            self._value_rows = picklists.load_rows(self._client)
+            self._values = picklists.task_values(*self._value_rows)
         return self._values
 
     def _key_check(self, task_fields: dict[str, dict[str, Any]]
@@ -172,7 +175,36 @@ class SalesforceConnector:
         else:
             checks.append(setup.picklist_check(task_fields, values, tuple(Channel)))
             self._writer = TaskWriter(self._client, valid_key, values)
+            self._key_mode = mode
         return SetupReport(checks, key_mode=mode)
+
+    def _setup_identity(self) -> dict[str, Any]:
+        """The configuration a kept setup was learned under."""
+        return {"key_field": self.settings.task_key_field,
+                "fields": [list(pair) for pair in self._fields.settings()]}
+
+    def setup_state(self) -> dict[str, Any] | None:
+        """The key mode and the org's task picklist rows (what the writes use)."""
+        if self._key_mode is None or self._value_rows is None or self._problems:
+            return None
+        return {"crm": self.kind, "config": self._setup_identity(), "key_mode": self._key_mode,
+                "status_rows": self._value_rows[0], "priority_rows": self._value_rows[1]}
+
+    def restore_setup(self, state: Mapping[str, Any]) -> bool:
+        if self._problems or state.get("crm") != self.kind \
+                or state.get("config") != self._setup_identity():
+            return False
+        mode = state.get("key_mode")
+        status, priority = state.get("status_rows"), state.get("priority_rows")
+        if mode not in ("upsert", "marker") or not isinstance(status, list) \
+                or not isinstance(priority, list):
+            return False
+        self._value_rows = (status, priority)
+        self._values = picklists.task_values(status, priority)
+        self._key_mode = mode
+        valid_key = self.settings.task_key_field if mode == "upsert" else None
+        self._writer = TaskWriter(self._client, valid_key, self._values)
+        return True
 
     # -- doctor's login checks (not part of ensure_setup, which stays at one call) -------------
     def login_checks(self) -> Iterator[SetupCheck]:
@@ -194,8 +226,8 @@ class SalesforceConnector:
         return self._writer
 
     # -- the port --------------------------------------------------------------------------
-    def begin_run(self, run_id: str | None) -> None:
-        self._client.transport.set_run(run_id)
+    def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
+        self._client.transport.set_run(run_id, guard)
 
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         self._check_config()

@@ -108,4 +108,14 @@ def task_values(status_rows: Sequence[Mapping[str, Any]],
 
 def load(client: Client) -> TaskValues:
     """Two queries (a handful of rows each): the org's task statuses and priorities."""
-    return task_values(client.query_all(STATUS_SOQL), client.query_all(PRIORITY_SOQL))
+    return task_values(*load_rows(client))
+
+
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def load_rows(client: Client) -> Rows:
+    """The TaskStatus and TaskPriority rows (what `task_values` reads; kept by the setup
+    cache)."""
+    return ([dict(r) for r in client.query_all(STATUS_SOQL)],
+            [dict(r) for r in client.query_all(PRIORITY_SOQL)])

@@ -17,6 +17,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -125,11 +126,13 @@ class SalesforceTransport(requests.Session):
         self.verify = ca_bundle if ca_bundle else True
         self.trust_env = False
         self.usage: Usage | None = None
+        self.guard: Callable[[], None] | None = None  # before every request (set_run)
         self.calls_made = 0
         self._count_lock = threading.Lock()
         self._local = threading.local()
 
-    def set_run(self, run_id: str | None) -> None:
+    def set_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
+        self.guard = guard
         if run_id:
             self.headers[RUN_HEADER] = run_id
         else:
@@ -153,6 +156,9 @@ class SalesforceTransport(requests.Session):
             text = self.login_url + text[len(DEFAULT_LOGIN_HOST):]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        guard = self.guard
+        if guard is not None:
+            guard()
         endpoint = endpoint_name(verb, text)
         started = time.perf_counter()
         with self._count_lock:

@@ -74,6 +74,7 @@ class ConnectionState:
     owner: str | None
     lease_until: datetime | None
     epoch: int
+    lease_locked: bool
     next_due: datetime | None
     watermark: datetime | None
     backfill_done: bool

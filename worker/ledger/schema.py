@@ -84,6 +84,9 @@ connection_state = Table(
     Column("owner", String(200)),
     Column("lease_until", UTCDateTime()),
     Column("epoch", BigInteger, nullable=False, default=0),
+    # Taken with the PostgreSQL advisory lock (leases.py): may be taken over before
+    # lease_until once the holder's session is gone.
+    Column("lease_locked", Boolean, nullable=False, default=False),
     Column("next_due", UTCDateTime()),
     Column("watermark", UTCDateTime()),
     Column("backfill_done", Boolean, nullable=False, default=False),
@@ -237,3 +240,13 @@ event = Table(
     Column("data", JSON),
 )
 Index("ix_event_kind", event.c.connection, event.c.kind, event.c.at)
+
+# A connection's setup results (issue 15): what `ensure_setup` learned, kept until
+# `expires_at` so that a restart does not pay the setup calls again (worker/sync/setup_cache.py).
+setup_cache = Table(
+    "setup_cache", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("payload", JSON, nullable=False),
+    Column("stored_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

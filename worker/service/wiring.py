@@ -88,6 +88,7 @@ class Service:
     def close(self) -> None:
         for ctx in self.contexts.values():
             ctx.connector.close()
+        self.leases.close()
         self.ledger.engine.dispose()
         if self.lock_file is not None:
             self.lock_file.close()
@@ -149,7 +150,8 @@ def build_service(config: Config, config_path: Path, *, clock: Clock = utc_now,
     if lock is not None:
         ledger.clear_leases()  # we are the only process: any lease left is a crashed one's
     ttl = lease_ttl or config.service.lease_ttl
-    leases = Leases(ledger.engine, owner=process_owner_id(), ttl=ttl)
+    leases = Leases(ledger.engine, owner=process_owner_id(), ttl=ttl, clock=clock,
+                    advisory_lock=config.service.takeover_lock)
     if connector_factory is None:
         # One call's retries must end well inside the lease (scale-out reference 5.2, 6).
         connector_factory = functools.partial(default_connector,

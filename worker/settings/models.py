@@ -323,6 +323,13 @@ class ServiceSettings(Model):
         9108, description="/healthz, /readyz, /metrics (0 = off)")
     http_host: str = Field("0.0.0.0", description="Interface of the HTTP port")  # noqa: S104
     workers: Annotated[int, Field(ge=1, le=64)] = Field(4, description="Connections at once")
+    takeover_lock: bool = Field(
+        True, description="PostgreSQL: pair each lease with a session advisory lock, so a dead "
+        "replica's connections are taken over in seconds (false behind PgBouncer in "
+        "transaction pooling mode)")
+    setup_cache: IntervalField = Field(
+        "6h", validate_default=True,
+        description="How long a connection's setup results are kept in the ledger (0 = off)")
 
 
 class Config(Model):

@@ -1,8 +1,11 @@
 """Pull: changed deals since the watermark, page by page, to the plan stage (plan.py); the
 daily re-read of tracked deals; the re-plan of deals whose rules were edited.
 
-Each page is stored in one transaction, fenced by the lease, together with the watermark
-advance: a crash loses no page and a stale process writes nothing.
+Each page is stored in fenced transactions of at most PLAN_CHUNK deals, the last one together
+with the watermark advance: a crash loses no page and a stale process writes nothing, and a
+process that lives only a few seconds still commits (and writes the tasks of) the deals it
+planned. A page cut short is read again from the old watermark; its deals already stored are
+unchanged and skipped.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from worker.sync.inputs import activity_for, reads_activity
 from worker.sync.plan import keep_used, plan_lost, store_inputs, store_page, unchanged
 from worker.sync.prefetch import read_ahead
 
+PLAN_CHUNK = 50  # deals planned and committed per transaction
+
 
 def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
-         after_page: Callable[[Tick], None] | None = None) -> None:
+         after_page: Callable[[Tick], None] | None = None,
+         after_chunk: Callable[[Tick], None] | None = None) -> None:
     """Read every deal changed since the watermark (minus the overlap), page by page.
     `after_page` runs once each page is stored (the tick writes due tasks there, so that the
-    CRM's write budget is used while the next pages are read)."""
+    CRM's write budget is used while the next pages are read); `after_chunk` after each
+    committed chunk of a page but its last (the tick writes full batches there)."""
     ctx = tick.ctx
     state = ctx.ledger.connection_row(ctx.name)
     watermark = state.watermark if state is not None else None
@@ -49,10 +56,21 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
         if conn_for_dry_run is not None:
             _store(tick, conn_for_dry_run, with_contacts, page.watermark)
         else:
-            _prepare(tick, with_contacts)
-            with ctx.ledger.write() as conn:
-                ctx.leases.fence(conn, tick.lease)
-                _store(tick, conn, with_contacts, page.watermark)
+            parts = [with_contacts[i:i + PLAN_CHUNK]
+                     for i in range(0, len(with_contacts), PLAN_CHUNK)] or [[]]
+            for index, part in enumerate(parts):
+                last = index == len(parts) - 1
+                _prepare(tick, part)
+                with ctx.ledger.write() as conn:
+                    ctx.leases.fence(conn, tick.lease)
+                    _store(tick, conn, part, page.watermark if last else None)
+                if last:
+                    break
+                if ctx.stop.is_set():
+                    return
+                if after_chunk is not None:  # due tasks go out before the page is done
+                    tick.check()
+                    after_chunk(tick)
         if ctx.progress is not None:
             ctx.progress("pull", seen, None)
         tick.check()

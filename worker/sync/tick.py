@@ -4,9 +4,11 @@ rule edits and due re-plans -> write -> close -> release. `winback sync` runs it
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from datetime import timedelta
+from functools import partial
 
 import structlog
 
@@ -16,6 +18,7 @@ from worker.sync.activity import read_activity, replan_due
 from worker.sync.context import SyncContext, Tick, TickResult
 from worker.sync.pull import pull, replan_changed_rules, verify_tracked
 from worker.sync.refusals import INACTIVE_OWNER_CODE, failed_by_reason
+from worker.sync.setup import forget_setup, run_setup
 from worker.sync.write import close_stopped, reconcile, write_due
 from worker.telemetry.logs import scrub
 from worker.telemetry.metrics import OUTBOX_STATUSES
@@ -41,15 +44,20 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
     result, error = "ok", None
     next_due = tick.now + timedelta(seconds=ctx.settings.poll_every)
     try:
-        ctx.connector.begin_run(lease.run_id)
+        # Every CRM call of the tick checks the lease first, and renews it when it is getting
+        # old (worker/ledger/leases.py `Leases.guard`): setup calls and long reads included.
+        # A dry run only checks it: its pull holds a transaction the renewal would wait on.
+        ctx.connector.begin_run(lease.run_id,
+                                lease.check if dry_run else ctx.leases.guard(lease))
         if not ctx.setup_done:
-            _setup(ctx)
+            run_setup(tick)
         if dry_run:
             _dry_run(tick)
         else:
             reconcile(tick)  # before anything can be sent again
             read_activity(tick)  # only when the rules read activity (sync/activity.py)
-            pull(tick, after_page=write_due)  # writes start while later pages are read
+            pull(tick, after_page=write_due,  # writes start while later pages are read
+                 after_chunk=partial(write_due, full_only=True))
             verify_tracked(tick)  # once a day: deals that vanished (deleted) stop too
             replan_changed_rules(tick)
             replan_due(tick)  # activity changed, a skip_if create date, a pause's end
@@ -65,6 +73,8 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         next_due = max(resume, tick.now + RETRY_SOON)
     except FatalConnectionError as exc:
         result, error = "error", f"{exc} ({exc.fix})" if exc.fix else str(exc)
+        with contextlib.suppress(Exception):  # the CRM's setup or access may have changed
+            forget_setup(ctx, why=type(exc).__name__)
     except RetryableError as exc:
         result, error = "error", str(exc)
         next_due = min(next_due, tick.now + RETRY_SOON)
@@ -83,29 +93,17 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
         usage = _usage(ctx)
         if usage is not None:
             outcome.update(api_used=usage[0], api_limit=usage[1])
-        if result != "lease_lost" and not dry_run:
-            ctx.leases.release(lease, next_due=next_due, **outcome)
-        elif dry_run:
-            ctx.leases.release(lease, next_due=None)
+        ctx.connector.begin_run(None)
+        # Released whatever the result: after `lease_lost` the release (fenced by owner and
+        # epoch) records the outcome only if nobody took the lease over (the local deadline
+        # passed, the lease is still ours), and the advisory lock is let go in any case.
+        ctx.leases.release(lease, next_due=None if dry_run else next_due,
+                           **({} if dry_run else outcome))
         ctx.metrics.lease_held.labels(ctx.name).set(0)
     outcome_result = TickResult(ctx.name, result, tick.counts, seconds, error,
                                 _calls(ctx) - calls_before)
     _report(ctx, outcome_result)
     return outcome_result
-
-
-def _setup(ctx: SyncContext) -> None:
-    """Once per process and connection: check the CRM and learn how task keys are stored."""
-    report = ctx.connector.ensure_setup(create=True)
-    ctx.key_mode = report.key_mode
-    ctx.setup_done = True
-    for check in report.checks:
-        if not check.ok:
-            ctx.log.warning("setup.check_failed", check=check.name, detail=check.detail,
-                            fix=check.fix)
-    ctx.log.info("setup.done", key_mode=report.key_mode,
-                 checks=sum(c.ok for c in report.checks), failed=sum(not c.ok
-                                                                     for c in report.checks))
 
 
 def _dry_run(tick: Tick) -> None:

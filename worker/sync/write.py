@@ -14,6 +14,7 @@ from worker.cadence.tasks import start_of_day
 from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
 from worker.sync.context import Tick
 from worker.sync.refusals import OWNER_ERRORS
+from worker.sync.setup import SETUP_CHANGED, forget_setup
 
 RETRY_BACKOFF = timedelta(minutes=5)  # a record the CRM said to retry waits at least this
 
@@ -53,14 +54,16 @@ def lookup_grace(tick: Tick) -> timedelta:
     return tick.ctx.connector.lookup_lag
 
 
-def write_due(tick: Tick) -> None:
+def write_due(tick: Tick, *, full_only: bool = False) -> None:
+    """Send the due tasks in batches of the connector's size; `full_only`: only full batches
+    (between the chunks of a page: the rest goes with the page's last chunk)."""
     ctx = tick.ctx
     batch = max(1, ctx.connector.write_batch)
     while not ctx.stop.is_set():
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             rows = ctx.ledger.due_tasks(conn, ctx.name, tick.now, batch)
-            if not rows:
+            if not rows or (full_only and len(rows) < batch):
                 return
             snapshots = ctx.ledger.enrollments(conn, ctx.name, list({r.deal_id for r in rows}))
             deals: dict[str, Deal] = {}
@@ -173,6 +176,8 @@ def _refused(tick: Tick, conn: Connection, row: OutboxTask, result: WriteResult,
         log.warning("task.retry", error=error)
     else:
         reason = result.error_code or "UNKNOWN"
+        if reason in SETUP_CHANGED and ctx.setup_done:  # learn the CRM's setup again
+            forget_setup(ctx, conn, why=reason)
         ctx.ledger.mark_failed(conn, row.id, error, tick.now)
         counts = tick.counts
         counts.tasks_failed += 1

@@ -20,6 +20,7 @@ from connectors.errors import (
     AuthError,
     BudgetExhausted,
     FatalConnectionError,
+    Interrupted,
     RetryableError,
     SetupError,
 )
@@ -485,6 +486,30 @@ def test_run_id_is_sent_with_every_call(hs: HubSpotBackend, crm: dict[str, str])
     first.owners()
     overlaps = hs.violations()["overlapping_runs"]
     assert [o["runs"] for o in overlaps] == [["run-1", "run-2"]]
+
+
+def test_the_run_guard_runs_before_every_call_setup_included(hs: HubSpotBackend,
+                                                              crm: dict[str, str]) -> None:
+    """The worker's lease check (begin_run's guard) runs before each HTTP call, the setup
+    calls (pipelines, owners, properties) included; a guard that raises stops the call."""
+    connector = hs.connector()
+    seen: list[int] = []
+    connector.begin_run("run-1", lambda: seen.append(1))
+    before = connector.calls_made
+    connector.ensure_setup()
+    assert connector.calls_made - before >= 3
+    assert len(seen) == connector.calls_made - before
+
+    class Stop(Interrupted):
+        pass
+
+    def refuse() -> None:
+        raise Stop
+
+    connector.begin_run("run-2", refuse)
+    with pytest.raises(Stop):
+        connector.owners()
+    assert connector.calls_made == before + len(seen)  # nothing sent
 
 
 # -- set-up, secrets, TLS ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from connectors.base import MAX_REAUTH, CallRecord, Connector, DealPage, FieldMap
-from connectors.errors import AuthError, BudgetExhausted, SetupError
+from connectors.errors import AuthError, BudgetExhausted, Interrupted, SetupError
 from connectors.models import Channel, Priority, TaskDraft
 from connectors.salesforce import SalesforceConnector
 from sandbox.seed import SeedAccount, SeedContact, SeedData, SeedDeal, SeedOwner, generate
@@ -565,6 +565,30 @@ def test_every_call_is_tagged_with_the_run_and_observed(sf: SalesforceBackend) -
     assert [(c.endpoint, c.status) for c in seen] == [("login.soap", 200), ("query", 200),
                                                        ("query", 200)]
     assert seen[1].items >= 4 and all(c.connection == "sf-sandbox" for c in seen)
+
+
+def test_the_run_guard_runs_before_every_request(sf: SalesforceBackend) -> None:
+    """The worker's lease check (begin_run's guard) runs before each HTTP request, the
+    login and the setup's describes included; a guard that raises stops the request."""
+    world(sf)
+    connector = sf.connector()
+    seen: list[int] = []
+    connector.begin_run("run-a", lambda: seen.append(1))
+    connector.ensure_setup()
+    assert connector.calls_made >= 3
+    assert len(seen) == connector.calls_made
+
+    class Stop(Interrupted):
+        pass
+
+    def refuse() -> None:
+        raise Stop
+
+    connector.begin_run("run-b", refuse)
+    made = connector.calls_made
+    with pytest.raises(Stop):
+        connector.owners()
+    assert connector.calls_made == made
 
 
 def test_closing_tasks_marks_them_completed_and_rejects_non_ids(sf: SalesforceBackend) -> None:
