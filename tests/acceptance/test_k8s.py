@@ -116,6 +116,24 @@ def test_every_object_validates_against_the_kubernetes_schemas(
     assert checked == (KINDS - {"ServiceMonitor"}) | {"Secret"}
 
 
+def test_the_kustomizations_files_exist_and_validate_as_written() -> None:
+    """Without kustomize too: every file a kustomization names exists, and each resource file
+    validates as written (the rendered form is checked above)."""
+    for directory in (BASE, OVERLAY):
+        (kustomization,) = load_all((directory / "kustomization.yaml").read_text())
+        assert kustomization["kind"] == "Kustomization"
+        for resource in kustomization.get("resources", []):
+            target = directory / resource
+            assert target.exists(), f"{directory / 'kustomization.yaml'}: {resource} is missing"
+            if target.is_file():
+                for doc in load_all(target.read_text()):
+                    if doc["kind"] != "ServiceMonitor":
+                        kubernetes_validate.validate(doc, latest_version(), strict=True)
+        for generator in kustomization.get("configMapGenerator", []):
+            for source in generator["files"]:
+                assert (directory / source.split("=")[-1]).is_file(), source
+
+
 # -- the rendered structure --------------------------------------------------------------------
 
 def test_the_base_renders_every_kind_once(base: list[Doc]) -> None:
