@@ -4,12 +4,16 @@ network), and the rendered objects fit together and fit the code: selectors and 
 probes on the container's port, the Secret and ConfigMap they name, the Dockerfile's user, the
 CLI's commands, the configuration's port and lease, a grace period longer than a batch.
 
-ServiceMonitor is a CRD of the Prometheus Operator, outside the Kubernetes schemas; no registry
-package ships its openAPIV3Schema, so its structure is checked field by field below."""
+ServiceMonitor is a CRD of the Prometheus Operator, outside the Kubernetes schemas. No registry
+package ships its openAPIV3Schema as a file; @kubernetes-models/prometheus-operator (npm, pinned in
+tests/node/) ships the validator generated from it, which tests/node/servicemonitor.mjs runs. That
+validator lets unknown fields pass (the CRD does not forbid them), so the structure is also
+checked field by field."""
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -32,6 +36,7 @@ K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
 SECRET_TEMPLATE = BASE / "secret.example.yaml"
+NODE_DIR = ROOT / "tests" / "node"
 KINDS = {"ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Service", "ServiceMonitor"}
 
 Doc = dict[str, Any]
@@ -307,6 +312,24 @@ def test_servicemonitor_structure(base: list[Doc]) -> None:
         assert endpoint["path"] == "/metrics"
         for key in ("interval", "scrapeTimeout"):
             assert duration.match(endpoint.get(key, "0")), f"{key}: not a Prometheus duration"
+
+
+def test_servicemonitor_validates_against_the_crd_schema(base: list[Doc],
+                                                         overlay: list[Doc]) -> None:
+    node = shutil.which("node")
+    if node is None:
+        skip_or_fail("node is not installed: the ServiceMonitor is validated by the Prometheus "
+                     "Operator's schema in @kubernetes-models/prometheus-operator (tests/node/)")
+    package = NODE_DIR / "node_modules" / "@kubernetes-models" / "prometheus-operator"
+    if not (package / "package.json").exists():
+        skip_or_fail(f"{package} is not installed: run make test (or npm ci --prefix tests/node)")
+    monitors = [doc for doc in [*base, *overlay] if doc["kind"] == "ServiceMonitor"]
+    assert len(monitors) == 2
+    proc = subprocess.run([str(node), str(NODE_DIR / "servicemonitor.mjs")], cwd=NODE_DIR,
+                          input=json.dumps(monitors), capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("ok ServiceMonitor/winback") == 2, proc.stdout
 
 
 # -- the overlay -------------------------------------------------------------------------------
