@@ -217,6 +217,26 @@ def test_the_secret_and_configmap_referenced_exist(base: list[Doc]) -> None:
             assert container["args"][1] == f"{config_mount['mountPath']}/winback.yaml"
 
 
+def test_the_documented_secret_command_makes_the_secret_the_pods_read(tmp_path: Path) -> None:
+    """docs/operations.md's `kubectl create secret` (run with --dry-run=client, no cluster)
+    gives the Secret of secret.example.yaml: its name and exactly its keys."""
+    if not shutil.which("kubectl"):
+        skip_or_fail("kubectl is not installed: the documented `kubectl create secret` is run "
+                     "with --dry-run=client")
+    text = (ROOT / "docs" / "operations.md").read_text().split("### Kubernetes", 1)[1]
+    block = re.search(r"```sh\n\s*(kubectl create secret generic .*?)```", text, re.S)
+    assert block, "docs/operations.md lost the `kubectl create secret` of the Kubernetes section"
+    (tmp_path / "sf-jwt.key").write_text("-----BEGIN PRIVATE KEY-----\n")
+    command = block.group(1).strip() + " --dry-run=client -o yaml"
+    proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    (made,) = load_all(proc.stdout)
+    template = secret_template()
+    assert made["metadata"]["name"] == template["metadata"]["name"]
+    assert set(made["data"]) == set(template["stringData"])
+
+
 def pod_env(container: Doc, secret: Doc) -> dict[str, str]:
     """The environment the container gets, with the template's values for the Secret's keys."""
     env = {}
