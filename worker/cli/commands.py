@@ -146,7 +146,7 @@ def sync(
                 if dry_run:
                     line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
                 typer.echo(line + (f"; error: {result.error}" if result.error else ""))
-                for hint in hints(name, counts, ctx.settings.fallback_owner, str(config)):
+                for hint in hints(name, counts, ctx.settings.fallback_owners, str(config)):
                     typer.echo(hint)
                 if not result.ok:
                     failed.append(name)

@@ -132,7 +132,6 @@ def _apply(tick: Tick, rows: list[OutboxTask], results: list[WriteResult],
            owner_names: dict[str, str]) -> None:
     ctx = tick.ctx
     by_key = {r.key: r for r in results}
-    fallback = ctx.settings.fallback_owner
     written: list[tuple[int, str | None]] = []
     with ctx.ledger.write() as conn:
         ctx.leases.fence(conn, tick.lease)
@@ -146,6 +145,7 @@ def _apply(tick: Tick, rows: list[OutboxTask], results: list[WriteResult],
                              crm_id=result.crm_id, due_date=str(row.task.due_date),
                              owner_id=row.owner_id)
                 continue
+            fallback = ctx.planner.fallback_for(row.deal_id, frozenset({row.owner_id}))
             _refused(tick, conn, row, result, fallback, owner_names)
         ctx.ledger.mark_written(conn, written, tick.now)
     tick.counts.tasks_written += len(written)
