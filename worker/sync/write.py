@@ -12,6 +12,7 @@ from connectors.errors import RetryableError
 from connectors.models import Deal, TaskDraft, WriteResult
 from worker.cadence.tasks import start_of_day
 from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
+from worker.sync.cap import enforce_cap
 from worker.sync.context import Tick
 from worker.sync.refusals import OWNER_ERRORS
 
@@ -59,6 +60,7 @@ def write_due(tick: Tick) -> None:
     while not ctx.stop.is_set():
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
+            enforce_cap(tick, conn)  # (before anything of those owners is written)
             rows = ctx.ledger.due_tasks(conn, ctx.name, tick.now, batch)
             if not rows:
                 return
