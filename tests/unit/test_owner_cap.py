@@ -133,3 +133,14 @@ def test_a_team_member_gets_the_inactive_owners_deal_and_the_fingerprint_is_the_
     assert planner.plan_inputs("c", ("GONE", False, None, None, None)).inputs["owner"] == \
         ["T1", "T2", "T3"]
     assert planner.fallback_for("D1", frozenset({owners[1]})) in {"T1", "T2", "T3"} - {owners[1]}
+
+
+def test_a_fallback_team_listing_an_owner_twice_names_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "winback.yaml"
+    path.write_text(BASE.replace('fallback_owner: "FALLBACK"',
+                                 "fallback_owner:\n      - T1\n      - T2\n      - T1") + STEP)
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(path, env={})
+    text = str(caught.value)
+    assert f"{path}:16:9:" in text and "fallback_owner lists 'T1' twice (already on line 14)" \
+        in text

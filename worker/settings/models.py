@@ -177,14 +177,15 @@ class OwnerOverride(Model):
 
 
 def _fallback_list(value: Any) -> Any:
-    """A blank id is no fallback; a list keeps its non-blank ids, in order, without repeats."""
+    """A blank id is no fallback; a list keeps its non-blank ids, in order (an id listed
+    twice is an error of worker.settings.checks)."""
     if isinstance(value, str):
         return value.strip() or None
     if isinstance(value, (list, tuple)):
         ids: list[Any] = []
         for raw in value:
             item = raw.strip() if isinstance(raw, str) else raw
-            if item and item not in ids:
+            if item:
                 ids.append(item)
         if not ids:
             return None
