@@ -2,8 +2,9 @@
 rules to each connection's next tick; or refuse it and keep the rules in force.
 
 What a reload can change is what the planner and the stop rules read: `defaults`, `cadences`,
-`stop`, and each connection's `owners`, `fallback_owner` and `max_tasks_per_owner_per_day`. Anything else (connections added,
-removed or re-pointed, credentials, field names, `service`) is wired into the CRM clients,
+`stop`, and each connection's `owners`, `fallback_owner` and `max_tasks_per_owner_per_day`.
+Anything else (connections added, removed or re-pointed, credentials, field names, `service`)
+is wired into the CRM clients,
 the scheduler and the HTTP port at start: a file that changes it is refused with what changed,
 so the process never runs half old and half new; restart to apply it.
 """
