@@ -1,0 +1,73 @@
+"""The daily cap in the ledger (worker/sync/cap.py) over the in-memory CRM, on SQLite and
+PostgreSQL: unwritten tasks make room for a later deal's higher-priority task; written tasks
+never move and keep their day."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.unit.harness import World
+from worker.cadence.keys import task_key
+
+RULES = """\
+    max_tasks_per_owner_per_day: 2
+cadences:
+  - id: vip
+    when: {amount: {gte: 50000}}
+    steps:
+      - {id: call, at: 10d, priority: high}
+  - id: std
+    steps:
+      - {id: call, at: 10d}
+"""
+MON = date(2027, 3, 1)
+THU, FRI = date(2027, 3, 11), date(2027, 3, 12)
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    w = World(tmp_path, database_url, monkeypatch, extra=RULES,
+              start=datetime(2027, 3, 1, 15, tzinfo=UTC))
+    yield w
+    w.close()
+
+
+def crm_days(world: World) -> dict[str, date]:
+    tasks = world.crm.admin_tasks()
+    assert all(t.writes == 1 for t in tasks)
+    return {t.draft.deal_id: t.draft.due_date for t in tasks}
+
+
+def _first_of(*deals: str) -> str:
+    return min(deals, key=lambda d: task_key("crm", d, "std", "call", 0, None))
+
+
+def test_an_unwritten_task_makes_room_for_a_later_high_priority_one(world: World) -> None:
+    world.lost("D1", closed=MON)
+    world.lost("D2", closed=MON)
+    world.tick()
+    world.advance(days=1)
+    world.lost("D3", closed=MON, amount=90000.0)
+    world.tick()
+    world.advance(days=3)  # Mar 5: all three are due for writing
+    world.tick()
+    keeps = _first_of("D1", "D2")
+    moved = ({"D1", "D2"} - {keeps}).pop()
+    assert crm_days(world) == {"D3": THU, keeps: THU, moved: FRI}
+
+
+def test_written_tasks_keep_their_day_and_count_against_the_cap(world: World) -> None:
+    world.lost("D1", closed=MON)
+    world.lost("D2", closed=MON)
+    world.tick()
+    world.advance(days=3)  # Mar 4, 15:00Z: both written (created 7 days before Mar 11)
+    world.tick()
+    assert crm_days(world) == {"D1": THU, "D2": THU}
+    world.lost("D3", closed=MON, amount=90000.0)  # higher priority, but Thursday is written
+    world.advance(hours=1)
+    world.tick()
+    assert crm_days(world) == {"D1": THU, "D2": THU, "D3": FRI}
