@@ -71,3 +71,23 @@ def test_written_tasks_keep_their_day_and_count_against_the_cap(world: World) ->
     world.advance(hours=1)
     world.tick()
     assert crm_days(world) == {"D1": THU, "D2": THU, "D3": FRI}
+
+
+def test_a_cap_edit_shows_in_plan_diff_and_the_next_sync_applies_exactly_it(
+        world: World) -> None:
+    from worker.views.plandiff import diff
+
+    world.reload(RULES.replace("    max_tasks_per_owner_per_day: 2\n", ""))
+    for deal_id in ("D1", "D2", "D3"):
+        world.lost(deal_id, closed=MON)
+    world.tick()
+    world.reload(RULES.replace("max_tasks_per_owner_per_day: 2", "max_tasks_per_owner_per_day: 1"))
+    changes = diff(world.service.config, world.service.ledger, world.now)
+    assert sorted((c.change, c.due_before, c.due_after) for c in changes) == [
+        ("moved", THU, FRI), ("moved", THU, date(2027, 3, 15))]
+    assert all(c.why == ("max_tasks_per_owner_per_day: none -> 1",) for c in changes)
+    world.tick()
+    assert diff(world.service.config, world.service.ledger, world.now) == []
+    world.advance(days=7)
+    world.tick()
+    assert sorted(crm_days(world).values()) == [THU, FRI, date(2027, 3, 15)]
