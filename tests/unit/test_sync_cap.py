@@ -91,3 +91,36 @@ def test_a_cap_edit_shows_in_plan_diff_and_the_next_sync_applies_exactly_it(
     world.advance(days=7)
     world.tick()
     assert sorted(crm_days(world).values()) == [THU, FRI, date(2027, 3, 15)]
+
+
+def test_a_team_member_the_crm_refuses_hands_the_deal_to_the_next_member(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """D1 hashes to T1 (team [T1, T2]); T1 left the CRM: its task is written for T2, once,
+    and D4 (T2's own) stays with T2. The plan logs owner.fallback with the chosen member."""
+    from connectors.models import Owner
+    from worker.cadence.engine import team_member
+
+    assert (team_member("D1", ["T1", "T2"]), team_member("D4", ["T1", "T2"])) == ("T1", "T2")
+    team = RULES.replace("    max_tasks_per_owner_per_day: 2\n", "")
+    w = World(tmp_path, database_url, monkeypatch, start=datetime(2027, 3, 1, 15, tzinfo=UTC),
+              extra=team)
+    w.path.write_text(w.path.read_text().replace('fallback_owner: "FALLBACK"',
+                                                 "fallback_owner: [T1, T2]"))
+    w.service.close()
+    w.service = w._build()  # (World's files name one fallback owner)
+    try:
+        w.crm.admin_put_owner(Owner(id="T1", active=False))
+        w.crm.admin_put_owner(Owner(id="T2", timezone="America/New_York", country="US"))
+        w.crm.admin_put_owner(Owner(id="GONE", active=False))
+        w.lost("D1", closed=MON, owner="GONE")
+        w.lost("D4", closed=MON, owner="GONE")
+        w.tick()
+        w.advance(days=4)
+        w.tick()
+        w.advance(hours=1)
+        w.tick()  # (the refused task is sent again, to T2)
+        tasks = w.crm.admin_tasks()
+        assert sorted((t.draft.deal_id, t.draft.owner_id) for t in tasks) == [
+            ("D1", "T2"), ("D4", "T2")]
+    finally:
+        w.close()
