@@ -62,8 +62,10 @@ def apply_cap(items: Iterable[CapItem], cap_of: Callable[[str], int | None],
     used: dict[tuple[str, date], int] = dict(taken or {})
     placed: dict[str, date] = {}
     skipped: set[str] = set()
+    caps: dict[str, int | None] = {}
     for item in sorted(items, key=cap_order):
-        cap = cap_of(item.owner_id)
+        cap = caps[item.owner_id] if item.owner_id in caps \
+            else caps.setdefault(item.owner_id, cap_of(item.owner_id))
         if cap is None:
             placed[item.key] = item.due
             continue

@@ -127,6 +127,8 @@ class Planner:
             c.id: any(s.anchor == "contract_end" for s in c.steps) for c in config.cadences}
         self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
         self._by_id: dict[str, OwnerContext] = {}
+        self._caps: dict[str, int | None] = {}
+        self._latest: dict[tuple[date, str, date | None], date] = {}
         self._schedules: dict[tuple[Any, ...], tuple[tuple[Slot, ...], tuple[Skipped, ...]]] = {}
         self._fingerprints = Fingerprints(config, self.owner_context_for, self.team_contexts,
                                           self.daily_cap)
@@ -166,9 +168,12 @@ class Planner:
 
     def daily_cap(self, owner_id: str) -> int | None:
         """The owner's cap of winback tasks per day (None: no cap)."""
-        if self._conn is None:
-            return self.config.defaults.max_tasks_per_owner_per_day
-        return self._conn.daily_cap(self.config.defaults, owner_id)
+        if owner_id in self._caps:
+            return self._caps[owner_id]
+        cap = self.config.defaults.max_tasks_per_owner_per_day if self._conn is None \
+            else self._conn.daily_cap(self.config.defaults, owner_id)
+        self._caps[owner_id] = cap
+        return cap
 
     @property
     def has_cap(self) -> bool:
@@ -226,10 +231,16 @@ class Planner:
         owner = self._owner_calendar(task.owner_id)
         first = owner.next_working(task.moved_from) if task.moved_from is not None \
             and task.moved_from < task.due_date else task.due_date
-        latest = self._grace.add_to(first)
-        cadence = self._cadences.get(task.cadence_id)
-        if cadence is not None and day0 is not None:
-            latest = min(latest, self.horizon_date(cadence, day0))
+        cache_key = (first, task.cadence_id, day0)
+        latest = self._latest.get(cache_key)
+        if latest is None:
+            latest = self._grace.add_to(first)
+            cadence = self._cadences.get(task.cadence_id)
+            if cadence is not None and day0 is not None:
+                latest = min(latest, self.horizon_date(cadence, day0))
+            if len(self._latest) >= SCHEDULE_CACHE:
+                self._latest.clear()
+            self._latest[cache_key] = latest
         return max(latest, task.due_date)
 
     def _owner_calendar(self, owner_id: str) -> WorkCalendar:
@@ -266,9 +277,8 @@ class Planner:
                         used.get((task.owner_id, task.due_date), 0) + 1
                 else:
                     items.append(self.cap_item(task, plan.day0))
-        result = apply_cap(items, self.daily_cap,
-                           lambda owner, day: self._owner_calendar(owner).next_working(day),
-                           used)
+        calendars = {i.owner_id: self._owner_calendar(i.owner_id).next_working for i in items}
+        result = apply_cap(items, self.daily_cap, lambda owner, day: calendars[owner](day), used)
         return [self._capped(plan, result) for plan in plans]
 
     def _capped(self, plan: DealPlan, result: CapResult) -> DealPlan:
