@@ -241,7 +241,8 @@ def _inactive_owners(settings: SalesforceConnection | HubSpotConnection, path: P
         if chosen is None or not chosen.active:
             state = "is not an owner" if chosen is None else "is inactive"
             return [Check(scope, name, False, f"fallback_owner {fallback} {state} in the CRM",
-                          f"set fallback_owner on connection {scope} to active owners' ids "
+                          f"set fallback_owner on connection {scope} to an active owner's id"
+                          f"{' (each member of the team)' if len(fallbacks) > 1 else ''} "
                           f"(`winback owners {path}` lists them)")]
     if fallbacks:
         who = ", ".join(f"{by_id[f].name} ({f})" if by_id[f].name else f for f in fallbacks)
