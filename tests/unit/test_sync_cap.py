@@ -37,9 +37,11 @@ def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def crm_days(world: World) -> dict[str, date]:
+    """deal -> due date of its cadence task in the CRM (not the "Opportunity reborn" notice)."""
     tasks = world.crm.admin_tasks()
     assert all(t.writes == 1 for t in tasks)
-    return {t.draft.deal_id: t.draft.due_date for t in tasks}
+    return {t.draft.deal_id: t.draft.due_date for t in tasks
+            if not t.draft.subject.startswith("Opportunity reborn")}
 
 
 def _first_of(*deals: str) -> str:
@@ -124,3 +126,26 @@ def test_a_team_member_the_crm_refuses_hands_the_deal_to_the_next_member(
             ("D1", "T2"), ("D4", "T2")]
     finally:
         w.close()
+
+
+def test_a_task_the_cap_skipped_stays_dropped_when_its_deal_stops(world: World) -> None:
+    """Cap 1, seven deals due Thu Mar 11 (grace 7d: six working days to Mar 18): the last by
+    key is skipped. Its deal is then reopened, and so is one placed deal: the room that frees
+    up must not bring the stopped deal's task back."""
+    world.reload(RULES.replace("max_tasks_per_owner_per_day: 2", "max_tasks_per_owner_per_day: 1"))
+    deals = [f"D{n}" for n in range(1, 8)]
+    for deal_id in deals:
+        world.lost(deal_id, closed=MON, account=f"A{deal_id}")
+    world.tick()
+    order = sorted(deals, key=lambda d: task_key("crm", d, "std", "call", 0, None))
+    skipped, placed = order[-1], order[0]
+    for deal_id in (skipped, placed):
+        world.crm.admin_update_deal(deal_id, is_closed=False, stage="Negotiation")
+    world.advance(hours=1)
+    world.tick()
+    world.lost("D9", closed=date(2027, 3, 3))  # (the owner's days are placed again)
+    world.advance(days=10)
+    world.tick()
+    days = crm_days(world)
+    assert skipped not in days and placed not in days
+    assert len([d for d in days if d in deals]) == 5

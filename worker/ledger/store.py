@@ -11,7 +11,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.models import Priority
@@ -41,6 +53,13 @@ def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def _unwritten() -> ColumnElement[bool]:
+    """Tasks not written and still to be: open (planned, queued), or skipped by the daily cap
+    (placed again when room frees up). A stop or a re-plan that drops the key cancels both."""
+    return or_(task.c.status.in_(OPEN_STATUSES),
+               and_(task.c.status == TaskStatus.SKIPPED, task.c.cancel_reason == CancelReason.CAP))
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -234,7 +253,7 @@ class Ledger:
         in the CRM (`close_written`), record the rebirth; how many tasks were cancelled."""
         result = conn.execute(update(task).where(
             task.c.connection == connection, task.c.deal_id == deal_id,
-            task.c.status.in_(OPEN_STATUSES)).values(status=TaskStatus.CANCELLED,
+            _unwritten()).values(status=TaskStatus.CANCELLED,
                                                      cancel_reason=reason, updated_at=now))
         if close_written:
             # Due today or later for its owner: the row has no zone, so "today" is the
@@ -351,9 +370,7 @@ class Ledger:
                        task.c.cadence, task.c.remind_at)
                 .where(task.c.connection == connection, task.c.owner_id.in_(part),
                        task.c.cadence.not_in(sorted(NOTICES)),
-                       or_(task.c.status.in_(OPEN_STATUSES),
-                           and_(task.c.status == TaskStatus.SKIPPED,
-                                task.c.cancel_reason == CancelReason.CAP))))]
+                       _unwritten()))]
         taken: dict[tuple[str, date], int] = {}
         if not movable:
             return movable, taken
@@ -383,8 +400,7 @@ class Ledger:
 
     def _cancel_missing(self, conn: Connection, connection: str, deal_id: str,
                         keep: Sequence[str], now: datetime) -> int:
-        condition = [task.c.connection == connection, task.c.deal_id == deal_id,
-                     task.c.status.in_(OPEN_STATUSES)]
+        condition = [task.c.connection == connection, task.c.deal_id == deal_id, _unwritten()]
         if keep:
             condition.append(task.c.key.not_in(list(keep)))
         result = conn.execute(update(task).where(*condition)
