@@ -143,6 +143,9 @@ def sync(
                     line += (f"; {counts.activities_read} activities read, "
                              f"{counts.skipped_by_activity} tasks skipped by activity, "
                              f"{counts.waiting} steps waiting")
+                if ctx.planner.has_cap and (counts.moved_by_cap or counts.skipped_by_cap):
+                    line += (f"; daily cap: {counts.moved_by_cap} tasks moved, "
+                             f"{counts.skipped_by_cap} skipped")
                 if dry_run:
                     line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
                 typer.echo(line + (f"; error: {result.error}" if result.error else ""))
