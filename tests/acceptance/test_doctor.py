@@ -107,3 +107,29 @@ def test_refused_hubspot_token(tmp_path: Path) -> None:
         s.stop()
     assert code == 1
     assert any(k.startswith("hs0:") for k in failing(report))
+
+
+def test_a_fallback_team_with_an_inactive_member_fails_and_an_active_team_passes(
+        stack: Stack) -> None:
+    users = stack.box.admin("salesforce", "GET", "records/User")
+    users = users.get("records", users) if isinstance(users, dict) else users
+    active = [str(u["Id"]) for u in users if u.get("IsActive")]
+    inactive = next(str(u["Id"]) for u in users if not u.get("IsActive"))
+    text = stack.config_path.read_text()
+    head, sep, rest = text.partition("  - name: hs0")
+    fallback = next(line for line in head.splitlines() if "fallback_owner:" in line)
+    stack.config_path.write_text(head.replace(
+        fallback, f"    fallback_owner: [{active[0]}, {inactive}]") + sep + rest)
+    code, report, _ = doctor(stack)
+    bad = failing(report)
+    assert code == 1 and list(bad) == ["sf0: inactive owners"], bad
+    assert bad["sf0: inactive owners"]["detail"] == \
+        f"fallback_owner {inactive} is inactive in the CRM"
+    assert "(each member of the team)" in bad["sf0: inactive owners"]["fix"]
+    stack.config_path.write_text(head.replace(
+        fallback, f"    fallback_owner: [{active[0]}, {active[1]}]") + sep + rest)
+    code, report, _ = doctor(stack)
+    assert code == 0, failing(report)
+    detail = next(c["detail"] for c in report["checks"]
+                  if c["scope"] == "sf0" and c["name"] == "inactive owners")
+    assert active[0] in detail and active[1] in detail

@@ -220,7 +220,8 @@ class Stack:
         """Every task the CRMs should hold, computed from the deals in the emulators without
         the product's planner (tests/reliability/expectation.py), planned as of `now`."""
         now = now or datetime.now(UTC) + timedelta(seconds=self.offset)
-        connections = [expectation.Connection(c.name, c.kind, c.fallback_owner)
+        connections = [expectation.Connection(c.name, c.kind,
+                                              c.fallback_owners[0] if c.fallback_owners else None)
                        for c in self.config().connections]
         return expectation.plan(self.box, connections, now)
 

@@ -25,9 +25,9 @@ def test_hints_name_the_owners_and_the_other_codes() -> None:
     counts = Counts(tasks_failed=9, failed_by_reason={"INACTIVE_OWNER": 7,
                                                       "FIELD_CUSTOM_VALIDATION_EXCEPTION": 2},
                     refused_owners={"41629779": "Abigail Lynch", "7": ""})
-    owner, other = hints("acme-hs", counts, None, "winback.yaml")
+    owner, other = hints("acme-hs", counts, (), "winback.yaml")
     assert "7 task(s) refused" in owner and "Abigail Lynch (41629779), 7" in owner
     assert "set fallback_owner on connection acme-hs" in owner
     assert "`winback owners winback.yaml`" in owner
     assert "2 task(s) refused by a CRM rule (FIELD_CUSTOM_VALIDATION_EXCEPTION)" in other
-    assert hints("acme-hs", Counts(), None) == []
+    assert hints("acme-hs", Counts(), ()) == []

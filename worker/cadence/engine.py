@@ -14,14 +14,17 @@ Pinned semantics (see docs/configuration.md and the plan vectors in tests):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
 from connectors.models import Channel, Deal, Priority
-from worker.cadence.activity import DealActivity
+from worker.cadence.activity import DealActivity, Moved
 from worker.cadence.calendar import WorkCalendar, zone
+from worker.cadence.capacity import CAP_REASON, CapItem, CapResult, apply_cap
 from worker.cadence.fingerprint import Fingerprints, OwnerInput, PlanInputs, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
@@ -82,6 +85,16 @@ def _start(today: date, resume: date | None) -> date:
     return today if resume is None or resume < today else resume
 
 
+def team_member(deal_id: str, team: Sequence[str]) -> str | None:
+    """Rendezvous hashing: the member with the highest hash of (deal id, member). Even over
+    the team, and stable: a deal changes member only when its member leaves the team (then
+    only that member's deals move, spread over the others)."""
+    if len(team) <= 1:
+        return team[0] if team else None
+    return max(team, key=lambda member: (hashlib.blake2b(
+        f"{deal_id}\x00{member}".encode(), digest_size=8).digest(), member))
+
+
 def default_subject(step: Step) -> str:
     return step.id.replace("-", " ").replace("_", " ").capitalize() + ": {{ deal.name }}"
 
@@ -95,8 +108,9 @@ class Planner:
         if connection is not None and conn is None:
             raise KeyError(f"no connection named {connection!r} in the configuration")
         self.connection = conn.name if conn else "default"
-        self.fallback_owner = conn.fallback_owner if conn else None
+        self.fallback_owners: tuple[str, ...] = conn.fallback_owners if conn else ()
         self.overrides = dict(conn.owners) if conn else {}
+        self._conn = conn
         self._when = [compile_when(c) for c in config.cadences]
         self._rules = {c.id: tuple(StepRule(s, c.id) for s in c.steps) for c in config.cadences}
         self._cadences = {c.id: c for c in config.cadences}
@@ -112,8 +126,12 @@ class Planner:
         self._has_contract_steps = {
             c.id: any(s.anchor == "contract_end" for s in c.steps) for c in config.cadences}
         self._owner_cache: dict[tuple[Any, ...], OwnerContext] = {}
+        self._by_id: dict[str, OwnerContext] = {}
+        self._caps: dict[str, int | None] = {}
+        self._latest: dict[tuple[date, str, date | None], date] = {}
         self._schedules: dict[tuple[Any, ...], tuple[tuple[Slot, ...], tuple[Skipped, ...]]] = {}
-        self._fingerprints = Fingerprints(config, self.owner_context_for)
+        self._fingerprints = Fingerprints(config, self.owner_context_for, self.team_contexts,
+                                          self.daily_cap)
 
     def cadence(self, cadence_id: str) -> Cadence | None:
         return self._cadences.get(cadence_id)
@@ -134,20 +152,65 @@ class Planner:
         owner = self.owner_context(deal)
         return start_of_day(task.create_on, owner.zone_name if owner is not None else None)
 
-    def owner_context(self, deal: Deal) -> OwnerContext | None:
-        return self.owner_context_for(owner_input(deal))
+    @property
+    def fallback_owner(self) -> str | None:
+        """The first fallback owner (None: none); a team's member per deal: `fallback_for`."""
+        return self.fallback_owners[0] if self.fallback_owners else None
 
-    def owner_context_for(self, raw: OwnerInput | None) -> OwnerContext | None:
+    @fallback_owner.setter
+    def fallback_owner(self, value: str | None) -> None:
+        self.fallback_owners = (value,) if value else ()
+
+    def fallback_for(self, deal_id: str, excluded: frozenset[str] = frozenset()) -> str | None:
+        """The fallback owner of a deal: the only one, or a team's member chosen by
+        `team_member` among those not `excluded` (None: none left)."""
+        return team_member(deal_id, [o for o in self.fallback_owners if o not in excluded])
+
+    def daily_cap(self, owner_id: str) -> int | None:
+        """The owner's cap of winback tasks per day (None: no cap)."""
+        if owner_id in self._caps:
+            return self._caps[owner_id]
+        cap = self.config.defaults.max_tasks_per_owner_per_day if self._conn is None \
+            else self._conn.daily_cap(self.config.defaults, owner_id)
+        self._caps[owner_id] = cap
+        return cap
+
+    @property
+    def has_cap(self) -> bool:
+        """Whether any owner of this connection has a daily cap."""
+        conn = self._conn
+        return self.config.defaults.max_tasks_per_owner_per_day is not None or (
+            conn is not None and (conn.max_tasks_per_owner_per_day is not None or any(
+                o.max_tasks_per_day is not None for o in conn.owners.values())))
+
+    def owner_context(self, deal: Deal) -> OwnerContext | None:
+        return self.owner_context_for(owner_input(deal), deal.id)
+
+    def team_contexts(self, raw: OwnerInput | None) -> tuple[OwnerContext, ...] | None:
+        """The contexts of a fallback team's members when `raw` goes to a team of two or
+        more (None otherwise): what a fingerprint of such a deal covers."""
+        if len(self.fallback_owners) < 2 or not (raw is None or not raw[1]):
+            return None
+        return tuple(self._resolved(o, None, None, None, True) for o in self.fallback_owners)
+
+    def owner_context_for(self, raw: OwnerInput | None, deal_id: str = ""
+                          ) -> OwnerContext | None:
         """The owner a deal's tasks go to, with its zone and holidays, from the CRM owner's
-        (id, active, time zone, country, subdivision), the overrides and the fallback."""
+        (id, active, time zone, country, subdivision), the overrides and the fallback (a
+        team's member by the deal's id)."""
         fallback = raw is None or not raw[1]
-        if fallback and self.fallback_owner:
-            owner_id, zone_hint, country, subdivision = self.fallback_owner, None, None, None
+        member = self.fallback_for(deal_id) if fallback else None
+        if member is not None:
+            owner_id, zone_hint, country, subdivision = member, None, None, None
         elif raw is None:
             return None
         else:
             fallback = False
             owner_id, _, zone_hint, country, subdivision = raw
+        return self._resolved(owner_id, zone_hint, country, subdivision, fallback)
+
+    def _resolved(self, owner_id: str, zone_hint: str | None, country: str | None,
+                  subdivision: str | None, fallback: bool) -> OwnerContext:
         cache_key = (owner_id, zone_hint, country, subdivision, fallback)
         found = self._owner_cache.get(cache_key)
         if found is None:
@@ -161,6 +224,87 @@ class Planner:
         """Everything planning a deal of this cadence (None: no cadence matched) and CRM owner
         reads from the configuration, and its fingerprint (the ledger's rule_version)."""
         return self._fingerprints.of(cadence_id, raw)
+
+    def cap_latest(self, task: PlannedTask, day0: date | None) -> date:
+        """The last day the daily cap may move a task to: the step's grace after its working
+        due date (a late task's grace counts from its first due date), and the horizon."""
+        owner = self._owner_calendar(task.owner_id)
+        first = owner.next_working(task.moved_from) if task.moved_from is not None \
+            and task.moved_from < task.due_date else task.due_date
+        cache_key = (first, task.cadence_id, day0)
+        latest = self._latest.get(cache_key)
+        if latest is None:
+            latest = self._grace.add_to(first)
+            cadence = self._cadences.get(task.cadence_id)
+            if cadence is not None and day0 is not None:
+                latest = min(latest, self.horizon_date(cadence, day0))
+            if len(self._latest) >= SCHEDULE_CACHE:
+                self._latest.clear()
+            self._latest[cache_key] = latest
+        return max(latest, task.due_date)
+
+    def _owner_calendar(self, owner_id: str) -> WorkCalendar:
+        return self.owner_by_id(owner_id).calendar
+
+    def owner_by_id(self, owner_id: str) -> OwnerContext:
+        """The context an owner id was planned with (its zone and calendar), or the one its
+        override and defaults give."""
+        found = self._by_id.get(owner_id)
+        if found is None:
+            found = next((o for o in self._owner_cache.values() if o.owner_id == owner_id),
+                         None) or self._resolved(owner_id, None, None, None, False)
+            self._by_id[owner_id] = found
+        return found
+
+    def cap_item(self, task: PlannedTask, day0: date | None) -> CapItem:
+        return CapItem(task.key, task.owner_id, task.priority, task.due_date,
+                       self.cap_latest(task, day0))
+
+    def apply_cap(self, plans: Sequence[DealPlan],
+                  taken: Mapping[tuple[str, date], int] | None = None) -> list[DealPlan]:
+        """The plans of many deals under the owners' daily caps (pure): tasks the cap moves get
+        their new due date and reminder (and a `moved` line), tasks it cannot place within
+        grace and horizon are dropped as skipped (reason CAP_REASON). Notices never move but
+        take their day. `taken`: (owner, day) -> tasks already written (they never move)."""
+        if not self.has_cap:
+            return list(plans)
+        used: dict[tuple[str, date], int] = dict(taken or {})
+        items: list[CapItem] = []
+        for plan in plans:
+            for task in plan.tasks:
+                if task.is_notice:
+                    used[(task.owner_id, task.due_date)] = \
+                        used.get((task.owner_id, task.due_date), 0) + 1
+                else:
+                    items.append(self.cap_item(task, plan.day0))
+        calendars = {i.owner_id: self._owner_calendar(i.owner_id).next_working for i in items}
+        result = apply_cap(items, self.daily_cap, lambda owner, day: calendars[owner](day), used)
+        return [self._capped(plan, result) for plan in plans]
+
+    def _capped(self, plan: DealPlan, result: CapResult) -> DealPlan:
+        if not any(result.placed.get(t.key, t.due_date) != t.due_date or t.key in result.skipped
+                   for t in plan.tasks):
+            return plan
+        tasks: list[PlannedTask] = []
+        moved = list(plan.moved)
+        skipped = list(plan.skipped)
+        for task in plan.tasks:
+            if task.key in result.skipped:
+                skipped.append(Skipped(task.step, task.occurrence, task.due_date, CAP_REASON,
+                                       task.contact_id, key=task.key))
+                continue
+            day = result.placed.get(task.key, task.due_date)
+            if day != task.due_date:
+                zone_name = self.owner_by_id(task.owner_id).zone_name
+                moved.append(Moved(task.key, task.step, task.occurrence, task.contact_id,
+                                   task.due_date, day, f"{CAP_REASON}: {task.owner_id} has "
+                                   f"{self.daily_cap(task.owner_id)} task(s) due on "
+                                   f"{task.due_date} already"))
+                tasks.append(replace(task, due_date=day, remind_at=reminder_instant(
+                    day, self._reminder, zone_name)))
+                continue
+            tasks.append(task)
+        return replace(plan, tasks=tuple(tasks), moved=tuple(moved), skipped=tuple(skipped))
 
     def rule_version(self, cadence_id: str | None, deal: Deal) -> str:
         return self.plan_inputs(cadence_id, owner_input(deal)).fingerprint

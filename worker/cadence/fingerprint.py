@@ -9,8 +9,12 @@ country, subdivision):
   missing), that owner's time zone and public holidays (an `owners:` override, the CRM owner,
   or `defaults`), the weekend and extra holidays;
 - `defaults.reminder_time`, `lead_time`, `grace` and (unless the cadence sets one) `horizon`;
-- the owner's days `away` (override) and `stop.on_meeting`, only when set (not the default),
-  so that a configuration without them keeps its fingerprints.
+- the owner's days `away` (override), its daily cap (`max_tasks_per_owner_per_day` or an
+  override's `max_tasks_per_day`) and `stop.on_meeting`, only when set (not the default), so
+  that a configuration without them keeps its fingerprints;
+- a deal that goes to a fallback team (a list of two or more ids): every member's id, zone,
+  holidays, days away and cap, so that the fingerprint does not depend on which member the
+  deal goes to (the ledger compares fingerprints by CRM owner, not by deal).
 A deal no cadence matches reads only the `when` tests of every cadence.
 
 The fingerprint covers values only; `sources` say which setting gave each value (for the
@@ -87,8 +91,13 @@ class Fingerprints:
     """Plan inputs per (cadence, CRM owner), memoised: a sync has few distinct pairs."""
 
     def __init__(self, config: Config,
-                 owner_context: Callable[[OwnerInput | None], OwnerContext | None]) -> None:
+                 owner_context: Callable[[OwnerInput | None], OwnerContext | None],
+                 team: Callable[[OwnerInput | None], tuple[OwnerContext, ...] | None]
+                 = lambda raw: None,
+                 daily_cap: Callable[[str], int | None] = lambda owner_id: None) -> None:
         self._owner_context = owner_context
+        self._team = team
+        self._daily_cap = daily_cap
         when = [[c.id, {k: m.model_dump(mode="json", by_alias=True, exclude_none=True)
                         for k, m in c.when.items()}] for c in config.cadences]
         self._match = {c.id: when[:i + 1] for i, c in enumerate(config.cadences)}
@@ -125,6 +134,9 @@ class Fingerprints:
             return PlanInputs("removed", {})
         inputs = {"match": self._match[cadence_id], "cadence": self._cadences[cadence_id]}
         sources: dict[str, str] = {}
+        team = self._team(raw)
+        if team is not None:
+            return self._team_inputs(cadence_id, inputs, team)
         owner = self._owner_context(raw)
         if owner is None:
             inputs["owner"] = None
@@ -136,6 +148,10 @@ class Fingerprints:
         if owner.away:  # (absent when empty: fingerprints from before `away` stay valid)
             inputs["away"] = [[a.isoformat(), b.isoformat()] for a, b in owner.away]
             sources["away"] = "owner override away"
+        cap = self._daily_cap(owner.owner_id)
+        if cap is not None:
+            inputs["daily_cap"] = cap
+            sources["daily_cap"] = "max_tasks_per_owner_per_day"
         if self._on_meeting != "notify":
             inputs["on_meeting"] = self._on_meeting
             sources["on_meeting"] = "stop.on_meeting"
@@ -144,4 +160,24 @@ class Fingerprints:
             timezone=owner.zone_source, holidays=owner.holidays_source,
             horizon=f"cadence {cadence_id} horizon" if horizon is not None
             else "defaults.horizon")
+        return PlanInputs(digest(inputs), inputs, sources)
+
+    def _team_inputs(self, cadence_id: str, inputs: dict[str, Any],
+                     team: tuple[OwnerContext, ...]) -> PlanInputs:
+        horizon = self._cadences[cadence_id].get("horizon")
+        inputs.update(self._defaults, owner=[o.owner_id for o in team],
+                      timezone=[o.zone_name for o in team],
+                      holidays=[o.holidays for o in team],
+                      horizon=horizon if horizon is not None else self._default_horizon)
+        if any(o.away for o in team):
+            inputs["away"] = [[[a.isoformat(), b.isoformat()] for a, b in o.away] for o in team]
+        caps = [self._daily_cap(o.owner_id) for o in team]
+        if any(c is not None for c in caps):
+            inputs["daily_cap"] = caps
+        if self._on_meeting != "notify":
+            inputs["on_meeting"] = self._on_meeting
+        sources = {"owner": "fallback_owner (a team)", "timezone": "fallback_owner (a team)",
+                   "holidays": "fallback_owner (a team)",
+                   "horizon": f"cadence {cadence_id} horizon" if horizon is not None
+                   else "defaults.horizon"}
         return PlanInputs(digest(inputs), inputs, sources)

@@ -41,6 +41,7 @@ class PlannedTask:
     moved_from: date | None = None  # the date before a weekend/holiday/late shift
     subject: str | None = None
     body: str | None = None
+    latest_due: date | None = None  # the last day the daily cap may move it to (None: no cap)
 
     @property
     def cadence_id(self) -> str:

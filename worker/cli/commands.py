@@ -141,10 +141,13 @@ def sync(
                         f"{result.api_calls} API calls")
                 if activity_kinds(settings):  # (the rules read CRM activity)
                     line += _activity_text(service, name, counts, dry_run)
+                if ctx.planner.has_cap and (counts.moved_by_cap or counts.skipped_by_cap):
+                    line += (f"; daily cap: {counts.moved_by_cap} tasks moved, "
+                             f"{counts.skipped_by_cap} skipped")
                 if dry_run:
                     line += f" (dry run: {counts.tasks_planned} tasks would be planned)"
                 typer.echo(line + (f"; error: {result.error}" if result.error else ""))
-                for hint in hints(name, counts, ctx.settings.fallback_owner, str(config)):
+                for hint in hints(name, counts, ctx.settings.fallback_owners, str(config)):
                     typer.echo(hint)
                 if not result.ok:
                     failed.append(name)

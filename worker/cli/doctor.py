@@ -235,15 +235,17 @@ def _inactive_owners(settings: SalesforceConnection | HubSpotConnection, path: P
         return []
     by_id = {o.id: o for o in owners}
     inactive = [o for o in owners if not o.active]
-    fallback = settings.fallback_owner
-    if fallback:
+    fallbacks = settings.fallback_owners
+    for fallback in fallbacks:
         chosen = by_id.get(fallback)
         if chosen is None or not chosen.active:
             state = "is not an owner" if chosen is None else "is inactive"
             return [Check(scope, name, False, f"fallback_owner {fallback} {state} in the CRM",
-                          f"set fallback_owner on connection {scope} to an active owner's id "
+                          f"set fallback_owner on connection {scope} to an active owner's id"
+                          f"{' (each member of the team)' if len(fallbacks) > 1 else ''} "
                           f"(`winback owners {path}` lists them)")]
-        who = f"{chosen.name} ({fallback})" if chosen.name else fallback
+    if fallbacks:
+        who = ", ".join(f"{by_id[f].name} ({f})" if by_id[f].name else f for f in fallbacks)
         return [Check(scope, name, True, f"{len(inactive)} inactive owner(s); their tasks go "
                       f"to the fallback_owner {who}")]
     if not inactive:

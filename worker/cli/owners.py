@@ -45,7 +45,7 @@ def owner_row(settings: Settings, owner: Owner) -> dict[str, Any]:
     override = settings.owners.get(owner.id)
     return {"connection": settings.name, "id": owner.id, "name": owner.name,
             "email": owner.email, "active": owner.active, "timezone": owner.timezone,
-            "country": owner.country, "fallback_owner": owner.id == settings.fallback_owner,
+            "country": owner.country, "fallback_owner": owner.id in settings.fallback_owners,
             "override": override is not None}
 
 

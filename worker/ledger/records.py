@@ -58,6 +58,7 @@ class CancelReason(StrEnum):
     RULE_REMOVED = "rule_removed"
     CLOSED = "closed"  # a written task of a stopped cadence, closed in the CRM
     ACTIVITY = "activity"  # status skipped: skip_if (the decision is in skip_decision)
+    CAP = "cap"  # status skipped: the owner's daily cap left no day within grace/horizon
 
 
 OPEN_STATUSES = (TaskStatus.PLANNED, TaskStatus.QUEUED)
@@ -241,7 +242,8 @@ def task_values(planned: PlannedTask, now: datetime) -> dict[str, object]:
             "create_after": planned.create_after, "channel": str(planned.channel),
             "priority": str(planned.priority), "subject": planned.subject,
             "body": planned.body, "status": TaskStatus.PLANNED.value, "created_at": now,
-            "updated_at": now, "attempts": 0, "close_requested": False, "completed": False}
+            "updated_at": now, "attempts": 0, "close_requested": False, "completed": False,
+            "planned_due": planned.due_date, "latest_due": planned.latest_due}
 
 
 def _text(value: object) -> str | None:

@@ -177,8 +177,13 @@ task = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("written_at", UTCDateTime()),
+    # The per-owner daily cap (issue 14): the due date as planned, before the cap moved it,
+    # and the last day the cap may move it to (grace, horizon); NULL: not planned under a cap.
+    Column("planned_due", Date),
+    Column("latest_due", Date),
 )
 Index("ix_task_queue", task.c.connection, task.c.status, task.c.create_after)
+Index("ix_task_owner_day", task.c.connection, task.c.owner_id, task.c.due_date)
 # (connection, deal_id, status): the stop and re-plan updates filter on all three; with only
 # two columns SQLite prefers ix_task_queue and scans every open task of the connection.
 Index("ix_task_deal", task.c.connection, task.c.deal_id, task.c.status)

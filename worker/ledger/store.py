@@ -8,13 +8,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TypeVar
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from worker.cadence.tasks import PlannedTask
+from connectors.models import Priority
+from worker.cadence.tasks import NOTICES, PlannedTask
 from worker.ledger.db import write
 from worker.ledger.records import (
     OPEN_STATUSES,
@@ -42,9 +55,38 @@ def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert
     return sqlite.insert(table)
 
 
+def _unwritten() -> ColumnElement[bool]:
+    """Tasks not written and still to be: open (planned, queued), or skipped by the daily cap
+    (placed again when room frees up). A stop or a re-plan that drops the key cancels both."""
+    return or_(task.c.status.in_(OPEN_STATUSES),
+               and_(task.c.status == TaskStatus.SKIPPED, task.c.cancel_reason == CancelReason.CAP))
+
+
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+@dataclass(frozen=True)
+class CapRow:
+    """A task the daily cap may move: its planned day (before the cap) and last day."""
+
+    id: int
+    key: str
+    deal_id: str
+    owner_id: str
+    priority: Priority
+    due: date  # where it is now
+    planned: date
+    latest: date
+    status: TaskStatus
+
+    @classmethod
+    def of(cls, row: Any) -> CapRow:  # (a row of `cap_rows`)
+        planned = row.planned_due or row.due_date
+        return cls(int(row.id), str(row.key), str(row.deal_id), str(row.owner_id),
+                   Priority(row.priority),
+                   row.due_date, planned, row.latest_due or planned, TaskStatus(row.status))
 
 
 @dataclass(frozen=True)
@@ -211,7 +253,7 @@ class Ledger:
         in the CRM (`close_written`), record the rebirth; how many tasks were cancelled."""
         result = conn.execute(update(task).where(
             task.c.connection == connection, task.c.deal_id == deal_id,
-            task.c.status.in_(OPEN_STATUSES)).values(status=TaskStatus.CANCELLED,
+            _unwritten()).values(status=TaskStatus.CANCELLED,
                                                      cancel_reason=reason, updated_at=now))
         if close_written:
             # Due today or later for its owner: the row has no zone, so "today" is the
@@ -295,6 +337,8 @@ class Ledger:
         movable = or_(*(task.c.status == s for s in OPEN_STATUSES),
                       and_(task.c.status == TaskStatus.CANCELLED,
                            task.c.cancel_reason == CancelReason.REPLANNED),
+                      and_(task.c.status == TaskStatus.SKIPPED,
+                           task.c.cancel_reason == CancelReason.CAP),
                       and_(task.c.status == TaskStatus.FAILED,
                            task.c.owner_id != excluded.owner_id))
         statement = statement.on_conflict_do_update(
@@ -304,16 +348,59 @@ class Ledger:
                   "channel": excluded.channel, "priority": excluded.priority,
                   "status": TaskStatus.PLANNED, "cancel_reason": None,
                   "subject": excluded.subject, "body": excluded.body,  # (a notice's text)
-                  "last_error": None, "updated_at": excluded.updated_at},
+                  "last_error": None, "updated_at": excluded.updated_at,
+                  "planned_due": excluded.planned_due, "latest_due": excluded.latest_due},
             where=movable,
         )
         for part in chunks(list(tasks)):
             conn.execute(statement, [task_values(t, now) for t in part])
 
+    # -- the per-owner daily cap ------------------------------------------------------------
+    def cap_rows(self, conn: Connection, connection: str, owner_ids: Sequence[str]
+                 ) -> tuple[list[CapRow], dict[tuple[str, date], int]]:
+        """What the daily cap of these owners decides on: their tasks that may move (not
+        written: planned or queued, or skipped by the cap earlier; notices excepted) and the
+        tasks per (owner, day) that take a day and never move (sending, written, notices),
+        from the earliest planned day of those that may move."""
+        movable: list[CapRow] = []
+        for part in chunks(sorted(set(owner_ids))):
+            movable += [CapRow.of(r) for r in conn.execute(
+                select(task.c.id, task.c.key, task.c.deal_id, task.c.owner_id, task.c.priority,
+                       task.c.due_date, task.c.planned_due, task.c.latest_due, task.c.status,
+                       task.c.cadence, task.c.remind_at)
+                .where(task.c.connection == connection, task.c.owner_id.in_(part),
+                       task.c.cadence.not_in(sorted(NOTICES)),
+                       _unwritten()))]
+        taken: dict[tuple[str, date], int] = {}
+        if not movable:
+            return movable, taken
+        first = min(r.planned for r in movable)
+        fixed = or_(task.c.status.in_((TaskStatus.SENDING, TaskStatus.WRITTEN)),
+                    and_(task.c.cadence.in_(sorted(NOTICES)), task.c.status.in_(OPEN_STATUSES)))
+        for part in chunks(sorted({r.owner_id for r in movable})):
+            for row in conn.execute(
+                    select(task.c.owner_id, task.c.due_date, func.count().label("n"))
+                    .where(task.c.connection == connection, task.c.owner_id.in_(part),
+                           task.c.due_date >= first, fixed)
+                    .group_by(task.c.owner_id, task.c.due_date)):
+                taken[(str(row.owner_id), row.due_date)] = int(row.n)
+        return movable, taken
+
+    def move_for_cap(self, conn: Connection, moves: Sequence[tuple[int, date, datetime]],
+                     skips: Sequence[int], now: datetime) -> None:
+        """Apply the cap's decisions: (task id, due date, reminder) moves (back to planned
+        when the cap had skipped it), and skips (status skipped, reason cap)."""
+        self._update_many(conn, [
+            {"id": task_id, "due_date": day, "remind_at": remind_at,
+             "status": TaskStatus.PLANNED, "cancel_reason": None, "updated_at": now}
+            for task_id, day, remind_at in moves])
+        self._update_many(conn, [
+            {"id": task_id, "status": TaskStatus.SKIPPED, "cancel_reason": CancelReason.CAP,
+             "updated_at": now} for task_id in skips])
+
     def _cancel_missing(self, conn: Connection, connection: str, deal_id: str,
                         keep: Sequence[str], now: datetime) -> int:
-        condition = [task.c.connection == connection, task.c.deal_id == deal_id,
-                     task.c.status.in_(OPEN_STATUSES)]
+        condition = [task.c.connection == connection, task.c.deal_id == deal_id, _unwritten()]
         if keep:
             condition.append(task.c.key.not_in(list(keep)))
         result = conn.execute(update(task).where(*condition)

@@ -2,8 +2,9 @@
 rules to each connection's next tick; or refuse it and keep the rules in force.
 
 What a reload can change is what the planner and the stop rules read: `defaults`, `cadences`,
-`stop`, and each connection's `owners` and `fallback_owner`. Anything else (connections added,
-removed or re-pointed, credentials, field names, `service`) is wired into the CRM clients,
+`stop`, and each connection's `owners`, `fallback_owner` and `max_tasks_per_owner_per_day`.
+Anything else (connections added, removed or re-pointed, credentials, field names, `service`)
+is wired into the CRM clients,
 the scheduler and the HTTP port at start: a file that changes it is refused with what changed,
 so the process never runs half old and half new; restart to apply it.
 """
@@ -20,7 +21,7 @@ from worker.settings.models import HubSpotConnection, SalesforceConnection
 from worker.sync.context import SyncContext
 
 RULE_SECTIONS = ("defaults", "cadences", "stop")
-CONNECTION_RULES = frozenset({"owners", "fallback_owner"})
+CONNECTION_RULES = frozenset({"owners", "fallback_owner", "max_tasks_per_owner_per_day"})
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:

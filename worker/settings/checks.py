@@ -21,6 +21,9 @@ def run(data: dict[str, Any], source: Source) -> list[ConfigError]:
     connections = data.get("connections")
     if isinstance(connections, list):
         errors += _duplicates(connections, "name", ("connections",), source)
+        for index, connection in enumerate(connections):
+            if isinstance(connection, dict):
+                errors += _fallback_team(connection, ("connections", index), source)
     cadences = data.get("cadences")
     if isinstance(cadences, list):
         errors += _duplicates(cadences, "id", ("cadences",), source)
@@ -50,6 +53,28 @@ def _duplicates(items: list[Any], key: str, path: Path_, source: Source) -> list
                 "unique)"))
         else:
             seen[value] = index
+    return errors
+
+
+def _fallback_team(connection: dict[str, Any], path: Path_, source: Source
+                   ) -> list[ConfigError]:
+    """A fallback team lists each owner once (a repeat would double that member's share)."""
+    team = connection.get("fallback_owner")
+    if not isinstance(team, list):
+        return []
+    errors = []
+    seen: dict[str, int] = {}
+    for index, member in enumerate(team):
+        if not isinstance(member, str) or not member.strip():
+            continue
+        if member.strip() in seen:
+            _, first_line, _ = source.where((*path, "fallback_owner", seen[member.strip()]))
+            errors.append(source.error(
+                (*path, "fallback_owner", index),
+                f"fallback_owner lists {member.strip()!r} twice (already on line {first_line}): "
+                "list each owner of the team once"))
+        else:
+            seen[member.strip()] = index
     return errors
 
 

@@ -23,7 +23,6 @@ from connectors.settings import (
     Ident,
     IntervalField,
     Model,
-    OptionalText,
     SalesforceSettings,
 )
 from worker.settings.durations import Duration, DurationField
@@ -85,6 +84,9 @@ CountryCode = Annotated[str, AfterValidator(_check_country)]
 Regex = Annotated[str, AfterValidator(_check_regex)]
 
 
+DailyCap = Annotated[int, Field(ge=1, le=10_000)]
+
+
 class CalendarSettings(Model):
     """Working days: weekends and the public holidays of a country (from the `holidays` package)."""
 
@@ -140,6 +142,10 @@ class Defaults(Model):
                     "working day; older ones are skipped")
     horizon: Annotated[DurationField, AfterValidator(_positive)] = Field(
         "3y", validate_default=True, description="No task later than this after the close date")
+    max_tasks_per_owner_per_day: DailyCap | None = Field(
+        None, description="At most this many winback tasks due per owner per day (none: no "
+                          "cap); the overflow moves to the owner's next working day with room, "
+                          "within the step's grace and the horizon, else it is skipped")
 
 
 class AwayPeriod(Model):
@@ -165,12 +171,41 @@ class OwnerOverride(Model):
     away: tuple[AwayPeriod, ...] = Field(
         (), description="Periods away ({from, to}, dates included): not working days for "
                         "this owner, like holidays")
+    max_tasks_per_day: DailyCap | None = Field(
+        None, description="This owner's daily cap of winback tasks (overrides the "
+                          "connection's and defaults' max_tasks_per_owner_per_day)")
+
+
+def _fallback_list(value: Any) -> Any:
+    """A blank id is no fallback; a list keeps its non-blank ids, in order (an id listed
+    twice is an error of worker.settings.checks)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, (list, tuple)):
+        ids: list[Any] = []
+        for raw in value:
+            item = raw.strip() if isinstance(raw, str) else raw
+            if item:
+                ids.append(item)
+        if not ids:
+            return None
+        return ids[0] if len(ids) == 1 else tuple(ids)
+    return value
+
+
+FallbackOwners = Annotated[str | tuple[str, ...] | None, BeforeValidator(_fallback_list)]
 
 
 class WorkerKeys(Model):
     """The worker's own keys of a connection, next to the adapter's settings."""
 
-    fallback_owner: OptionalText = Field(None, description="Owner id for tasks of inactive owners")
+    fallback_owner: FallbackOwners = Field(
+        None, description="Owner id (or a list of ids: a team) for tasks of inactive or unknown "
+                          "owners; a team's members share the deals evenly, each deal always "
+                          "going to the same member")
+    max_tasks_per_owner_per_day: DailyCap | None = Field(
+        None, description="This connection's daily cap per owner (overrides "
+                          "defaults.max_tasks_per_owner_per_day)")
     owners: dict[str, OwnerOverride] = Field(
         default_factory=dict, description="Time zone / country per owner id")
     poll_every: IntervalField = Field("5m", validate_default=True,
@@ -181,6 +216,25 @@ class WorkerKeys(Model):
         "365d", validate_default=True,
         description="On first sync, deals closed-lost this far back")
     enabled: bool = Field(True, description="false: configured but not synced")
+
+    @property
+    def fallback_owners(self) -> tuple[str, ...]:
+        """The fallback owner ids (empty: none)."""
+        if self.fallback_owner is None:
+            return ()
+        if isinstance(self.fallback_owner, str):
+            return (self.fallback_owner,)
+        return self.fallback_owner
+
+    def daily_cap(self, defaults: Defaults, owner_id: str) -> int | None:
+        """The cap of an owner's winback tasks per day: its override, this connection's, or
+        defaults' (None: no cap)."""
+        override = self.owners.get(owner_id)
+        if override is not None and override.max_tasks_per_day is not None:
+            return override.max_tasks_per_day
+        if self.max_tasks_per_owner_per_day is not None:
+            return self.max_tasks_per_owner_per_day
+        return defaults.max_tasks_per_owner_per_day
 
 
 class SalesforceConnection(WorkerKeys, SalesforceSettings):

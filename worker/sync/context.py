@@ -43,6 +43,8 @@ class Counts:
     owner_fallbacks: int = 0
     activities_read: int = 0  # activities read from the CRM (issue 13)
     skipped_by_activity: int = 0  # tasks skip_if decided not to write
+    moved_by_cap: int = 0  # tasks the owner's daily cap moved to a later day (issue 14)
+    skipped_by_cap: int = 0  # tasks it found no day for within grace and horizon
     waiting: int = 0  # steps of the plans made this tick waiting for a completion
     # Tasks the CRM refused for good this tick, by the CRM's error code; and the owners whose
     # tasks were refused as inactive or unknown (id -> name, "" when the name is not known).
@@ -100,6 +102,7 @@ class Tick:
     # The ledger's activities by deal, account and contact, read once in a tick the first
     # time a deal starts being tracked (after this tick's activity read).
     stored_activity: StoredActivity | None = None
+    cap_owners: set[str] = field(default_factory=set)  # owners to place again (sync/cap.py)
 
     def check(self) -> None:
         """Before any CRM call: still ours, and not asked to stop."""

@@ -3,6 +3,7 @@ re-plan, stop, won back), inside the page's fenced transaction."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection
@@ -13,6 +14,7 @@ from worker.cadence.engine import DealPlan
 from worker.cadence.fingerprint import PlanInputs, encode_owner, owner_input
 from worker.ledger import activities
 from worker.ledger.records import Enrollment, EnrollmentStatus, NewPlan, StopReason, TaskStatus
+from worker.sync.cap import note_owner
 from worker.sync.context import Tick
 from worker.sync.inputs import activity_for, next_replan, reads_activity
 
@@ -105,6 +107,12 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
         tick.counts.owner_fallbacks += 1
         log.info("owner.fallback", owner_id=deal.owner.id if deal.owner else None,
                  fallback_owner=plan.owner_id)
+    if ctx.planner.has_cap:  # (the last day the daily cap may move each task to)
+        plan = replace(plan, tasks=tuple(replace(t, latest_due=ctx.planner.cap_latest(
+            t, plan.day0)) for t in plan.tasks))
+        note_owner(tick, plan.owner_id)
+        if enrolled is not None and enrolled.owner_id != plan.owner_id:
+            note_owner(tick, enrolled.owner_id)  # (its tasks went to another owner)
     inputs = ctx.planner.plan_inputs(plan.cadence, owner_input(deal))
     replan_at = None if plan.stop else next_replan(tick, deal, plan, activity)
     stored = _new_plan(deal, plan, cycle, inputs, replan_at)

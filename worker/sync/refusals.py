@@ -57,15 +57,16 @@ def _owners_text(owners: dict[str, str]) -> str:
     return ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
 
 
-def hints(connection: str, counts: Counts, fallback_owner: str | None, config: str = "CONFIG"
-          ) -> list[str]:
+def hints(connection: str, counts: Counts, fallback_owners: tuple[str, ...],
+          config: str = "CONFIG") -> list[str]:
     """How to fix what this tick's refusals were (one line per kind of problem)."""
     by_reason: dict[str, int] = counts.failed_by_reason
     lines: list[str] = []
     owner_failures = sum(v for k, v in by_reason.items() if k in OWNER_ERRORS)
     if owner_failures:
         owners = _owners_text(counts.refused_owners)
-        if fallback_owner and fallback_owner in counts.refused_owners:
+        fallback_owner = next((f for f in fallback_owners if f in counts.refused_owners), None)
+        if fallback_owner:
             lines.append(f"{connection}: {owner_failures} task(s) refused because the "
                          f"fallback_owner {fallback_owner} is itself inactive or unknown in the "
                          "CRM: set fallback_owner to an active owner's id (`winback owners "

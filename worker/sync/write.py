@@ -12,6 +12,7 @@ from connectors.errors import RetryableError
 from connectors.models import Deal, TaskDraft, WriteResult
 from worker.cadence.tasks import start_of_day
 from worker.ledger.records import CancelReason, Enrollment, OutboxTask, TaskStatus
+from worker.sync.cap import enforce_cap
 from worker.sync.context import Tick
 from worker.sync.refusals import OWNER_ERRORS
 from worker.sync.setup import SETUP_CHANGED, forget_setup
@@ -62,6 +63,7 @@ def write_due(tick: Tick, *, full_only: bool = False) -> None:
     while not ctx.stop.is_set():
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
+            enforce_cap(tick, conn)  # (before anything of those owners is written)
             rows = ctx.ledger.due_tasks(conn, ctx.name, tick.now, batch)
             if not rows or (full_only and len(rows) < batch):
                 return
@@ -135,7 +137,6 @@ def _apply(tick: Tick, rows: list[OutboxTask], results: list[WriteResult],
            owner_names: dict[str, str]) -> None:
     ctx = tick.ctx
     by_key = {r.key: r for r in results}
-    fallback = ctx.settings.fallback_owner
     written: list[tuple[int, str | None]] = []
     with ctx.ledger.write() as conn:
         ctx.leases.fence(conn, tick.lease)
@@ -149,6 +150,7 @@ def _apply(tick: Tick, rows: list[OutboxTask], results: list[WriteResult],
                              crm_id=result.crm_id, due_date=str(row.task.due_date),
                              owner_id=row.owner_id)
                 continue
+            fallback = ctx.planner.fallback_for(row.deal_id, frozenset({row.owner_id}))
             _refused(tick, conn, row, result, fallback, owner_names)
         ctx.ledger.mark_written(conn, written, tick.now)
     tick.counts.tasks_written += len(written)

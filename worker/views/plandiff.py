@@ -10,13 +10,14 @@ it against a full re-plan of every deal). So after that sync, the diff is empty.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from connectors.models import Deal
 from worker.cadence.activity import DealActivity
-from worker.cadence.engine import PlannedTask, Planner
+from worker.cadence.engine import DealPlan, PlannedTask, Planner
 from worker.cadence.fingerprint import PlanInputs, owner_input
 from worker.ledger.activities import deal_activity
 from worker.ledger.queries import tracked_with_tasks
@@ -42,8 +43,10 @@ LABELS = {"reminder_time": "defaults.reminder_time", "lead_time": "defaults.lead
           "grace": "defaults.grace", "weekend": "defaults.calendar.weekend",
           "extra_holidays": "defaults.calendar.extra_holidays", "owner": "owner",
           "timezone": "time zone", "holidays": "holidays", "horizon": "horizon",
-          "away": "owner override away", "on_meeting": "stop.on_meeting"}
-UNSET = {"away": [], "on_meeting": "notify"}  # what a key left out of the inputs means
+          "away": "owner override away", "on_meeting": "stop.on_meeting",
+          "daily_cap": "max_tasks_per_owner_per_day"}
+UNSET: dict[str, Any] = {"away": [], "on_meeting": "notify", "daily_cap": None}
+# (what a key left out of the inputs means)
 
 
 @dataclass(frozen=True)
@@ -82,26 +85,48 @@ def diff(config: Config, ledger: Ledger, now: datetime) -> list[Change]:
             deals = {r.deal_id: r.deal() for r in rows}
             given = deal_activity(conn, settings.name, [  # (the sync's input, from the ledger)
                 i for i, d in deals.items() if reads or d.paused_until is not None])
-            for row in rows:
+            pending = [(row, plan) for row in rows if (plan := _replan(
+                planner, row, deals[row.deal_id], now, given.get(row.deal_id))) is not None]
+            plans = planner.apply_cap([p for _, p in pending],
+                                      _taken(stored, {r.deal_id for r, _ in pending}))
+            for (row, _), plan in zip(pending, plans, strict=True):
                 before = inputs.get(row.rule_version) if row.rule_version else None
-                changes += _deal_changes(planner, settings.name, row, deals[row.deal_id], now,
-                                         stored.get(row.deal_id, {}),
-                                         dict(before) if before is not None else None,
-                                         given.get(row.deal_id))
+                changes += _deal_changes(planner, settings.name, row, deals[row.deal_id], plan,
+                                         now, stored.get(row.deal_id, {}),
+                                         dict(before) if before is not None else None)
     return changes
 
 
-def _deal_changes(planner: Planner, connection: str, row: Enrollment, deal: Deal,
-                  now: datetime, stored: dict[str, OutboxTask], before: dict[str, Any] | None,
-                  activity: DealActivity | None = None) -> list[Change]:
-    """The changes of one deal, if the next sync re-plans it: when its fingerprint differs
-    (the same test as the sync's; a deal whose inputs are unchanged keeps its tasks, even a
-    late one that a fresh plan would move to today)."""
-    owner = owner_input(deal)
+def _replan(planner: Planner, row: Enrollment, deal: Deal, now: datetime,
+            activity: DealActivity | None) -> DealPlan | None:
+    """The deal's new plan if the next sync re-plans it: when its fingerprint differs (the
+    same test as the sync's; a deal whose inputs are unchanged keeps its tasks, even a late
+    one that a fresh plan would move to today)."""
     if row.rule_version == planner.plan_inputs(
-            row.cadence if row.status is EnrollmentStatus.ACTIVE else None, owner).fingerprint:
-        return []
-    plan = planner.plan(deal, now, cycle=int(row.cycle), activity=activity)
+            row.cadence if row.status is EnrollmentStatus.ACTIVE else None,
+            owner_input(deal)).fingerprint:
+        return None
+    return planner.plan(deal, now, cycle=int(row.cycle), activity=activity)
+
+
+def _taken(stored: dict[str, dict[str, OutboxTask]], replanned: set[str]
+           ) -> dict[tuple[str, date], int]:
+    """Tasks per (owner, day) the re-plans must fit around under a daily cap: written (and
+    sending) ones, and the open tasks of deals the sync does not re-plan."""
+    taken: Counter[tuple[str, date]] = Counter()
+    for deal_id, tasks in stored.items():
+        for row in tasks.values():
+            if row.status in (TaskStatus.WRITTEN, TaskStatus.SENDING) \
+                    or (row.is_open and deal_id not in replanned):
+                taken[(row.owner_id, row.task.due_date)] += 1
+    return dict(taken)
+
+
+def _deal_changes(planner: Planner, connection: str, row: Enrollment, deal: Deal,
+                  plan: DealPlan, now: datetime, stored: dict[str, OutboxTask],
+                  before: dict[str, Any] | None) -> list[Change]:
+    """The changes of one re-planned deal (its plan under the daily caps)."""
+    owner = owner_input(deal)
     after = planner.plan_inputs(plan.cadence, owner)
     out: list[Change] = []
     planned = {t.key: t for t in plan.tasks}

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from connectors.models import Deal
 from worker.cadence.activity import DealActivity
+from worker.cadence.capacity import CAP_REASON
 from worker.cadence.engine import DealPlan, PlannedTask, Planner
 from worker.sync.refusals import inactive_owner
 
@@ -35,10 +36,14 @@ def utc_z(moment: datetime) -> str:
 def plan_deals(planner: Planner, deals: Iterable[Deal], now: datetime,
                activity: Sequence[DealActivity | None] = ()
                ) -> Iterator[tuple[Deal, DealPlan, list[PlanRow]]]:
-    """Plan each deal (with its activity, by position, when given)."""
-    for index, deal in enumerate(deals):
-        given = activity[index] if index < len(activity) else None
-        plan = planner.plan(deal, now, activity=given)
+    """Plan each deal (with its activity, by position, when given), then the owners' daily
+    caps across all of them (a task the cap moves shows in `moved`, one it skips in
+    `skipped`)."""
+    items = list(deals)
+    plans = planner.apply_cap([
+        planner.plan(deal, now, activity=activity[index] if index < len(activity) else None)
+        for index, deal in enumerate(items)])
+    for deal, plan in zip(items, plans, strict=True):
         owner = planner.owner_context(deal)
         zone = owner.zone_name if owner is not None else "UTC"
         rows = []
@@ -51,7 +56,7 @@ def plan_deals(planner: Planner, deals: Iterable[Deal], now: datetime,
 
 def row_json(row: PlanRow) -> dict[str, Any]:
     task = row.task
-    moved = next((m for m in row.plan.moved if m.key == task.key), None)
+    moved = next((m for m in reversed(row.plan.moved) if m.key == task.key), None)
     return {
         "status": "planned",
         "deal_id": task.deal_id, "cadence": task.cadence, "step": task.step,
@@ -69,12 +74,19 @@ def row_json(row: PlanRow) -> dict[str, Any]:
 
 def outcome_json(plan: DealPlan) -> Iterator[dict[str, Any]]:
     """The lines besides planned tasks: a stopped deal, tasks skipped for an activity
-    (`skip_if`), steps waiting for a completion (`after`)."""
+    (`skip_if`) or the owner's daily cap, steps waiting for a completion (`after`)."""
     if plan.stop is not None:
         yield {"status": "stopped", "deal_id": plan.deal_id, "cadence": plan.cadence,
                "stop": plan.stop, "reason": plan.reason,
                "activity": plan.stop_activity.as_dict() if plan.stop_activity else None}
     for skip in plan.skipped:
+        if skip.activity is None and skip.reason == CAP_REASON:
+            yield {"status": "skipped", "deal_id": plan.deal_id, "cadence": plan.cadence,
+                   "step": skip.step, "occurrence": skip.occurrence,
+                   "contact_id": skip.contact_id,
+                   "due_date": skip.due_date.isoformat() if skip.due_date else None,
+                   "key": skip.key, "owner_id": plan.owner_id, "reason": skip.reason,
+                   "activity": None}
         if skip.activity is not None:
             yield {"status": "skipped", "deal_id": plan.deal_id, "cadence": plan.cadence,
                    "step": skip.step, "occurrence": skip.occurrence,

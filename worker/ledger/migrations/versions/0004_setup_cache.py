@@ -2,7 +2,7 @@
 lock (`lease_locked`: only such a lease may be taken over before it expires, once its holder's
 session is gone), and the setup cache (a connection's setup results, kept until they expire).
 
-Revision ID: 0004_setup_cache
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-02
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_setup_cache"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
