@@ -93,13 +93,6 @@ def failed_errors(conn: Connection, connections: Sequence[str], since: date | No
         query.group_by(task.c.connection, task.c.last_error))]
 
 
-def written_open(conn: Connection, connection: str, limit: int) -> list[tuple[int, str]]:
-    """(id, key) of written tasks not known to be completed."""
-    return [(int(i), str(k)) for i, k in conn.execute(select(task.c.id, task.c.key).where(
-        task.c.connection == connection, task.c.status == TaskStatus.WRITTEN,
-        task.c.completed.is_(False)).limit(limit))]
-
-
 def tracked_with_tasks(conn: Connection, connection: str
                        ) -> tuple[list[Enrollment], dict[str, dict[str, OutboxTask]]]:
     """Tracked enrollments of a connection and their tasks (deal id -> key -> task)."""

@@ -84,6 +84,7 @@ class ConnectionState:
     last_tick_seconds: float | None
     last_error: str | None
     last_success_at: datetime | None
+    status_read_at: datetime | None
     api_used: int | None
     api_limit: int | None
 
@@ -112,6 +113,7 @@ class Enrollment:
     account_id: str | None
     owner_id: str | None
     loss_reason: str | None
+    competitor: str | None
     amount: float | None
     day0: date | None
     deal_json: JSONObject
@@ -164,6 +166,7 @@ class NewPlan:
     deal_modified_at: datetime | None
     replan_at: datetime | None = None  # the next time-driven re-plan (worker/sync/activity.py)
     waiting: int = 0  # steps waiting for a completion (`after`)
+    competitor: str | None = None
 
     @property
     def status(self) -> EnrollmentStatus:

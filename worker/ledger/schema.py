@@ -14,6 +14,7 @@
   tracked deals each one concerns (its deal, a deal of its account, a stakeholder contact).
 - `skip_decision`: a task `skip_if` did not write, with the activity that caused it (a
   decision, once made, stays: the planner gets it back on every re-plan).
+- `skip_outcome`: every step a plan skipped (grace, activity, pause, cap...), for the report.
 - `event`: the audit trail of decisions (enrolled, stopped, reborn, won back, fallback owner).
 
 Idempotency lives in unique constraints (`task.key`, `enrollment(connection, deal_id)`),
@@ -94,6 +95,7 @@ connection_state = Table(
     Column("last_tick_seconds", Float),
     Column("last_error", Text),
     Column("last_success_at", UTCDateTime()),
+    Column("status_read_at", UTCDateTime()),  # the last cheap task status read (once a day)
     Column("api_used", Integer),
     Column("api_limit", Integer),
 )
@@ -112,6 +114,7 @@ enrollment = Table(
     Column("account_id", String(64)),
     Column("owner_id", String(64)),
     Column("loss_reason", String(255)),
+    Column("competitor", String(255)),
     Column("amount", Float),
     Column("day0", Date),
     Column("deal_json", JSON, nullable=False),
@@ -171,6 +174,7 @@ task = Table(
     Column("last_error", Text),
     Column("close_requested", Boolean, nullable=False, default=False),
     Column("completed", Boolean, nullable=False, default=False),
+    Column("completed_at", UTCDateTime()),  # when the CRM says it was completed, if known
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("written_at", UTCDateTime()),
@@ -226,6 +230,20 @@ skip_decision = Table(
     Column("decided_at", UTCDateTime(), nullable=False),
 )
 Index("ix_skip_decision_deal", skip_decision.c.connection, skip_decision.c.deal_id)
+
+skip_outcome = Table(  # every step a plan skipped, with its reason (the outcome report)
+    "skip_outcome", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("deal_id", String(64), primary_key=True),
+    Column("step", String(64), primary_key=True),
+    Column("occurrence", Integer, primary_key=True),
+    Column("contact", String(64), primary_key=True),  # "" when the step has no contact
+    Column("cadence", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),  # grace | activity | pause | cap | other
+    Column("detail", Text),  # the planner's own words
+    Column("due_date", Date),
+    Column("decided_at", UTCDateTime(), nullable=False),
+)
 
 event = Table(
     "event", metadata,
