@@ -86,7 +86,9 @@ def step_outcomes(conn: Connection, connections: Sequence[str], since: date, tod
     """Per (cadence, step) of deals lost on or after `since`: written tasks, completed on
     time (on or before the due date) or late, open and overdue (as of `today`)."""
     written = task.c.status == TaskStatus.WRITTEN
-    done = and_(written, task.c.completed.is_(True))
+    by_winback = task.c.cancel_reason == CancelReason.CLOSED  # closed by winback on a stop
+    done = and_(written, task.c.completed.is_(True),
+                or_(task.c.cancel_reason.is_(None), ~by_winback))
     # (the UTC day: SQLite's date() gives 'YYYY-MM-DD' as due_date is stored; PostgreSQL a date)
     done_day = func.date(task.c.completed_at)
     due = task.c.due_date
@@ -199,6 +201,8 @@ def reborn_deals(conn: Connection, connections: Sequence[str], since: date) -> l
             .where(task.c.connection.in_(connections), enrollment.c.day0 >= since,
                    enrollment.c.reborn_at.is_not(None), task.c.completed.is_(True),
                    task.c.completed_at.is_not(None),
+                   or_(task.c.cancel_reason.is_(None),
+                       task.c.cancel_reason != CancelReason.CLOSED),
                    task.c.completed_at <= enrollment.c.reborn_at)
             .subquery())
     last = select(done).where(done.c.rank == 1).subquery()

@@ -355,7 +355,7 @@ def _outcome_sections(payload: dict[str, Any]) -> list[str]:
     body.append("<h2>Why cadences ended</h2>")
     if shown:
         body.append(_bars("exit reasons", [k for k, _ in shown],
-                          [("deals", "#7a5af8", [float(v) for _, v in shown])])
+                          [("deals", "#f04438", [float(v) for _, v in shown])])
                     .replace('class="chart"', 'class="chart" data-chart="exits"', 1))
     body.append("<table><tr><th>cadence</th>" + "".join(
         f"<th>{escape(k)}</th>" for k, _ in shown) + "</tr>")
