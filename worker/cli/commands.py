@@ -251,7 +251,6 @@ def report(
         failed_report,
         outcome_report,
         refresh_completion,
-        winback_report,
     )
 
     settings = config_or_exit(config, require_env=from_crm)
@@ -270,13 +269,11 @@ def report(
             service.close()
     _, ledger = _ledger_or_exit(settings, config)
     today = datetime.now(UTC).date()
-    by_cadence, by_step = winback_report(ledger, names, start)
     failed = failed_report(ledger, names, start)
     outcomes = outcome_report(ledger, names, start, today, cadence_shapes(settings, today))
     ledger.engine.dispose()
-    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step,
-               "completion": "crm" if from_crm else "ledger", "failed_by_reason": failed,
-               **outcomes}
+    payload = {"since": start.isoformat(), "completion": "crm" if from_crm else "ledger",
+               "failed_by_reason": failed, **outcomes}
     with output_stream(output) as out:
         if output_format is ReportFormat.table:
             with redirect_stdout(out):  # the table as on screen, into the -o file if given

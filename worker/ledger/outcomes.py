@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     literal,
@@ -70,51 +71,51 @@ def mark_completed_at(conn: Connection, connection: str, done: Mapping[str, date
 
 
 @dataclass(frozen=True)
-class StepOutcome:
-    cadence: str
+class StepCounts:
+    """Tasks of one (cadence, step, status, completed), of deals lost since the report's
+    start, with what the outcome report splits them by."""
+
+    cadence: str  # the cadence id (the task column is `id@version`)
     step: str
-    written: int
-    on_time: int
+    status: TaskStatus
+    completed: bool
+    by_winback: bool  # a written task winback closed on a stop (not the owner's doing)
+    count: int
+    on_time: int  # completed on or before the due date (UTC day)
     late: int
-    completed_undated: int
-    open: int
-    open_overdue: int
+    undated: int  # completed, time unknown
+    overdue: int  # open and due before today
 
 
-def step_outcomes(conn: Connection, connections: Sequence[str], since: date, today: date
-                  ) -> list[StepOutcome]:
-    """Per (cadence, step) of deals lost on or after `since`: written tasks, completed on
-    time (on or before the due date) or late, open and overdue (as of `today`)."""
-    written = task.c.status == TaskStatus.WRITTEN
-    by_winback = task.c.cancel_reason == CancelReason.CLOSED  # closed by winback on a stop
-    done = and_(written, task.c.completed.is_(True),
-                or_(task.c.cancel_reason.is_(None), ~by_winback))
-    # (the UTC day: SQLite's date() gives 'YYYY-MM-DD' as due_date is stored; PostgreSQL a date)
+def _n(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def step_rollup(conn: Connection, connections: Sequence[str], since: date, today: date
+                ) -> list[StepCounts]:
+    """One scan of the covering index ix_task_outcome: tasks of deals lost on or after
+    `since` by (cadence, step, status, completed, closed by winback), with completion on
+    time / late (UTC day against the due date) and open-and-overdue counts."""
+    by_winback = and_(task.c.cancel_reason.is_not(None),
+                      task.c.cancel_reason == CancelReason.CLOSED)
+    # (SQLite's date() gives 'YYYY-MM-DD', as due_date is stored; PostgreSQL a date)
     done_day = func.date(task.c.completed_at)
-    due = task.c.due_date
-    # A written task closed by winback on a stop is no longer open (nor done by the owner).
-    still_open = and_(written, task.c.completed.is_(False),
-                      or_(task.c.cancel_reason.is_(None),
-                          task.c.cancel_reason != CancelReason.CLOSED))
-
-    def n(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-        return func.sum(case((condition, 1), else_=0))
-
-    query = (select(task.c.cadence, task.c.step, n(written),
-                    n(and_(done, task.c.completed_at.is_not(None), done_day <= due)),
-                    n(and_(done, task.c.completed_at.is_not(None), done_day > due)),
-                    n(and_(done, task.c.completed_at.is_(None))),
-                    n(still_open), n(and_(still_open, task.c.due_date < today)))
-             .join(enrollment, _JOIN)
-             .where(task.c.connection.in_(connections), enrollment.c.day0 >= since)
-             .group_by(task.c.cadence, task.c.step))
-    out: dict[tuple[str, str], list[int]] = {}
-    for cadence, step, *counts in conn.execute(query):
-        key = (str(cadence).split("@", 1)[0], str(step))
-        found = out.setdefault(key, [0] * 6)
-        for index, value in enumerate(counts):
-            found[index] += int(value or 0)
-    return [StepOutcome(c, s, *v) for (c, s), v in sorted(out.items())]
+    done = task.c.completed.is_(True)
+    query = (select(task.c.cadence, task.c.step, task.c.status, task.c.completed,
+                    func.coalesce(by_winback, False), func.count(),
+                    _n(and_(done, task.c.completed_at.is_not(None),
+                            done_day <= task.c.due_date)),
+                    _n(and_(done, task.c.completed_at.is_not(None),
+                            done_day > task.c.due_date)),
+                    _n(and_(done, task.c.completed_at.is_(None))),
+                    _n(and_(task.c.completed.is_(False), task.c.due_date < today)))
+             .where(task.c.connection.in_(connections), task.c.day0 >= since)
+             .group_by(task.c.cadence, task.c.step, task.c.status, task.c.completed,
+                       func.coalesce(by_winback, False))
+             .with_hint(task, "INDEXED BY ix_task_outcome", "sqlite"))
+    return [StepCounts(str(c).split("@", 1)[0], str(s), TaskStatus(st), bool(d), bool(w),
+                       int(n), int(a or 0), int(b or 0), int(u or 0), int(o or 0))
+            for c, s, st, d, w, n, a, b, u, o in conn.execute(query)]
 
 
 def skip_counts(conn: Connection, connections: Sequence[str], since: date
@@ -129,53 +130,80 @@ def skip_counts(conn: Connection, connections: Sequence[str], since: date
         .group_by(skip_outcome.c.cadence, skip_outcome.c.step, skip_outcome.c.reason))]
 
 
-def exit_counts(conn: Connection, connections: Sequence[str], since: date,
-                horizon_start: Mapping[str, date]) -> list[tuple[str, str, str | None, int, int]]:
-    """(cadence, enrollment status, stop reason, count, of which lost before the cadence's
-    horizon start) of deals lost since `since`: an active one lost before it has reached its
-    horizon."""
-    cutoff = case(*[(enrollment.c.cadence == c, literal(d, Date))
-                    for c, d in sorted(horizon_start.items())],
+def _days_after(conn: Connection, moment: ColumnElement[Any], day: ColumnElement[Any]
+                ) -> ColumnElement[Any]:
+    """Whole days from `day` to the UTC day of `moment`."""
+    if conn.dialect.name == "sqlite":
+        return func.julianday(func.date(moment)) - func.julianday(day)
+    return cast(func.timezone("UTC", moment), Date) - day
+
+
+@dataclass(frozen=True)
+class EnrollmentGroup:
+    """Enrolled deals (with a cadence) of one combination of what the report groups by."""
+
+    cadence: str
+    loss_reason: str | None
+    competitor: str | None
+    owner_id: str | None
+    status: str
+    stop_reason: str | None
+    since: int  # lost on or after the report's start
+    past_horizon: int  # of those, lost before the cadence's horizon start
+    amount_lost: float
+    reborn_within: dict[int, int]  # days -> reborn within that many days of the loss
+    won_back: int
+    amount_won_back: float
+    window: dict[int, tuple[int, int, float]]  # days -> (lost in the last d days, won back,
+    #                                                    amount won back)
+
+
+def enrollment_rollup(conn: Connection, connections: Sequence[str], since: date, today: date,
+                      windows: Sequence[int], horizon_start: Mapping[str, date]
+                      ) -> list[EnrollmentGroup]:
+    """One scan of the covering index ix_enrollment_outcome for every deal-level figure of
+    the report: exits, the deal table by cadence and loss reason, and the win-back rates
+    by cadence, loss reason, competitor and owner over the last `windows` days."""
+    e = enrollment.c
+    cutoff = case(*[(e.cadence == c, literal(d, Date)) for c, d in sorted(horizon_start.items())],
                   else_=literal(date.min, Date)) if horizon_start else literal(date.min, Date)
-    past = func.sum(case((enrollment.c.day0 < cutoff, 1), else_=0))
-    return [(str(c), str(s), None if r is None else str(r), int(n), int(p or 0))
-            for c, s, r, n, p in conn.execute(
-                select(enrollment.c.cadence, enrollment.c.status, enrollment.c.stop_reason,
-                       func.count(), past)
-                .where(enrollment.c.connection.in_(connections),
-                       enrollment.c.day0 >= since, enrollment.c.cadence.is_not(None))
-                .group_by(enrollment.c.cadence, enrollment.c.status,
-                          enrollment.c.stop_reason))]
+    inside = e.day0 >= since
+    won = e.won_back_at.is_not(None)
+    days = _days_after(conn, e.reborn_at, e.day0)
+    cols: list[ColumnElement[Any]] = [
+        _n(inside), _n(and_(inside, e.day0 < cutoff)),
+        func.sum(case((inside, func.coalesce(e.amount, 0.0)), else_=0.0)),
+        _n(and_(inside, won)),
+        func.sum(case((and_(inside, won), func.coalesce(e.won_back_amount, 0.0)), else_=0.0))]
+    cols += [_n(and_(inside, e.reborn_at.is_not(None), days <= d)) for d in windows]
+    for d in windows:
+        start = e.day0 >= today - timedelta(days=d)
+        cols += [_n(start), _n(and_(start, won)),
+                 func.sum(case((and_(start, won), func.coalesce(e.won_back_amount, 0.0)),
+                               else_=0.0))]
+    keys = (e.cadence, e.loss_reason, e.competitor, e.owner_id, e.status, e.stop_reason)
+    oldest = min([since, *(today - timedelta(days=d) for d in windows)])
+    query = (select(*keys, *cols)
+             .where(e.connection.in_(connections), e.day0 >= oldest, e.cadence.is_not(None))
+             .group_by(*keys)
+             .with_hint(enrollment, "INDEXED BY ix_enrollment_outcome", "sqlite"))
+    out = []
+    for row in conn.execute(query):
+        cadence, loss, competitor, owner, status, stop, *sums = row
+        n, past, lost_amount, won_n, won_amount = sums[:5]
+        reborn = sums[5:5 + len(windows)]
+        rest = sums[5 + len(windows):]
+        out.append(EnrollmentGroup(
+            str(cadence), loss, competitor, owner, str(status), stop, int(n or 0),
+            int(past or 0), float(lost_amount or 0.0),
+            {d: int(v or 0) for d, v in zip(windows, reborn, strict=True)}, int(won_n or 0),
+            float(won_amount or 0.0),
+            {d: (int(rest[3 * i] or 0), int(rest[3 * i + 1] or 0),
+                 float(rest[3 * i + 2] or 0.0)) for i, d in enumerate(windows)}))
+    return out
 
 
 DIMENSIONS = ("cadence", "loss_reason", "competitor", "owner_id")
-
-
-def winback_by(conn: Connection, connections: Sequence[str], dimension: str,
-               windows: Mapping[int, date]) -> list[tuple[str, dict[int, tuple[int, int, float]]]]:
-    """Per value of `dimension`, per window (days -> first loss day in it): (deals lost in
-    the window, of which won back, amount won back)."""
-    column = enrollment.c[dimension]
-    cols: list[ColumnElement[Any]] = []
-    for start in windows.values():
-        inside = enrollment.c.day0 >= start
-        won = and_(inside, enrollment.c.won_back_at.is_not(None))
-        cols += [func.sum(case((inside, 1), else_=0)), func.sum(case((won, 1), else_=0)),
-                 func.sum(case((won, func.coalesce(enrollment.c.won_back_amount, 0.0)),
-                               else_=0.0))]
-    oldest = min(windows.values())
-    rows = conn.execute(select(func.coalesce(column, literal("(none)")), *cols)
-                        .where(enrollment.c.connection.in_(connections),
-                               enrollment.c.day0 >= oldest, enrollment.c.cadence.is_not(None))
-                        .group_by(func.coalesce(column, literal("(none)"))))
-    out = []
-    for value, *sums in rows:
-        per: dict[int, tuple[int, int, float]] = {}
-        for index, days in enumerate(windows):
-            n, won, amount = sums[3 * index: 3 * index + 3]
-            per[days] = (int(n or 0), int(won or 0), float(amount or 0.0))
-        out.append((str(value), per))
-    return sorted(out)
 
 
 @dataclass(frozen=True)
@@ -191,32 +219,41 @@ class Reborn:
 
 
 def reborn_deals(conn: Connection, connections: Sequence[str], since: date) -> list[Reborn]:
-    """Each reborn deal lost since `since`, with the last of its tasks completed (with a
-    known time) before it was reborn."""
-    done = (select(task.c.connection, task.c.deal_id, task.c.step, task.c.completed_at,
-                   func.row_number().over(
-                       partition_by=(task.c.connection, task.c.deal_id),
-                       order_by=(task.c.completed_at.desc(), task.c.id.desc())).label("rank"))
-            .join(enrollment, _JOIN)
-            .where(task.c.connection.in_(connections), enrollment.c.day0 >= since,
-                   enrollment.c.reborn_at.is_not(None), task.c.completed.is_(True),
-                   task.c.completed_at.is_not(None),
-                   or_(task.c.cancel_reason.is_(None),
-                       task.c.cancel_reason != CancelReason.CLOSED),
-                   task.c.completed_at <= enrollment.c.reborn_at)
-            .subquery())
-    last = select(done).where(done.c.rank == 1).subquery()
-    query = (select(enrollment.c.connection, enrollment.c.deal_id, enrollment.c.cadence,
-                    enrollment.c.stop_reason, enrollment.c.day0, enrollment.c.reborn_at,
-                    last.c.step, last.c.completed_at)
-             .outerjoin(last, and_(last.c.connection == enrollment.c.connection,
-                                   last.c.deal_id == enrollment.c.deal_id))
-             .where(enrollment.c.connection.in_(connections), enrollment.c.day0 >= since,
-                    enrollment.c.reborn_at.is_not(None), enrollment.c.cadence.is_not(None))
-             .order_by(enrollment.c.connection, enrollment.c.deal_id))
-    return [Reborn(str(c), str(d), str(cad), None if r is None else str(r), day0, at,
-                   None if step is None else str(step), completed)
-            for c, d, cad, r, day0, at, step, completed in conn.execute(query)]
+    """Each reborn deal lost since `since` (found by ix_enrollment_reborn_deal: only reborn
+    ones have a reborn deal id), with the last of its own tasks completed (with a known time,
+    by its owner) before it was reborn (probing ix_task_outcome by deal)."""
+    e = enrollment.c
+    found = conn.execute(
+        select(e.connection, e.deal_id, e.cadence, e.stop_reason, e.day0, e.reborn_at)
+        .where(e.connection.in_(connections), e.reborn_deal_id.is_not(None),
+               e.reborn_at.is_not(None), e.day0 >= since, e.cadence.is_not(None))
+        .order_by(e.connection, e.deal_id)).all()
+    last: dict[tuple[str, str], tuple[datetime, str]] = {}
+    by_connection: dict[str, list[str]] = {}
+    for row in found:
+        by_connection.setdefault(str(row[0]), []).append(str(row[1]))
+    reborn_at = {(str(r[0]), str(r[1])): r[5] for r in found}
+    for connection, ids in by_connection.items():
+        for part in chunks(ids, 900):
+            query = (select(task.c.deal_id, task.c.step, task.c.completed_at)
+                     .where(task.c.connection == connection, task.c.deal_id.in_(part),
+                            task.c.status == TaskStatus.WRITTEN, task.c.completed.is_(True),
+                            task.c.completed_at.is_not(None),
+                            or_(task.c.cancel_reason.is_(None),
+                                task.c.cancel_reason != CancelReason.CLOSED))
+                     .with_hint(task, "INDEXED BY ix_task_outcome", "sqlite"))
+            for deal_id, step, at in conn.execute(query):
+                key = (connection, str(deal_id))
+                if at is None or at > reborn_at[key]:
+                    continue
+                if key not in last or (at, str(step)) > last[key]:
+                    last[key] = (at, str(step))
+    out = []
+    for c, d, cadence, reason, day0, at in found:
+        touch = last.get((str(c), str(d)))
+        out.append(Reborn(str(c), str(d), str(cadence), None if reason is None else str(reason),
+                          day0, at, touch[1] if touch else None, touch[0] if touch else None))
+    return out
 
 
 @dataclass(frozen=True)

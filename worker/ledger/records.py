@@ -234,9 +234,11 @@ class OutboxTask:
                    completed=bool(r["completed"]), written_at=_maybe_instant(r["written_at"]))
 
 
-def task_values(planned: PlannedTask, now: datetime) -> dict[str, object]:
-    """A new task row (status planned)."""
-    return {"key": planned.key, "connection": planned.connection, "deal_id": planned.deal_id,
+def task_values(planned: PlannedTask, now: datetime, day0: date | None = None
+                ) -> dict[str, object]:
+    """A new task row (status planned); `day0`: its enrollment's loss day (the report)."""
+    return {"day0": day0, "key": planned.key, "connection": planned.connection,
+            "deal_id": planned.deal_id,
             "cadence": planned.cadence, "step": planned.step, "occurrence": planned.occurrence,
             "contact_id": planned.contact_id, "owner_id": planned.owner_id,
             "due_date": planned.due_date, "remind_at": planned.remind_at,

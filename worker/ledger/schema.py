@@ -139,6 +139,12 @@ Index("ix_enrollment_rules", enrollment.c.connection, enrollment.c.status, enrol
       enrollment.c.rule_version, enrollment.c.owner_input)
 
 Index("ix_enrollment_replan", enrollment.c.connection, enrollment.c.replan_at)
+# The outcome report's one scan of the enrollments (covering: the table rows carry deal_json).
+Index("ix_enrollment_outcome", enrollment.c.connection, enrollment.c.day0,
+      enrollment.c.cadence, enrollment.c.status, enrollment.c.stop_reason,
+      enrollment.c.loss_reason, enrollment.c.competitor, enrollment.c.owner_id,
+      enrollment.c.reborn_at, enrollment.c.won_back_at, enrollment.c.won_back_amount,
+      enrollment.c.amount)
 
 plan_input = Table(
     "plan_input", metadata,
@@ -178,11 +184,17 @@ task = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("written_at", UTCDateTime()),
+    Column("day0", Date),  # the loss day of its enrollment (cycle): the report filters on it
 )
 Index("ix_task_queue", task.c.connection, task.c.status, task.c.create_after)
 # (connection, deal_id, status): the stop and re-plan updates filter on all three; with only
 # two columns SQLite prefers ix_task_queue and scans every open task of the connection.
 Index("ix_task_deal", task.c.connection, task.c.deal_id, task.c.status)
+# The outcome report reads only this index (covering): its per-step counts scan it, and the
+# last touch before each rebirth probes it by deal.
+Index("ix_task_outcome", task.c.connection, task.c.deal_id, task.c.status, task.c.day0,
+      task.c.cadence, task.c.step, task.c.completed, task.c.due_date, task.c.completed_at,
+      task.c.cancel_reason)
 
 activity = Table(
     "activity", metadata,

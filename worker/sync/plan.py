@@ -190,7 +190,7 @@ def _stop(tick: Tick, conn: Connection, enrolled: Enrollment, reason: StopReason
             enrolled.deal(), enrolled.day0, cycle=enrolled.cycle, cadence_id=enrolled.cadence,
             reason=reason, new_deal=reborn_deal, now=tick.now)
         if notice is not None:  # (its key names the cycle: inserted once)
-            ctx.ledger.insert_tasks(conn, [notice], tick.now)
+            ctx.ledger.insert_tasks(conn, [notice], tick.now, day0=enrolled.day0)
 
 
 def _won_back(tick: Tick, conn: Connection, deal: Deal) -> None:

@@ -73,36 +73,13 @@ class ReportRow:
                 "amount_won_back": round(self.amount_won_back, 2)}
 
 
-def winback_report(ledger: Ledger, connections: list[str], since: date
+def winback_report(ledger: Ledger, connections: list[str], since: date,
+                   today: date | None = None
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows by (cadence, loss reason) for deals lost since `since`, and task counts by step."""
-    rows: dict[tuple[str, str], ReportRow] = {}
-    with ledger.engine.connect() as conn:
-        for e in queries.enrolled_since(conn, connections, since):
-            key = (str(e.cadence), e.loss_reason or "(none)")
-            row = rows.setdefault(key, ReportRow(*key))
-            row.enrolled += 1
-            row.amount_lost += e.amount or 0.0
-            if e.reborn_at is not None and e.day0 is not None:
-                days = (e.reborn_at.astimezone(UTC).date() - e.day0).days
-                for window in REBORN_WINDOWS:
-                    if days <= window:
-                        row.reborn[window] += 1
-            if e.won_back_at is not None:
-                row.won_back += 1
-                row.amount_won_back += e.won_back_amount or 0.0
-        steps: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
-            ("planned", "written", "completed", "cancelled", "failed"), 0))
-        for c in queries.step_counts(conn, connections, since):
-            entry = steps[(c.cadence.split("@", 1)[0], c.step)]
-            entry["planned"] += c.count  # (every task was planned once)
-            if c.status in STEP_COLUMNS:
-                entry[STEP_COLUMNS[c.status]] += c.count
-            if c.status is TaskStatus.WRITTEN and c.completed:
-                entry["completed"] += c.count
-    by_cadence = [r.as_dict() for _, r in sorted(rows.items())]
-    by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(steps.items())]
-    return by_cadence, by_step
+    """Rows by (cadence, loss reason) for deals lost since `since`, and task counts by step
+    (planned, written, completed, cancelled, failed)."""
+    report = outcome_report(ledger, connections, since, today or datetime.now(UTC).date(), {})
+    return report["by_cadence"], report["by_step"]
 
 
 def failed_report(ledger: Ledger, connections: list[str], since: date
@@ -181,60 +158,122 @@ def _bucket(days: int) -> str:
     raise AssertionError(days)  # pragma: no cover (the last bucket is open)
 
 
+def _deal_rows(groups: list[outcomes.EnrollmentGroup]) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, str], ReportRow] = {}
+    for g in groups:
+        if not g.since:
+            continue
+        key = (g.cadence, g.loss_reason or "(none)")
+        row = rows.setdefault(key, ReportRow(*key))
+        row.enrolled += g.since
+        row.amount_lost += g.amount_lost
+        for window in REBORN_WINDOWS:
+            row.reborn[window] += g.reborn_within[window]
+        row.won_back += g.won_back
+        row.amount_won_back += g.amount_won_back
+    return [r.as_dict() for _, r in sorted(rows.items())]
+
+
+def _step_rows(counts: list[outcomes.StepCounts], skips: list[tuple[str, str, str, int]]
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The step table (planned, written, completed, cancelled, failed) and the outcome
+    per step (written, completed on time / late, open, overdue, skipped by reason)."""
+    legacy: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
+        ("planned", "written", "completed", "cancelled", "failed"), 0))
+    outcome: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
+        ("written", "completed", "on_time", "late", "open", "overdue"), 0))
+    for c in counts:
+        key = (c.cadence, c.step)
+        entry = legacy[key]
+        entry["planned"] += c.count  # (every task was planned once)
+        if c.status in STEP_COLUMNS:
+            entry[STEP_COLUMNS[c.status]] += c.count
+        if c.status is TaskStatus.WRITTEN and c.completed:
+            entry["completed"] += c.count
+        if c.status is not TaskStatus.WRITTEN:
+            continue
+        found = outcome[key]
+        found["written"] += c.count
+        if c.by_winback:  # closed by winback on a stop: neither done by the owner nor open
+            continue
+        if c.completed:
+            found["completed"] += c.count
+            found["on_time"] += c.on_time
+            found["late"] += c.late
+        else:
+            found["open"] += c.count
+            found["overdue"] += c.overdue
+    skipped: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for cadence, step, reason, count in skips:
+        skipped[(cadence, step)][reason] = skipped[(cadence, step)].get(reason, 0) + count
+    by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(legacy.items())]
+    rows = []
+    for key in sorted(set(outcome) | set(skipped)):
+        found = outcome.get(key) or dict.fromkeys(
+            ("written", "completed", "on_time", "late", "open", "overdue"), 0)
+        reasons = dict(sorted(skipped.get(key, {}).items()))
+        rows.append({"cadence": key[0], "step": key[1], **found,
+                     "skipped": sum(reasons.values()), "skipped_by": reasons,
+                     "completion_rate": _rate(found["completed"], found["written"]),
+                     "on_time_rate": _rate(found["on_time"], found["written"])})
+    return by_step, rows
+
+
+def _exits(groups: list[outcomes.EnrollmentGroup], shapes: dict[str, CadenceShape]
+           ) -> list[dict[str, Any]]:
+    exit_rows: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(EXIT_REASONS, 0))
+    for g in groups:
+        if not g.since:
+            continue
+        row = exit_rows[g.cadence]
+        shape = shapes.get(g.cadence)
+        if g.status == EnrollmentStatus.STOPPED and g.stop_reason is not None:
+            name = _exit_name(g.stop_reason)
+            row[name] = row.get(name, 0) + g.since
+        elif shape is not None and not shape.has_steps:
+            row["disqualified"] += g.since
+        elif g.status == EnrollmentStatus.FINISHED:
+            row["horizon reached"] += g.since
+        else:
+            row["horizon reached"] += g.past_horizon
+            row["still running"] += g.since - g.past_horizon
+    return [{"cadence": c, **v, "total": sum(v.values())} for c, v in sorted(exit_rows.items())]
+
+
+def _rates(groups: list[outcomes.EnrollmentGroup]) -> dict[str, list[dict[str, Any]]]:
+    rates: dict[str, list[dict[str, Any]]] = {}
+    for dimension in outcomes.DIMENSIONS:
+        sums: dict[str, dict[int, list[float]]] = defaultdict(
+            lambda: {d: [0, 0, 0.0] for d in REBORN_WINDOWS})
+        for g in groups:
+            value = getattr(g, dimension) or "(none)"
+            for d in REBORN_WINDOWS:
+                n, won, amount = g.window[d]
+                cell = sums[str(value)][d]
+                cell[0] += n
+                cell[1] += won
+                cell[2] += amount
+        rates[dimension] = [{"value": value, **{
+            f"{d}d": {"n": int(n), "won_back": int(won), "rate": _rate(int(won), int(n)),
+                      "amount": round(amount, 2)} for d, (n, won, amount) in per.items()}}
+            for value, per in sorted(sums.items()) if any(per[d][0] for d in per)]
+    return rates
+
+
 def outcome_report(ledger: Ledger, connections: list[str], since: date, today: date,
                    shapes: dict[str, CadenceShape]) -> dict[str, Any]:
     """Per step what was done (on time, late), left open, skipped and why; why cadences
     ended; win-back rates by cadence, loss reason, competitor and owner over 90/180/365 days
     (each with its n); per reborn deal the last completed touch, and days from loss to
-    rebirth. All of it aggregated in SQL (worker/ledger/outcomes.py)."""
+    rebirth; and the deal and step tables. Aggregated in SQL, each table read once through a
+    covering index (worker/ledger/outcomes.py)."""
     with ledger.engine.connect() as conn:
-        steps = outcomes.step_outcomes(conn, connections, since, today)
+        counts = outcomes.step_rollup(conn, connections, since, today)
         skips = outcomes.skip_counts(conn, connections, since)
-        exits = outcomes.exit_counts(conn, connections, since, {
-            c: s.horizon_start for c, s in shapes.items()})
-        windows = {d: today - timedelta(days=d) for d in REBORN_WINDOWS}
-        winback = {d: outcomes.winback_by(conn, connections, d, windows)
-                   for d in outcomes.DIMENSIONS}
+        groups = outcomes.enrollment_rollup(conn, connections, since, today, REBORN_WINDOWS,
+                                            {c: s.horizon_start for c, s in shapes.items()})
         reborn = outcomes.reborn_deals(conn, connections, since)
-    skipped: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for cadence, step, reason, count in skips:
-        skipped[(cadence, step)][reason] = skipped[(cadence, step)].get(reason, 0) + count
-    by_step = []
-    keys = sorted({(s.cadence, s.step) for s in steps} | set(skipped))
-    found = {(s.cadence, s.step): s for s in steps}
-    for key in keys:
-        s = found.get(key)
-        written = s.written if s else 0
-        done = (s.on_time + s.late + s.completed_undated) if s else 0
-        reasons = dict(sorted(skipped.get(key, {}).items()))
-        by_step.append({
-            "cadence": key[0], "step": key[1], "written": written, "completed": done,
-            "on_time": s.on_time if s else 0, "late": s.late if s else 0,
-            "open": s.open if s else 0, "overdue": s.open_overdue if s else 0,
-            "skipped": sum(reasons.values()), "skipped_by": reasons,
-            "completion_rate": _rate(done, written),
-            "on_time_rate": _rate(s.on_time if s else 0, written)})
-    exit_rows: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(EXIT_REASONS, 0))
-    for cadence, status, stop_reason, count, past_horizon in exits:
-        row = exit_rows[cadence]
-        shape = shapes.get(cadence)
-        if status == EnrollmentStatus.STOPPED and stop_reason is not None:
-            name = _exit_name(stop_reason)
-            row[name] = row.get(name, 0) + count
-        elif shape is not None and not shape.has_steps:
-            row["disqualified"] += count
-        elif status == EnrollmentStatus.FINISHED:
-            row["horizon reached"] += count
-        else:
-            row["horizon reached"] += past_horizon
-            row["still running"] += count - past_horizon
-    by_exit = [{"cadence": c, **v, "total": sum(v.values())}
-               for c, v in sorted(exit_rows.items())]
-    rates: dict[str, list[dict[str, Any]]] = {}
-    for dimension, rows in winback.items():
-        rates[dimension] = [{"value": value, **{
-            f"{d}d": {"n": n, "won_back": won, "rate": _rate(won, n), "amount": round(amt, 2)}
-            for d, (n, won, amt) in per.items()}} for value, per in rows]
+    by_step, by_outcome = _step_rows(counts, skips)
     deals = []
     last_touch: dict[str, int] = defaultdict(int)
     histogram = dict.fromkeys((_bucket(low) for low, _ in REBIRTH_BUCKETS), 0)
@@ -253,9 +292,11 @@ def outcome_report(ledger: Ledger, connections: list[str], since: date, today: d
     days_list.sort()
     return {
         "today": today.isoformat(),
-        "by_step_outcome": by_step,
-        "exits": by_exit,
-        "winback_rates": rates,
+        "by_cadence": _deal_rows(groups),
+        "by_step": by_step,
+        "by_step_outcome": by_outcome,
+        "exits": _exits(groups, shapes),
+        "winback_rates": _rates(groups),
         "reborn": {
             "count": len(deals),
             "median_days": days_list[len(days_list) // 2] if days_list else None,

@@ -1,0 +1,147 @@
+"""`winback report` on a large ledger: N lost deals (default 1,000,000) over the last 400
+days, 5 tasks each (4 written, of which about half completed, some late; the rest planned),
+a tenth reborn, a third of those won back, some steps skipped. The ledger is filled with bulk
+inserts (not a sync: the report only reads it); then the report's queries are timed.
+
+    python -m bench report --deals 1000000 [--database-url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from worker.ledger import migrate
+from worker.ledger.db import make_engine
+from worker.ledger.records import EnrollmentStatus, StopReason, TaskStatus
+from worker.ledger.schema import enrollment, skip_outcome, task
+from worker.ledger.store import Ledger
+from worker.views.reports import CadenceShape, outcome_report, winback_report
+
+TODAY = date(2026, 12, 1)
+CADENCES = ("lost-to-competitor", "lost-to-no-decision", "lost-on-price", "disqualified")
+STEPS = ("thank-you", "post-mortem", "check-in", "ninety-day", "quarterly")
+REASONS = ("Lost to competitor", "No decision", "Price", "Timing", "Disqualified")
+COMPETITORS = ("Globex", "Initech", "Umbrella", None)
+BATCH = 20_000
+
+
+def fill(url: str, deals: int, seed: int = 7) -> None:
+    engine = make_engine(url, pool_size=1)
+    migrate.upgrade(engine)
+    rnd = random.Random(seed)
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    rows: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
+    skips: list[dict[str, Any]] = []
+    task_id = 0
+
+    def flush(force: bool = False) -> None:
+        with engine.begin() as conn:
+            if rows and (force or len(rows) >= BATCH):
+                conn.execute(insert(enrollment), rows)
+                rows.clear()
+            if tasks and (force or len(tasks) >= 5 * BATCH):
+                conn.execute(insert(task), tasks)
+                tasks.clear()
+            if skips and (force or len(skips) >= BATCH):
+                conn.execute(insert(skip_outcome), skips)
+                skips.clear()
+
+    for n in range(deals):
+        deal_id = f"D{n:07d}"
+        cadence = CADENCES[n % len(CADENCES)]
+        day0 = TODAY - timedelta(days=rnd.randrange(400))
+        reborn = rnd.random() < 0.1
+        won = reborn and rnd.random() < 0.33
+        reborn_at = (datetime.combine(day0, datetime.min.time(), tzinfo=UTC)
+                     + timedelta(days=rnd.randrange(1, 200))) if reborn else None
+        rows.append({
+            "connection": "bench", "deal_id": deal_id, "cycle": 1, "cadence": cadence,
+            "rule_version": "v1", "status": EnrollmentStatus.STOPPED if reborn
+            else EnrollmentStatus.ACTIVE,
+            "stop_reason": (StopReason.WON if won else rnd.choice(
+                (StopReason.REOPENED, StopReason.NEW_DEAL, StopReason.MEETING)))
+            if reborn else None,
+            "account_id": f"A{n:07d}", "owner_id": f"U{n % 400:03d}",
+            "loss_reason": REASONS[n % len(REASONS)], "competitor": rnd.choice(COMPETITORS),
+            "amount": float(rnd.randrange(1000, 90000)), "day0": day0,
+            "deal_json": {"id": deal_id}, "enrolled_at": now, "reborn_at": reborn_at,
+            "won_back_at": reborn_at if won else None,
+            "won_back_amount": 10000.0 if won else None, "waiting": 0})
+        if cadence == "disqualified":
+            flush()
+            continue
+        for index, step in enumerate(STEPS):
+            task_id += 1
+            due = day0 + timedelta(days=30 * index)
+            written = index < 4 and due <= TODAY + timedelta(days=7)
+            done = written and rnd.random() < 0.5
+            done_at = (datetime.combine(due, datetime.min.time(), tzinfo=UTC)
+                       + timedelta(days=rnd.randrange(-2, 6), hours=15)) if done else None
+            moment = datetime.combine(due, datetime.min.time(), tzinfo=UTC)
+            tasks.append({
+                "id": task_id, "key": f"k{task_id}", "connection": "bench",
+                "deal_id": deal_id, "cadence": f"{cadence}@1", "step": step,
+                "occurrence": 1, "owner_id": f"U{n % 400:03d}", "due_date": due,
+                "remind_at": moment, "create_after": moment, "channel": "call",
+                "priority": "normal",
+                "status": TaskStatus.WRITTEN if written else TaskStatus.PLANNED,
+                "crm_id": f"T{task_id}" if written else None, "completed": done,
+                "completed_at": done_at, "created_at": now, "updated_at": now,
+                "attempts": 0, "close_requested": False, "day0": day0})
+        if rnd.random() < 0.2:
+            skips.append({"connection": "bench", "deal_id": deal_id, "step": "quarterly",
+                          "occurrence": 1, "contact": "", "cadence": cadence,
+                          "reason": rnd.choice(("grace", "activity", "pause", "cap")),
+                          "detail": None, "due_date": day0, "decided_at": now})
+        flush()
+    flush(force=True)
+    engine.dispose()
+
+
+def time_report(url: str) -> dict[str, Any]:
+    engine = make_engine(url, pool_size=1)
+    ledger = Ledger(engine)
+    shapes = {c: CadenceShape(c != "disqualified", TODAY - timedelta(days=3 * 365))
+              for c in CADENCES}
+    since = TODAY - timedelta(days=365)
+    started = time.monotonic()
+    payload = outcome_report(ledger, ["bench"], since, TODAY, shapes)
+    outcome = time.monotonic() - started
+    started = time.monotonic()
+    winback_report(ledger, ["bench"], since)
+    legacy = time.monotonic() - started
+    engine.dispose()
+    return {"outcome_report_seconds": round(outcome, 2),
+            "deal_and_step_tables_seconds": round(legacy, 2),
+            "reborn_deals": payload["reborn"]["count"],
+            "written": sum(r["written"] for r in payload["by_step_outcome"])}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench report")
+    parser.add_argument("--deals", type=int, default=100_000)
+    parser.add_argument("--database-url", default=None,
+                        help="an empty PostgreSQL database (default: a SQLite file)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="SQLite file to fill (or reuse when it exists)")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="winback-bench-report-"))
+    path = args.keep or tmp / "ledger.db"
+    url = args.database_url or f"sqlite:///{path}"
+    started = time.monotonic()
+    if args.database_url or not path.exists():
+        fill(url, args.deals)
+    fill_seconds = time.monotonic() - started
+    result = {"deals": args.deals, "database": url.split(":", 1)[0],
+              "fill_seconds": round(fill_seconds, 1), **time_report(url)}
+    print(json.dumps(result))
