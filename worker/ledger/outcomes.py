@@ -96,13 +96,11 @@ def step_rollup(conn: Connection, connections: Sequence[str], since: date, today
     """One scan of the covering index ix_task_outcome: tasks of deals lost on or after
     `since` by (cadence, step, status, completed, closed by winback), with completion on
     time / late (UTC day against the due date) and open-and-overdue counts."""
-    by_winback = and_(task.c.cancel_reason.is_not(None),
-                      task.c.cancel_reason == CancelReason.CLOSED)
     # (SQLite's date() gives 'YYYY-MM-DD', as due_date is stored; PostgreSQL a date)
     done_day = func.date(task.c.completed_at)
     done = task.c.completed.is_(True)
-    query = (select(task.c.cadence, task.c.step, task.c.status, task.c.completed,
-                    func.coalesce(by_winback, False), func.count(),
+    keys = (task.c.cadence, task.c.step, task.c.status, task.c.completed, task.c.cancel_reason)
+    query = (select(*keys, func.count(),
                     _n(and_(done, task.c.completed_at.is_not(None),
                             done_day <= task.c.due_date)),
                     _n(and_(done, task.c.completed_at.is_not(None),
@@ -110,11 +108,11 @@ def step_rollup(conn: Connection, connections: Sequence[str], since: date, today
                     _n(and_(done, task.c.completed_at.is_(None))),
                     _n(and_(task.c.completed.is_(False), task.c.due_date < today)))
              .where(task.c.connection.in_(connections), task.c.day0 >= since)
-             .group_by(task.c.cadence, task.c.step, task.c.status, task.c.completed,
-                       func.coalesce(by_winback, False))
+             .group_by(*keys)  # (the index's order: the aggregate streams)
              .with_hint(task, "INDEXED BY ix_task_outcome", "sqlite"))
-    return [StepCounts(str(c).split("@", 1)[0], str(s), TaskStatus(st), bool(d), bool(w),
-                       int(n), int(a or 0), int(b or 0), int(u or 0), int(o or 0))
+    return [StepCounts(str(c).split("@", 1)[0], str(s), TaskStatus(st), bool(d),
+                       w == CancelReason.CLOSED, int(n), int(a or 0), int(b or 0), int(u or 0),
+                       int(o or 0))
             for c, s, st, d, w, n, a, b, u, o in conn.execute(query)]
 
 
@@ -221,7 +219,7 @@ class Reborn:
 def reborn_deals(conn: Connection, connections: Sequence[str], since: date) -> list[Reborn]:
     """Each reborn deal lost since `since` (found by ix_enrollment_reborn_deal: only reborn
     ones have a reborn deal id), with the last of its own tasks completed (with a known time,
-    by its owner) before it was reborn (probing ix_task_outcome by deal)."""
+    by its owner) before it was reborn (probing ix_task_deal)."""
     e = enrollment.c
     found = conn.execute(
         select(e.connection, e.deal_id, e.cadence, e.stop_reason, e.day0, e.reborn_at)
@@ -241,7 +239,7 @@ def reborn_deals(conn: Connection, connections: Sequence[str], since: date) -> l
                             task.c.completed_at.is_not(None),
                             or_(task.c.cancel_reason.is_(None),
                                 task.c.cancel_reason != CancelReason.CLOSED))
-                     .with_hint(task, "INDEXED BY ix_task_outcome", "sqlite"))
+                     )
             for deal_id, step, at in conn.execute(query):
                 key = (connection, str(deal_id))
                 if at is None or at > reborn_at[key]:

@@ -140,9 +140,9 @@ Index("ix_enrollment_rules", enrollment.c.connection, enrollment.c.status, enrol
 
 Index("ix_enrollment_replan", enrollment.c.connection, enrollment.c.replan_at)
 # The outcome report's one scan of the enrollments (covering: the table rows carry deal_json).
-Index("ix_enrollment_outcome", enrollment.c.connection, enrollment.c.day0,
-      enrollment.c.cadence, enrollment.c.status, enrollment.c.stop_reason,
+Index("ix_enrollment_outcome", enrollment.c.connection, enrollment.c.cadence,
       enrollment.c.loss_reason, enrollment.c.competitor, enrollment.c.owner_id,
+      enrollment.c.status, enrollment.c.stop_reason, enrollment.c.day0,
       enrollment.c.reborn_at, enrollment.c.won_back_at, enrollment.c.won_back_amount,
       enrollment.c.amount)
 
@@ -190,11 +190,11 @@ Index("ix_task_queue", task.c.connection, task.c.status, task.c.create_after)
 # (connection, deal_id, status): the stop and re-plan updates filter on all three; with only
 # two columns SQLite prefers ix_task_queue and scans every open task of the connection.
 Index("ix_task_deal", task.c.connection, task.c.deal_id, task.c.status)
-# The outcome report reads only this index (covering): its per-step counts scan it, and the
-# last touch before each rebirth probes it by deal.
-Index("ix_task_outcome", task.c.connection, task.c.deal_id, task.c.status, task.c.day0,
-      task.c.cadence, task.c.step, task.c.completed, task.c.due_date, task.c.completed_at,
-      task.c.cancel_reason)
+# The outcome report's per-step counts read only this index (covering), in its order (the
+# GROUP BY streams, no sort).
+Index("ix_task_outcome", task.c.connection, task.c.cadence, task.c.step, task.c.status,
+      task.c.completed, task.c.cancel_reason, task.c.day0, task.c.due_date,
+      task.c.completed_at)
 
 activity = Table(
     "activity", metadata,

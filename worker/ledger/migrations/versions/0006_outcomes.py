@@ -40,11 +40,11 @@ def upgrade() -> None:
         enrollment_day0.c.connection == task.c.connection,
         enrollment_day0.c.deal_id == task.c.deal_id).scalar_subquery()))
     op.create_index("ix_task_outcome", "task", [
-        "connection", "deal_id", "status", "day0", "cadence", "step", "completed", "due_date",
-        "completed_at", "cancel_reason"])
+        "connection", "cadence", "step", "status", "completed", "cancel_reason", "day0",
+        "due_date", "completed_at"])
     op.create_index("ix_enrollment_outcome", "enrollment", [
-        "connection", "day0", "cadence", "status", "stop_reason", "loss_reason", "competitor",
-        "owner_id", "reborn_at", "won_back_at", "won_back_amount", "amount"])
+        "connection", "cadence", "loss_reason", "competitor", "owner_id", "status",
+        "stop_reason", "day0", "reborn_at", "won_back_at", "won_back_amount", "amount"])
     op.create_table(
         "skip_outcome",
         sa.Column("connection", sa.String(length=64), nullable=False),
