@@ -245,7 +245,8 @@ def report(
                                            help="First read task completion from the CRM.")
                         ] = False,
 ) -> None:
-    """The win-back report: lost deals enrolled, reborn within 90/180/365 days, won back."""
+    """The win-back report: deals enrolled, reborn, won back; per step done on time / late,
+    open, overdue, skipped; why cadences ended; win-back rates with n; last touch."""
     from worker.views.reports import (
         cadence_shapes,
         failed_report,
