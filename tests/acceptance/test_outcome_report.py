@@ -3,7 +3,7 @@ emulators where reps complete tasks (some on time, some late), one deal per CRM 
 and one is won, all through the sandbox admin API. Every figure of the report (per step
 written, completed on time / late, open, overdue; why cadences ended; win-back counts and n;
 the last touch before each rebirth) equals the count computed here from the emulators' task
-lists and deal records, with no look at the ledger. Completion reaches the ledger by the
+lists and deal records, with no look at the ledger (on SQLite and PostgreSQL). Completion reaches the ledger by the
 daily task status read (no rule here reads task activity)."""
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def _deal_of(crm: str, t: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    year = Year(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}", monkeypatch, deals=14)
+def run(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    year = Year(tmp_path, database_url, monkeypatch, deals=14)
     # Tasks stay open on a stop, so every completed task in a CRM was completed by a rep.
     text = year.path.read_text().replace(CONFIG, CONFIG.replace("close_open_tasks",
                                                                 "keep_open_tasks"))
