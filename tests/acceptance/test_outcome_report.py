@@ -3,8 +3,8 @@ emulators where reps complete tasks (some on time, some late), one deal per CRM 
 and one is won, all through the sandbox admin API. Every figure of the report (per step
 written, completed on time / late, open, overdue; why cadences ended; win-back counts and n;
 the last touch before each rebirth) equals the count computed here from the emulators' task
-lists and deal records, with no look at the ledger (on SQLite and PostgreSQL). Completion reaches the ledger by the
-daily task status read (no rule here reads task activity)."""
+lists and deal records, with no look at the ledger (on SQLite and PostgreSQL). Completion
+reaches the ledger by the daily task status read (no rule here reads task activity)."""
 
 from __future__ import annotations
 
