@@ -387,7 +387,13 @@ def _outcome_sections(payload: dict[str, Any]) -> list[str]:
                 "</th><th>deals</th></tr>")
     body += [f"<tr><td>{escape(t['touch'])}</td><td>{t['count']}</td></tr>"
              for t in reborn.get("last_touch", [])]
-    body.append("</table><table><tr><th>deal</th><th>cadence</th><th>reborn as</th><th>lost on"
+    shown_deals = reborn.get("deals", [])
+    if len(shown_deals) > 500:
+        body.append(f'</table><p class="muted">The first 500 of {len(shown_deals)} reborn deals; '
+                    "the JSON and CSV reports list them all.</p><table>")
+    else:
+        body.append("</table><table>")
+    body.append("<tr><th>deal</th><th>cadence</th><th>reborn as</th><th>lost on"
                 "</th><th>days</th><th>last completed touch</th></tr>")
     body += [f"<tr><td>{escape(d['deal_id'])}</td><td>{escape(d['cadence'])}</td><td>"
              f"{escape(str(d['reason']))}</td><td>{d['lost_on']}</td><td>{d['days']}</td><td>"
