@@ -21,6 +21,7 @@ from connectors.models import (
     Owner,
     TaskDraft,
     TaskRef,
+    TaskState,
     WriteResult,
 )
 from connectors.settings import FieldMap, HubSpotSettings, SalesforceSettings
@@ -188,6 +189,13 @@ class Connector(Protocol):
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, TaskRef]:
         """Tasks already in the CRM for these keys."""
+
+    def task_status(self, crm_ids: Sequence[str]) -> dict[str, TaskState]:
+        """Whether these tasks (by CRM id) are completed, and when: the cheap read of
+        winback's own open tasks when no activity rule reads completions. Batched (Salesforce:
+        SOQL on Task Id IN (...) with IsClosed and CompletedDateTime, queryAll since closed
+        activities get archived; HubSpot: batch read of tasks with hs_task_status and
+        hs_task_completion_date); an id the CRM no longer has is left out."""
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:
         """Mark tasks completed; results keyed by CRM id."""

@@ -26,6 +26,7 @@ from connectors.models import (
     Owner,
     TaskDraft,
     TaskRef,
+    TaskState,
     WriteResult,
 )
 
@@ -40,6 +41,7 @@ class StoredTask:
     draft: TaskDraft
     completed: bool = False
     writes: int = 1
+    completed_at: datetime | None = None
 
 
 class InMemoryConnector:
@@ -138,6 +140,7 @@ class InMemoryConnector:
             for task in self._tasks.values():
                 if task.crm_id == crm_id:
                     task.completed = True
+                    task.completed_at = moment
             return self.admin_update_activity(crm_id, completed=True, completed_at=moment,
                                               at=moment, status="Completed")
 
@@ -245,6 +248,18 @@ class InMemoryConnector:
                     if task is not None:
                         found[key] = TaskRef(key, task.crm_id, task.completed,
                                              task.draft.owner_id)
+        return found
+
+    def task_status(self, crm_ids: Sequence[str]) -> dict[str, TaskState]:
+        found: dict[str, TaskState] = {}
+        for start in range(0, len(crm_ids), 100):
+            self._call("tasks.status")
+            with self._lock:
+                by_id = {t.crm_id: t for t in self._tasks.values()}
+                for crm_id in crm_ids[start:start + 100]:
+                    task = by_id.get(crm_id)
+                    if task is not None:
+                        found[crm_id] = TaskState(crm_id, task.completed, task.completed_at)
         return found
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:

@@ -180,6 +180,16 @@ class TaskRef:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskState:
+    """A written task's status as the CRM has it now (the cheap task status read)."""
+
+    crm_id: str
+    completed: bool
+    completed_at: datetime | None = None  # Salesforce CompletedDateTime, HubSpot
+    #                                       hs_task_completion_date
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     """The outcome of writing one draft (or closing one task), matched by key, never position."""
 

@@ -38,6 +38,7 @@ from connectors.models import (
     Owner,
     TaskDraft,
     TaskRef,
+    TaskState,
     WriteResult,
 )
 
@@ -117,6 +118,9 @@ class HubSpotConnector:
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, TaskRef]:
         return self._tasks.find(keys)
+
+    def task_status(self, crm_ids: Sequence[str]) -> dict[str, TaskState]:
+        return self._tasks.status(crm_ids) if crm_ids else {}
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:
         return self._tasks.close(crm_ids)

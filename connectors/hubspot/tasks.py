@@ -38,12 +38,13 @@ from connectors.hubspot.failures import (
 from connectors.hubspot.mapping import (
     draft_targets,
     is_record_id,
+    parse_datetime,
     task_associations,
     task_properties,
     valid_key,
 )
 from connectors.hubspot.transport import Transport
-from connectors.models import Owner, TaskDraft, TaskRef, WriteResult
+from connectors.models import Owner, TaskDraft, TaskRef, TaskState, WriteResult
 
 KeyMode = Literal["upsert", "create+search"]
 T = TypeVar("T")
@@ -273,6 +274,26 @@ class TaskWriter:
                 ref = self._ref(raw)
                 if ref is not None:
                     found[ref.key] = ref
+        return found
+
+    def status(self, crm_ids: Sequence[str]) -> dict[str, TaskState]:
+        """Completion of these tasks by id: batch read (100 a call), archived ones left out."""
+        api = self._t.api("crm.objects.tasks.batch_api")
+        found: dict[str, TaskState] = {}
+        wanted = list(dict.fromkeys(crm_ids))
+        for part in chunks(wanted, WRITE_BATCH):
+            data = self._t.call("tasks.batch.read", api.read_with_http_info, items=len(part),
+                                batch_read_input_simple_public_object_id={
+                                    "inputs": [{"id": i} for i in part],
+                                    "properties": ["hs_task_status", "hs_task_completion_date"],
+                                    "propertiesWithHistory": []})
+            for raw in data.results or []:
+                props = raw.properties or {}
+                crm_id = str(raw.id)
+                if crm_id in part:
+                    found[crm_id] = TaskState(
+                        crm_id, props.get("hs_task_status") == "COMPLETED",
+                        parse_datetime(props.get("hs_task_completion_date")))
         return found
 
     def _ref(self, raw: Any) -> TaskRef | None:

@@ -42,6 +42,7 @@ from connectors.models import (
     Owner,
     TaskDraft,
     TaskRef,
+    TaskState,
     WriteResult,
 )
 from connectors.salesforce import activities, deals, login_checks, people, picklists, setup, soql
@@ -267,6 +268,10 @@ class SalesforceConnector:
     def find_tasks(self, keys: Sequence[str]) -> dict[str, TaskRef]:
         self._check_config()
         return self._tasks().find(keys) if keys else {}
+
+    def task_status(self, crm_ids: Sequence[str]) -> dict[str, TaskState]:
+        self._check_config()
+        return self._tasks().status(crm_ids) if crm_ids else {}
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[WriteResult]:
         self._check_config()

@@ -134,6 +134,13 @@ def tasks_by_key(key_field: str, keys: Sequence[str]) -> str:
                        "WHERE {:literal} IN {}", key_field, key_field, list(keys))
 
 
+def tasks_by_id(ids: Sequence[str]) -> str:
+    """The cheap status read of winback's written tasks (queryAll: closed activities get
+    archived)."""
+    return format_soql("SELECT Id, IsClosed, CompletedDateTime, IsDeleted FROM Task "
+                       "WHERE Id IN {}", list(ids))
+
+
 MARKER_PATTERN = re.compile(r"\[wb:([^\]]+)\]")
 
 

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import zlib
 from collections import Counter
 from datetime import UTC, date, datetime
 from html import unescape
@@ -46,6 +47,14 @@ def browse(page: Path, tmp: Path, screenshot: Path | None = None) -> tuple[str, 
         subprocess.run([*args, "--window-size=1200,1800", f"--screenshot={screenshot}",
                         page.as_uri()], capture_output=True, timeout=120, cwd=tmp)
     return dom.stdout, console
+
+
+def screenshot(page: Path, tmp: Path, png: Path) -> None:
+    """Only a screenshot of the page (one browser start)."""
+    subprocess.run([chromium(), *FLAGS, f"--user-data-dir={tmp / 'profile'}",
+                    "--window-size=1000,950", f"--screenshot={png}", page.as_uri()],
+                   capture_output=True, timeout=120, cwd=tmp)
+    assert png.exists() and png.stat().st_size > 0, png
 
 
 def assert_self_contained(html: str) -> None:
@@ -109,7 +118,7 @@ def test_report_html_charts_the_winback_report(tmp_path: Path, monkeypatch: pyte
     assert_self_contained(html)
     dom, console = browse(page, tmp_path, tmp_path / "report.png")
     assert console == []
-    assert dom.count('class="chart"') == 2
+    assert dom.count('class="chart">') == 2  # (the outcome charts carry a data-chart name)
     assert dom.count('class="bar"') >= 8
     assert "lost-to-competitor" in dom and "lost-to-no-decision" in dom
     assert (tmp_path / "report.png").stat().st_size > 5_000
@@ -202,3 +211,101 @@ def test_plan_html_details_render_in_the_browser(tmp_path: Path) -> None:
     assert console == []
     assert dom.count('class="moved-marker"') >= 1 and "Skipped steps" in dom
     assert "Kenji Sato (005T1)" in dom and " JST" in dom and ">high<" in dom
+
+
+def _pixels(png: Path) -> list[tuple[int, int, int]]:
+    """The RGB pixels of a PNG Chromium wrote (8-bit RGB or RGBA, not interlaced)."""
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, header = 8, b"", b""
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + size]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            chunks += body
+        pos += 12 + size
+    width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, color, interlace = header[8], header[9], header[12]
+    assert depth == 8 and color in (2, 6) and interlace == 0, header
+    step = 3 if color == 2 else 4
+    raw = zlib.decompress(chunks)
+    stride = width * step
+    rows: list[bytearray] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        line = raw[y * (stride + 1):(y + 1) * (stride + 1)]
+        method, row = line[0], bytearray(line[1:])
+        for x in range(stride):
+            left = row[x - step] if x >= step else 0
+            up, corner = previous[x], previous[x - step] if x >= step else 0
+            if method == 1:
+                row[x] = (row[x] + left) & 0xFF
+            elif method == 2:
+                row[x] = (row[x] + up) & 0xFF
+            elif method == 3:
+                row[x] = (row[x] + (left + up) // 2) & 0xFF
+            elif method == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                row[x] = (row[x] + (left if pa <= pb and pa <= pc else up if pb <= pc
+                                    else corner)) & 0xFF
+        rows.append(row)
+        previous = row
+    return [(r[x], r[x + 1], r[x + 2]) for r in rows for x in range(0, stride, step)]
+
+
+def _near(pixels: list[tuple[int, int, int]], color: str) -> int:
+    want = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return sum(1 for p in pixels if all(abs(a - b) <= 12 for a, b in zip(p, want, strict=True)))
+
+
+def test_report_html_draws_the_outcome_charts_in_the_browser(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outcome report page (funnel per step, exit reasons, days to rebirth) in headless
+    Chromium: no console message, nothing loaded from outside; each chart, shot on its own,
+    shows its bars in its colours (a chart with no bar, or one the browser does not draw,
+    fails)."""
+    world = World(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}", monkeypatch)
+    try:
+        for n in range(1, 6):
+            world.lost(f"D{n}", account=f"A{n}", closed=date(2027, 2, 20 + n),
+                       loss_reason="No decision" if n % 2 else "Lost to competitor")
+        world.tick()
+        world.advance(days=9)
+        world.tick()
+        for task in world.crm.admin_tasks()[::2]:
+            world.crm.admin_complete_task(task.crm_id)
+        world.advance(days=2)
+        world.crm.admin_update_deal("D1", is_closed=False)
+        world.crm.admin_update_deal("D2", is_won=True)
+        world.tick()
+    finally:
+        world.close()
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", str(world.path), "--since", "3y", "--format",
+                                      "html", "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    assert_self_contained(html)
+    dom, console = browse(page, tmp_path, tmp_path / "report.png")
+    assert console == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    colours = {"funnel": "#2e90fa", "exits": "#f04438", "rebirth": "#7a5af8"}
+    charts = []
+    for chart, colour in colours.items():
+        found = re.search(rf'<svg[^>]*data-chart="{chart}".*?</svg>', dom, re.S)
+        assert found is not None, chart
+        sizes = [float(w) for w in re.findall(r'<rect class="bar"[^>]*?(?:width|height)='
+                                              r'"([\d.]+)"[^>]*fill="' + colour, found.group(0))]
+        assert sizes and max(sizes) > 0, chart
+        charts.append(f'<div style="height:300px;overflow:hidden">{found.group(0)}</div>')
+    alone = tmp_path / "charts.html"  # the three charts alone, one screenshot
+    alone.write_text(f"<!DOCTYPE html><html><body style=\"margin:0;width:960px\">"
+                     f"{''.join(charts)}</body></html>")
+    shot = tmp_path / "charts.png"
+    screenshot(alone, tmp_path, shot)
+    pixels = _pixels(shot)
+    for chart, colour in colours.items():
+        assert _near(pixels, colour) > 200, (chart, _near(pixels, colour))

@@ -35,3 +35,24 @@ class DealPlan:
     stop: str | None = None  # "opted_out" or "meeting": stop the cadence (open tasks as on
     #                          reopen; "meeting" as reborn)
     stop_activity: ActivityRef | None = None  # the meeting that stopped it
+
+
+# The report's skip reasons, named from the planner's own words (a new kind of skip shows up
+# under its own words until it gets a name here).
+SKIP_REASONS = ("grace", "activity", "pause", "cap")
+
+
+def skip_reason(skip: Skipped) -> str:
+    """The report's name for why a step was skipped: `activity` (skip_if), `pause` (due
+    before a pause ends and past grace by then), `grace` (past due by more than grace),
+    `cap` (the owner's daily cap), else the planner's reason itself (cut to 64)."""
+    text = skip.reason.lower()
+    if skip.activity is not None or text.startswith("skip_if"):
+        return "activity"
+    if "pause" in text:
+        return "pause"
+    if "grace" in text:
+        return "grace"
+    if "cap" in text.split() or "daily cap" in text:
+        return "cap"
+    return skip.reason[:64]

@@ -260,8 +260,14 @@ def report(
                                            help="First read task completion from the CRM.")
                         ] = False,
 ) -> None:
-    """The win-back report: lost deals enrolled, reborn within 90/180/365 days, won back."""
-    from worker.views.reports import failed_report, refresh_completion, winback_report
+    """The win-back report: deals enrolled, reborn, won back; per step done on time / late,
+    open, overdue, skipped; why cadences ended; win-back rates with n; last touch."""
+    from worker.views.reports import (
+        cadence_shapes,
+        failed_report,
+        outcome_report,
+        refresh_completion,
+    )
 
     settings = config_or_exit(config, require_env=from_crm)
     try:
@@ -278,11 +284,12 @@ def report(
         finally:
             service.close()
     _, ledger = _ledger_or_exit(settings, config)
-    by_cadence, by_step = winback_report(ledger, names, start)
+    today = datetime.now(UTC).date()
     failed = failed_report(ledger, names, start)
+    outcomes = outcome_report(ledger, names, start, today, cadence_shapes(settings, today))
     ledger.engine.dispose()
-    payload = {"since": start.isoformat(), "by_cadence": by_cadence, "by_step": by_step,
-               "completion": "crm" if from_crm else "ledger", "failed_by_reason": failed}
+    payload = {"since": start.isoformat(), "completion": "crm" if from_crm else "ledger",
+               "failed_by_reason": failed, **outcomes}
     with output_stream(output) as out:
         if output_format is ReportFormat.table:
             with redirect_stdout(out):  # the table as on screen, into the -o file if given
@@ -297,12 +304,11 @@ def _render_report(payload: dict[str, Any], output_format: ReportFormat) -> str:
     if output_format is ReportFormat.csv:
         import io
 
+        from worker.views.reports import csv_rows
+
         buffer = io.StringIO()
-        rows = payload["by_cadence"]
-        fields = list(rows[0]) if rows else ["cadence", "loss_reason", "enrolled"]
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(buffer)
+        writer.writerows(csv_rows(payload))
         return buffer.getvalue()
     from worker.views.html import report_html
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from connectors.models import Activity, ActivityKind, Contact, Deal
 from worker.cadence.activity import ActivityRef, DealActivity
@@ -158,10 +158,17 @@ def store_activities(conn: Connection, connection: str,
         conn.execute(statement, list(batch))
     if links:
         conn.execute(_insert(conn, activity_link).on_conflict_do_nothing(), links)
-    keys = [a.task_key for a, _ in linked if a.task_key and a.completed and not a.deleted]
-    for part in chunks(keys):  # winback's own tasks completed in the CRM
+    done = {a.task_key: a.completed_at for a, _ in linked
+            if a.task_key and a.completed and not a.deleted}
+    undated = [k for k, at in done.items() if at is None]
+    for part in chunks(undated):  # winback's own tasks completed in the CRM
         conn.execute(update(task).where(task.c.connection == connection,
                                         task.c.key.in_(part)).values(completed=True))
+    dated = [{"k": k, "at": at} for k, at in done.items() if at is not None]
+    if dated:  # (with when: the outcome report's on time / late), one executemany
+        conn.execute(update(task).where(task.c.connection == connection,
+                                        task.c.key == bindparam("k"))
+                     .values(completed=True, completed_at=bindparam("at")), dated)
     return affected
 
 

@@ -23,17 +23,6 @@ _JOIN = and_(enrollment.c.connection == task.c.connection,
              enrollment.c.deal_id == task.c.deal_id)
 
 
-@dataclass(frozen=True)
-class StepCount:
-    """Tasks of one (cadence, step) in one status (written ones split by completion)."""
-
-    cadence: str
-    step: str
-    status: TaskStatus
-    completed: bool
-    count: int
-
-
 def enrollment_counts(conn: Connection, connection: str) -> dict[str, int]:
     """Enrollments of a connection by status."""
     return {str(k): int(v) for k, v in conn.execute(
@@ -62,25 +51,6 @@ def writes_due_by(conn: Connection, connection: str, until: datetime) -> int:
         task.c.create_after <= until)).scalar_one())
 
 
-def enrolled_since(conn: Connection, connections: Sequence[str], since: date
-                   ) -> list[Enrollment]:
-    """Enrollments with a cadence of deals lost on or after `since` (the report)."""
-    return [Enrollment.of(r) for r in conn.execute(select(enrollment).where(
-        enrollment.c.connection.in_(connections), enrollment.c.day0 >= since,
-        enrollment.c.cadence.is_not(None)))]
-
-
-def step_counts(conn: Connection, connections: Sequence[str], since: date) -> list[StepCount]:
-    """Tasks of deals lost on or after `since`, by (cadence, step, status, completed)."""
-    return [StepCount(str(cadence), str(step), TaskStatus(status), bool(completed), int(count))
-            for cadence, step, status, completed, count in conn.execute(
-                select(task.c.cadence, task.c.step, task.c.status, task.c.completed,
-                       func.count())
-                .join(enrollment, _JOIN)
-                .where(task.c.connection.in_(connections), enrollment.c.day0 >= since)
-                .group_by(task.c.cadence, task.c.step, task.c.status, task.c.completed))]
-
-
 def failed_errors(conn: Connection, connections: Sequence[str], since: date | None = None
                   ) -> list[tuple[str, str | None, int]]:
     """(connection, last error, count) of the tasks the CRM refused for good; with `since`,
@@ -91,13 +61,6 @@ def failed_errors(conn: Connection, connections: Sequence[str], since: date | No
         query = query.join(enrollment, _JOIN).where(enrollment.c.day0 >= since)
     return [(str(c), e, int(n)) for c, e, n in conn.execute(
         query.group_by(task.c.connection, task.c.last_error))]
-
-
-def written_open(conn: Connection, connection: str, limit: int) -> list[tuple[int, str]]:
-    """(id, key) of written tasks not known to be completed."""
-    return [(int(i), str(k)) for i, k in conn.execute(select(task.c.id, task.c.key).where(
-        task.c.connection == connection, task.c.status == TaskStatus.WRITTEN,
-        task.c.completed.is_(False)).limit(limit))]
 
 
 def tracked_with_tasks(conn: Connection, connection: str

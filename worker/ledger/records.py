@@ -86,6 +86,7 @@ class ConnectionState:
     last_tick_seconds: float | None
     last_error: str | None
     last_success_at: datetime | None
+    status_read_at: datetime | None
     api_used: int | None
     api_limit: int | None
 
@@ -114,6 +115,7 @@ class Enrollment:
     account_id: str | None
     owner_id: str | None
     loss_reason: str | None
+    competitor: str | None
     amount: float | None
     day0: date | None
     deal_json: JSONObject
@@ -166,6 +168,7 @@ class NewPlan:
     deal_modified_at: datetime | None
     replan_at: datetime | None = None  # the next time-driven re-plan (worker/sync/activity.py)
     waiting: int = 0  # steps waiting for a completion (`after`)
+    competitor: str | None = None
 
     @property
     def status(self) -> EnrollmentStatus:
@@ -233,9 +236,11 @@ class OutboxTask:
                    completed=bool(r["completed"]), written_at=_maybe_instant(r["written_at"]))
 
 
-def task_values(planned: PlannedTask, now: datetime) -> dict[str, object]:
-    """A new task row (status planned)."""
-    return {"key": planned.key, "connection": planned.connection, "deal_id": planned.deal_id,
+def task_values(planned: PlannedTask, now: datetime, day0: date | None = None
+                ) -> dict[str, object]:
+    """A new task row (status planned); `day0`: its enrollment's loss day (the report)."""
+    return {"day0": day0, "key": planned.key, "connection": planned.connection,
+            "deal_id": planned.deal_id,
             "cadence": planned.cadence, "step": planned.step, "occurrence": planned.occurrence,
             "contact_id": planned.contact_id, "owner_id": planned.owner_id,
             "due_date": planned.due_date, "remind_at": planned.remind_at,

@@ -14,6 +14,7 @@
   tracked deals each one concerns (its deal, a deal of its account, a stakeholder contact).
 - `skip_decision`: a task `skip_if` did not write, with the activity that caused it (a
   decision, once made, stays: the planner gets it back on every re-plan).
+- `skip_outcome`: every step a plan skipped (grace, activity, pause, cap...), for the report.
 - `event`: the audit trail of decisions (enrolled, stopped, reborn, won back, fallback owner).
 
 Idempotency lives in unique constraints (`task.key`, `enrollment(connection, deal_id)`),
@@ -97,6 +98,7 @@ connection_state = Table(
     Column("last_tick_seconds", Float),
     Column("last_error", Text),
     Column("last_success_at", UTCDateTime()),
+    Column("status_read_at", UTCDateTime()),  # the last cheap task status read (once a day)
     Column("api_used", Integer),
     Column("api_limit", Integer),
 )
@@ -115,6 +117,7 @@ enrollment = Table(
     Column("account_id", String(64)),
     Column("owner_id", String(64)),
     Column("loss_reason", String(255)),
+    Column("competitor", String(255)),
     Column("amount", Float),
     Column("day0", Date),
     Column("deal_json", JSON, nullable=False),
@@ -139,6 +142,12 @@ Index("ix_enrollment_rules", enrollment.c.connection, enrollment.c.status, enrol
       enrollment.c.rule_version, enrollment.c.owner_input)
 
 Index("ix_enrollment_replan", enrollment.c.connection, enrollment.c.replan_at)
+# The outcome report's one scan of the enrollments (covering: the table rows carry deal_json).
+Index("ix_enrollment_outcome", enrollment.c.connection, enrollment.c.cadence,
+      enrollment.c.loss_reason, enrollment.c.competitor, enrollment.c.owner_id,
+      enrollment.c.status, enrollment.c.stop_reason, enrollment.c.day0,
+      enrollment.c.reborn_at, enrollment.c.won_back_at, enrollment.c.won_back_amount,
+      enrollment.c.amount)
 
 plan_input = Table(
     "plan_input", metadata,
@@ -174,6 +183,7 @@ task = Table(
     Column("last_error", Text),
     Column("close_requested", Boolean, nullable=False, default=False),
     Column("completed", Boolean, nullable=False, default=False),
+    Column("completed_at", UTCDateTime()),  # when the CRM says it was completed, if known
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("written_at", UTCDateTime()),
@@ -181,12 +191,18 @@ task = Table(
     # and the last day the cap may move it to (grace, horizon); NULL: not planned under a cap.
     Column("planned_due", Date),
     Column("latest_due", Date),
+    Column("day0", Date),  # the loss day of its enrollment (cycle): the report filters on it
 )
 Index("ix_task_queue", task.c.connection, task.c.status, task.c.create_after)
 Index("ix_task_owner_day", task.c.connection, task.c.owner_id, task.c.due_date)
 # (connection, deal_id, status): the stop and re-plan updates filter on all three; with only
 # two columns SQLite prefers ix_task_queue and scans every open task of the connection.
 Index("ix_task_deal", task.c.connection, task.c.deal_id, task.c.status)
+# The outcome report's per-step counts read only this index (covering), in its order (the
+# GROUP BY streams, no sort).
+Index("ix_task_outcome", task.c.connection, task.c.cadence, task.c.step, task.c.status,
+      task.c.completed, task.c.cancel_reason, task.c.day0, task.c.due_date,
+      task.c.completed_at)
 
 activity = Table(
     "activity", metadata,
@@ -234,6 +250,20 @@ skip_decision = Table(
     Column("decided_at", UTCDateTime(), nullable=False),
 )
 Index("ix_skip_decision_deal", skip_decision.c.connection, skip_decision.c.deal_id)
+
+skip_outcome = Table(  # every step a plan skipped, with its reason (the outcome report)
+    "skip_outcome", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("deal_id", String(64), primary_key=True),
+    Column("step", String(64), primary_key=True),
+    Column("occurrence", Integer, primary_key=True),
+    Column("contact", String(64), primary_key=True),  # "" when the step has no contact
+    Column("cadence", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),  # grace | activity | pause | cap | other
+    Column("detail", Text),  # the planner's own words
+    Column("due_date", Date),
+    Column("decided_at", UTCDateTime(), nullable=False),
+)
 
 event = Table(
     "event", metadata,

@@ -232,7 +232,7 @@ class Ledger:
         """A newly lost deal: its enrollment and its planned tasks; how many tasks were new."""
         conn.execute(insert(enrollment).values(connection=connection, deal_id=deal_id,
                                                enrolled_at=now, **plan.values()))
-        return self.insert_tasks(conn, tasks, now)
+        return self.insert_tasks(conn, tasks, now, day0=plan.day0)
 
     def replan(self, conn: Connection, connection: str, deal_id: str, plan: NewPlan,
                tasks: Sequence[PlannedTask], now: datetime, *, new_cycle: bool) -> int:
@@ -243,7 +243,7 @@ class Ledger:
             values.update(enrolled_at=now, reborn_at=None, reborn_deal_id=None,
                           won_back_at=None, won_back_amount=None)
         self._update_enrollment(conn, connection, deal_id, values)
-        self._upsert_tasks(conn, tasks, now)
+        self._upsert_tasks(conn, tasks, now, plan.day0)
         return self._cancel_missing(conn, connection, deal_id, [t.key for t in tasks], now)
 
     def stop(self, conn: Connection, connection: str, deal_id: str, reason: StopReason, *,
@@ -314,17 +314,19 @@ class Ledger:
             return {status: int(count) for status, count in conn.execute(query)}
 
     # -- tasks: transitions ---------------------------------------------------------------
-    def insert_tasks(self, conn: Connection, tasks: Sequence[PlannedTask], now: datetime
-                     ) -> int:
-        """Insert new keys only (ON CONFLICT DO NOTHING); returns how many were new."""
+    def insert_tasks(self, conn: Connection, tasks: Sequence[PlannedTask], now: datetime,
+                     *, day0: date | None = None) -> int:
+        """Insert new keys only (ON CONFLICT DO NOTHING); returns how many were new. `day0`:
+        the loss day of the enrollment they belong to (the outcome report groups by it)."""
         inserted = 0
         statement = _insert(conn, task).on_conflict_do_nothing(index_elements=["key"])
         for part in chunks(list(tasks)):
-            inserted += conn.execute(statement, [task_values(t, now) for t in part]).rowcount or 0
+            inserted += conn.execute(statement, [task_values(t, now, day0)
+                                                 for t in part]).rowcount or 0
         return inserted
 
-    def _upsert_tasks(self, conn: Connection, tasks: Sequence[PlannedTask], now: datetime
-                      ) -> None:
+    def _upsert_tasks(self, conn: Connection, tasks: Sequence[PlannedTask], now: datetime,
+                      day0: date | None) -> None:
         """Insert new keys; move the dates of keys not yet written (a re-plan). Written,
         sending and stopped rows are never touched: that is what makes re-planning safe. A
         task the CRM refused is planned again when the re-plan gives it another owner (the
@@ -349,11 +351,12 @@ class Ledger:
                   "status": TaskStatus.PLANNED, "cancel_reason": None,
                   "subject": excluded.subject, "body": excluded.body,  # (a notice's text)
                   "last_error": None, "updated_at": excluded.updated_at,
-                  "planned_due": excluded.planned_due, "latest_due": excluded.latest_due},
+                  "planned_due": excluded.planned_due, "latest_due": excluded.latest_due,
+                  "day0": excluded.day0},
             where=movable,
         )
         for part in chunks(list(tasks)):
-            conn.execute(statement, [task_values(t, now) for t in part])
+            conn.execute(statement, [task_values(t, now, day0) for t in part])
 
     # -- the per-owner daily cap ------------------------------------------------------------
     def cap_rows(self, conn: Connection, connection: str, owner_ids: Sequence[str]

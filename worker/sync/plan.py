@@ -12,7 +12,7 @@ from connectors.models import Deal
 from worker.cadence.activity import DealActivity
 from worker.cadence.engine import DealPlan
 from worker.cadence.fingerprint import PlanInputs, encode_owner, owner_input
-from worker.ledger import activities
+from worker.ledger import activities, outcomes
 from worker.ledger.records import Enrollment, EnrollmentStatus, NewPlan, StopReason, TaskStatus
 from worker.sync.cap import note_owner
 from worker.sync.context import Tick
@@ -119,6 +119,8 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
     if deal.contacts and reads_activity(tick):
         activities.set_contacts(conn, ctx.name, deal.id, deal.contacts)
     _skips(tick, conn, deal.id, plan)
+    outcomes.record_skips(conn, ctx.name, deal.id, plan.cadence, plan.skipped, tick.now,
+                          replace=enrolled is not None)
     if enrolled is None:
         inserted = ctx.ledger.enroll(conn, ctx.name, deal.id, stored, plan.tasks, tick.now)
         if plan.cadence is None:
@@ -153,6 +155,7 @@ def _new_plan(deal: Deal, plan: DealPlan, cycle: int, inputs: PlanInputs,
         cycle=cycle, cadence=plan.cadence, rule_version=inputs.fingerprint,
         owner_input=encode_owner(owner_input(deal)), account_id=deal.account_id,
         owner_id=plan.owner_id, loss_reason=(deal.loss_reason or "")[:255] or None,
+        competitor=(deal.competitor or "")[:255] or None,
         amount=deal.amount, day0=plan.day0, deal_json=deal.model_dump(mode="json"),
         deal_modified_at=deal.modified_at, replan_at=replan_at, waiting=len(plan.waiting))
 
@@ -197,7 +200,7 @@ def _stop(tick: Tick, conn: Connection, enrolled: Enrollment, reason: StopReason
             enrolled.deal(), enrolled.day0, cycle=enrolled.cycle, cadence_id=enrolled.cadence,
             reason=reason, new_deal=reborn_deal, now=tick.now)
         if notice is not None:  # (its key names the cycle: inserted once)
-            ctx.ledger.insert_tasks(conn, [notice], tick.now)
+            ctx.ledger.insert_tasks(conn, [notice], tick.now, day0=enrolled.day0)
 
 
 def _won_back(tick: Tick, conn: Connection, deal: Deal) -> None:

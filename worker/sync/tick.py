@@ -1,6 +1,6 @@
 """One tick of one connection: lease -> reconcile -> activity read -> pull & plan -> re-plan
-rule edits and due re-plans -> write -> close -> release. `winback sync` runs it once;
-`winback run` on a schedule."""
+rule edits and due re-plans -> write -> close -> task status read (daily) -> release.
+`winback sync` runs it once; `winback run` on a schedule."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ import structlog
 
 from connectors.errors import BudgetExhausted, FatalConnectionError, RetryableError
 from worker.ledger.leases import LeaseLost
+from worker.ledger.outcomes import backlog
 from worker.sync.activity import read_activity, replan_due
 from worker.sync.context import SyncContext, Tick, TickResult
 from worker.sync.pull import pull, replan_changed_rules, verify_tracked
 from worker.sync.refusals import INACTIVE_OWNER_CODE, failed_by_reason
 from worker.sync.setup import forget_setup, run_setup
+from worker.sync.status import read_task_status
 from worker.sync.write import close_stopped, reconcile, write_due
 from worker.telemetry.logs import scrub
 from worker.telemetry.metrics import OUTBOX_STATUSES
@@ -63,6 +65,7 @@ def run_tick(ctx: SyncContext, *, ignore_schedule: bool = False, dry_run: bool =
             replan_due(tick)  # activity changed, a skip_if create date, a pause's end
             write_due(tick)
             close_stopped(tick)
+            read_task_status(tick)  # once a day, when no rule reads task activity
         if ctx.stop.is_set():
             result = "stopped"
     except LeaseLost as exc:
@@ -151,12 +154,17 @@ def prime_metrics(ctx: SyncContext) -> None:
 
 
 def publish_ledger_gauges(ctx: SyncContext) -> None:
-    """The gauges read from the ledger: outbox depth and failed tasks by reason."""
+    """The gauges read from the ledger: outbox depth, failed tasks by reason, open and overdue
+    written tasks and the largest owner backlog."""
     depth = ctx.ledger.outbox_depth(ctx.name)
     for status in OUTBOX_STATUSES:
         ctx.metrics.outbox_depth.labels(ctx.name, status).set(depth.get(status, 0))
     with ctx.ledger.engine.connect() as conn:
         failed = failed_by_reason(conn, ctx.name)
+        load = backlog(conn, ctx.name, ctx.clock().date())
+    ctx.metrics.tasks_open.labels(ctx.name).set(load.open)
+    ctx.metrics.tasks_overdue.labels(ctx.name).set(load.overdue)
+    ctx.metrics.owner_backlog_max.labels(ctx.name).set(load.largest_owner)
     gauge = ctx.metrics.tasks_failed
     for labels in [s.labels for m in gauge.collect() for s in m.samples
                    if s.labels.get("connection") == ctx.name]:

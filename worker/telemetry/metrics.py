@@ -57,6 +57,15 @@ class Metrics:
         self.last_success = Gauge("winback_last_success_timestamp",
                                   "Unix time of the last successful tick", ["connection"],
                                   registry=r)
+        self.tasks_open = Gauge("winback_tasks_open",
+                                "Written tasks not completed in the CRM (as last read)",
+                                ["connection"], registry=r)
+        self.tasks_overdue = Gauge("winback_tasks_overdue",
+                                   "Written tasks not completed and past their due date",
+                                   ["connection"], registry=r)
+        self.owner_backlog_max = Gauge("winback_owner_backlog_max",
+                                       "Open written tasks of the owner who has the most",
+                                       ["connection"], registry=r)
         self.api_budget_used = Gauge("winback_api_budget_used_ratio",
                                      "Share of the CRM's daily API budget used", ["connection"],
                                      registry=r)
@@ -84,6 +93,9 @@ class Metrics:
             self.ticks.labels(connection, result)
         for status in OUTBOX_STATUSES:
             self.outbox_depth.labels(connection, status)
+        self.tasks_open.labels(connection)
+        self.tasks_overdue.labels(connection)
+        self.owner_backlog_max.labels(connection)
         self.lease_held.labels(connection).set(0)
         self.last_success.labels(connection)
         self.api_budget_used.labels(connection)

@@ -280,7 +280,124 @@ def report_html(payload: dict[str, Any]) -> str:
                       [f"{s['cadence']} / {s['step']}" for s in steps], [
                           ("written", "#2e90fa", [float(s["written"]) for s in steps]),
                           ("completed", "#12b76a", [float(s["completed"]) for s in steps])]))
+    if "by_step_outcome" in payload:
+        body += _outcome_sections(payload)
     from worker.views.reportview import completion_note
 
     body.append(f'<p class="muted">{escape(completion_note(payload))}</p>')
     return _page("winback report", "".join(body))
+
+
+def _legend(items: list[tuple[str, str]]) -> str:
+    return '<p class="legend">' + "".join(
+        f'<span><i class="dot" style="background:{color}"></i>{escape(name)}</span>'
+        for name, color in items) + "</p>"
+
+
+def _columns(title: str, labels: list[str], values: list[int], chart: str) -> str:
+    """Vertical columns, one per label (the distribution of days from loss to rebirth)."""
+    height, bottom, top = 220, 30, 20
+    step = (WIDTH - 60) / max(len(labels), 1)
+    peak = max([*values, 1])
+    parts = [f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
+             f'xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="{chart}">',
+             f'<line x1="40" y1="{height - bottom}" x2="{WIDTH - 10}" y2="{height - bottom}" '
+             'stroke="#98a2b3"/>']
+    for index, (label, value) in enumerate(zip(labels, values, strict=True)):
+        h = (height - bottom - top - 14) * value / peak
+        x = 50 + index * step
+        parts.append(f'<rect class="bar" x="{x:.1f}" y="{height - bottom - h:.1f}" '
+                     f'width="{step * 0.7:.1f}" height="{h:.1f}" fill="#7a5af8"><title>'
+                     f"{escape(label)}: {value}</title></rect>"
+                     f'<text x="{x + step * 0.35:.1f}" y="{height - bottom - h - 4:.1f}" '
+                     f'font-size="11" text-anchor="middle">{value}</text>'
+                     f'<text class="label" x="{x + step * 0.35:.1f}" y="{height - 10}" '
+                     f'font-size="12" text-anchor="middle">{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def _outcome_sections(payload: dict[str, Any]) -> list[str]:
+    """The outcome report: a funnel per step, why cadences ended, win-back rates with their
+    n, the last touch before each rebirth and the days from loss to rebirth."""
+    steps = [s for s in payload["by_step_outcome"] if s["written"] or s["skipped"]]
+    funnel = [("written", "#2e90fa"), ("completed", "#12b76a"), ("completed on time",
+                                                                 "#027a48"),
+              ("open and overdue", "#f79009"), ("skipped", "#98a2b3")]
+    body = ["<h2>Per step: written, completed, overdue, skipped</h2>", _legend(funnel)]
+    if steps:
+        body.append(_bars("funnel per step", [f"{s['cadence']} / {s['step']}" for s in steps], [
+            (name, color, [float(s[key]) for s in steps]) for (name, color), key in zip(
+                funnel, ("written", "completed", "on_time", "overdue", "skipped"),
+                strict=True)]).replace('class="chart"', 'class="chart" data-chart="funnel"', 1))
+    body.append("<table><tr><th>cadence</th><th>step</th><th>written</th><th>completed on "
+                "time</th><th>late</th><th>open</th><th>overdue</th><th>skipped (by reason)"
+                "</th><th>completion rate</th></tr>")
+    for s in steps:
+        reasons = ", ".join(f"{k} {v}" for k, v in s["skipped_by"].items())
+        body.append(f"<tr><td>{escape(s['cadence'])}</td><td>{escape(s['step'])}</td>"
+                    f"<td>{s['written']}</td><td>{s['on_time']}</td><td>{s['late']}</td>"
+                    f"<td>{s['open']}</td><td>{s['overdue']}</td><td>{s['skipped']}"
+                    f"{' (' + escape(reasons) + ')' if reasons else ''}</td>"
+                    f"<td>{_pct(s['completion_rate'])}</td></tr>")
+    body.append("</table>")
+    from worker.views.reports import DIMENSION_LABELS, EXIT_REASONS, REBORN_WINDOWS
+
+    exits = payload.get("exits", [])
+    totals = {reason: sum(int(r.get(reason, 0)) for r in exits) for reason in EXIT_REASONS}
+    totals.update({k: sum(int(r.get(k, 0)) for r in exits) for r in exits for k in r
+                   if k not in ("cadence", "total") and k not in totals})
+    shown = [(k, v) for k, v in totals.items() if v]
+    body.append("<h2>Why cadences ended</h2>")
+    if shown:
+        body.append(_bars("exit reasons", [k for k, _ in shown],
+                          [("deals", "#f04438", [float(v) for _, v in shown])])
+                    .replace('class="chart"', 'class="chart" data-chart="exits"', 1))
+    body.append("<table><tr><th>cadence</th>" + "".join(
+        f"<th>{escape(k)}</th>" for k, _ in shown) + "</tr>")
+    body += ["<tr><td>" + escape(str(r["cadence"])) + "</td>" + "".join(
+        f"<td>{r.get(k, 0)}</td>" for k, _ in shown) + "</tr>" for r in exits]
+    body.append("</table>")
+    body.append("<h2>Win-back rate over the last 90 / 180 / 365 days</h2><p class=\"muted\">"
+                "won back / deals lost in the window (n): a small n is a small sample.</p>")
+    for dimension, values in payload.get("winback_rates", {}).items():
+        label = DIMENSION_LABELS.get(dimension, dimension)
+        body.append(f"<h3>By {escape(label)}</h3><table><tr><th>{escape(label)}</th>" + "".join(
+            f"<th>&le;{d}d won / n</th><th>rate</th><th>amount</th>" for d in REBORN_WINDOWS)
+            + "</tr>")
+        for r in values:
+            cells = "".join(
+                f"<td>{r[f'{d}d']['won_back']} / {r[f'{d}d']['n']}</td>"
+                f"<td>{_pct(r[f'{d}d']['rate'])}</td><td>{r[f'{d}d']['amount']:,.0f}</td>"
+                for d in REBORN_WINDOWS)
+            body.append(f"<tr><td>{escape(str(r['value']))}</td>{cells}</tr>")
+        body.append("</table>")
+    reborn = payload.get("reborn") or {}
+    buckets = reborn.get("days_to_rebirth", [])
+    body.append(f"<h2>Days from loss to rebirth</h2><p class=\"muted\">{reborn.get('count', 0)}"
+                f" reborn deal(s); median {reborn.get('median_days')} day(s).</p>")
+    if buckets:
+        body.append(_columns("days from loss to rebirth", [b["bucket"] for b in buckets],
+                             [int(b["count"]) for b in buckets], "rebirth"))
+    body.append("<h2>Last touch completed before rebirth</h2><table><tr><th>cadence / step"
+                "</th><th>deals</th></tr>")
+    body += [f"<tr><td>{escape(t['touch'])}</td><td>{t['count']}</td></tr>"
+             for t in reborn.get("last_touch", [])]
+    shown_deals = reborn.get("deals", [])
+    if len(shown_deals) > 500:
+        body.append(f'</table><p class="muted">The first 500 of {len(shown_deals)} reborn deals; '
+                    "the JSON and CSV reports list them all.</p><table>")
+    else:
+        body.append("</table><table>")
+    body.append("<tr><th>deal</th><th>cadence</th><th>reborn as</th><th>lost on"
+                "</th><th>days</th><th>last completed touch</th></tr>")
+    body += [f"<tr><td>{escape(d['deal_id'])}</td><td>{escape(d['cadence'])}</td><td>"
+             f"{escape(str(d['reason']))}</td><td>{d['lost_on']}</td><td>{d['days']}</td><td>"
+             f"{escape(d['last_touch'] or '(none)')}</td></tr>"
+             for d in reborn.get("deals", [])[:500]]
+    body.append("</table>")
+    return body

@@ -88,6 +88,93 @@ def step_table(payload: dict[str, Any], room: int = 80) -> RenderableType:
                   _grouped(steps, "step", lambda row: [_count(row.get(k)) for k in keys]), room)
 
 
+OUTCOME_COLUMNS = (("written", "written"), ("on_time", "done\non time"), ("late", "\nlate"),
+                   ("open", "open"), ("overdue", "\noverdue"), ("skipped", "skipped"))
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def outcome_table(payload: dict[str, Any], room: int = 80) -> RenderableType:
+    """Per cadence and step: written, done on time / late, open / overdue, skipped, and the
+    share of written tasks completed; then the skips by reason."""
+    steps = [r for r in payload["by_step_outcome"] if r["written"] or r["skipped"]]
+    if not steps:
+        return Text("Tasks per step: none yet.")
+    headers = [h for _, h in OUTCOME_COLUMNS] + ["done\n%"]
+
+    def cells(row: dict[str, Any]) -> list[str]:
+        return [_count(row.get(k)) for k, _ in OUTCOME_COLUMNS] + [
+            _percent(row.get("completion_rate"))]
+
+    table = _table("Tasks per step", LABELS["step"], headers,
+                   _grouped(steps, "step", cells), room)
+    reasons = [f"{r['cadence']} · {r['step']}: " + ", ".join(
+        f"{k} {v}" for k, v in r["skipped_by"].items()) for r in steps if r["skipped_by"]]
+    if not reasons:
+        return table
+    return Group(table, Text("skipped, by reason:"),
+                 *(Text(f"  {line}") for line in reasons), Text(""))
+
+
+def exit_table(payload: dict[str, Any], room: int = 80) -> RenderableType:
+    """Why cadences ended (or not yet), per cadence: only the reasons that happened."""
+    exits = payload.get("exits", [])
+    if not exits:
+        return Text("Why cadences ended: no deals enrolled in that window.")
+    groups = [(str(r["cadence"]), [(k, [_count(v)]) for k, v in r.items()
+                                   if k not in ("cadence", "total") and v])
+              for r in exits]
+    return _table("Why cadences ended", "cadence · exit", ["deals"], groups, room)
+
+
+def winback_tables(payload: dict[str, Any], room: int = 80) -> RenderableType:
+    """Win-back rate (won back / lost in the window, n shown) and amount by cadence, loss
+    reason, competitor and owner, over the last 90, 180 and 365 days."""
+    from worker.views.reports import DIMENSION_LABELS, REBORN_WINDOWS
+
+    parts: list[RenderableType] = []
+    windows = [f"{d}d" for d in REBORN_WINDOWS]
+    headers = [h for w in windows for h in (f"≤{w}\nwon/n", "\nrate")] + ["amount\n≤365d"]
+    for dimension, values in payload.get("winback_rates", {}).items():
+        if not values:
+            continue
+        label = DIMENSION_LABELS.get(dimension, dimension)
+
+        def cells(row: dict[str, Any]) -> list[str]:
+            out = []
+            for w in windows:
+                cell = row[w]
+                out += [f"{cell['won_back']}/{cell['n']}" if cell["n"] else "",
+                        _percent(cell["rate"])]
+            amount = row[windows[-1]]["amount"]
+            return [*out, f"{amount:,.0f}" if amount else ""]
+
+        rows = [(str(r["value"]), cells(r)) for r in values]
+        parts.append(_table(f"Win-back rate by {label}", label, headers, [(label, rows)],
+                            room))
+    return Group(*parts) if parts else Text("Win-back rates: no deals lost in the last year.")
+
+
+def reborn_summary(payload: dict[str, Any], room: int = 80) -> RenderableType:
+    reborn = payload.get("reborn") or {}
+    if not reborn.get("count"):
+        return Text("Reborn deals: none yet.")
+    spread = ", ".join(f"{b['bucket']} {b['count']}" for b in reborn["days_to_rebirth"]
+                       if b["count"])
+    head = Text(f"Reborn deals: {reborn['count']}; days from loss to rebirth: {spread}; "
+                f"median {reborn['median_days']} days.")
+    groups: list[tuple[str, list[tuple[str, list[str]]]]] = []
+    for item in reborn["last_touch"]:
+        cadence, step = str(item["touch"]).split(" / ", 1)
+        if not groups or groups[-1][0] != cadence:
+            groups.append((cadence, []))
+        groups[-1][1].append((step, [_count(item["count"])]))
+    return Group(head, _table("Last touch completed before rebirth", "cadence · step",
+                              ["deals"], groups, room))
+
+
 def completion_note(payload: dict[str, Any]) -> str:
     if payload.get("completion") == "crm":
         return "completed: read from the CRM just now."
@@ -97,5 +184,10 @@ def completion_note(payload: dict[str, Any]) -> str:
 
 def print_report(payload: dict[str, Any], console: Console) -> None:
     room = console.width
-    console.print(Group(deal_table(payload, room), step_table(payload, room)))
+    if "by_step_outcome" in payload:
+        console.print(Group(deal_table(payload, room), outcome_table(payload, room),
+                            exit_table(payload, room), winback_tables(payload, room),
+                            reborn_summary(payload, room)))
+    else:
+        console.print(Group(deal_table(payload, room), step_table(payload, room)))
     console.print(completion_note(payload), soft_wrap=False)

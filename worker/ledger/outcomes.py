@@ -1,0 +1,296 @@
+"""The outcome report's ledger side (issue 14): the steps plans skipped (kept with their
+reason), task completion times, and the aggregate reads of `winback report` and the backlog
+gauges. Every count is one grouped SQL query: the report reads no row per task."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from worker.cadence.outcome import Skipped, skip_reason
+from worker.ledger.records import CancelReason, TaskStatus
+from worker.ledger.schema import connection_state, enrollment, skip_outcome, task
+from worker.ledger.store import _insert, chunks
+
+_JOIN = and_(enrollment.c.connection == task.c.connection,
+             enrollment.c.deal_id == task.c.deal_id)
+
+
+def record_skips(conn: Connection, connection: str, deal_id: str, cadence: str | None,
+                 skips: Sequence[Skipped], now: datetime, *, replace: bool) -> None:
+    """Keep the steps a plan skipped, each with its reason; `replace`: a re-plan, whose
+    skips replace the deal's previous ones (a step no longer skipped is not counted)."""
+    if replace:
+        conn.execute(delete(skip_outcome).where(skip_outcome.c.connection == connection,
+                                                skip_outcome.c.deal_id == deal_id))
+    if cadence is None or not skips:
+        return
+    rows: dict[tuple[str, int, str], dict[str, object]] = {}
+    for s in skips:
+        rows[(s.step, s.occurrence, s.contact_id or "")] = {
+            "connection": connection, "deal_id": deal_id, "step": s.step,
+            "occurrence": s.occurrence, "contact": s.contact_id or "", "cadence": cadence,
+            "reason": skip_reason(s), "detail": s.reason, "due_date": s.due_date,
+            "decided_at": now}
+    statement = _insert(conn, skip_outcome)
+    conn.execute(statement.on_conflict_do_nothing(), list(rows.values()))
+
+
+def mark_completed_at(conn: Connection, connection: str, done: Mapping[str, datetime | None],
+                      *, by: str = "key") -> None:
+    """Written tasks the CRM reports completed, with when (by task key or CRM id)."""
+    column = task.c.key if by == "key" else task.c.crm_id
+    dated = [(k, at) for k, at in done.items() if at is not None]
+    undated = [k for k, at in done.items() if at is None]
+    if dated:
+        conn.execute(update(task).where(task.c.connection == connection,
+                                        column == bindparam("k"))
+                     .values(completed=True, completed_at=bindparam("at")),
+                     [{"k": k, "at": at} for k, at in dated])
+    for part in chunks(undated):
+        conn.execute(update(task).where(task.c.connection == connection, column.in_(part))
+                     .values(completed=True))
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    """Tasks of one (cadence, step, status, completed), of deals lost since the report's
+    start, with what the outcome report splits them by."""
+
+    cadence: str  # the cadence id (the task column is `id@version`)
+    step: str
+    status: TaskStatus
+    completed: bool
+    by_winback: bool  # a written task winback closed on a stop (not the owner's doing)
+    count: int
+    on_time: int  # completed on or before the due date (UTC day)
+    late: int
+    undated: int  # completed, time unknown
+    overdue: int  # open and due before today
+
+
+def _n(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def step_rollup(conn: Connection, connections: Sequence[str], since: date, today: date
+                ) -> list[StepCounts]:
+    """One scan of the covering index ix_task_outcome: tasks of deals lost on or after
+    `since` by (cadence, step, status, completed, closed by winback), with completion on
+    time / late (UTC day against the due date) and open-and-overdue counts."""
+    # (SQLite's date() gives 'YYYY-MM-DD', as due_date is stored; PostgreSQL a date)
+    done_day = func.date(task.c.completed_at)
+    done = task.c.completed.is_(True)
+    keys = (task.c.cadence, task.c.step, task.c.status, task.c.completed, task.c.cancel_reason)
+    query = (select(*keys, func.count(),
+                    _n(and_(done, task.c.completed_at.is_not(None),
+                            done_day <= task.c.due_date)),
+                    _n(and_(done, task.c.completed_at.is_not(None),
+                            done_day > task.c.due_date)),
+                    _n(and_(done, task.c.completed_at.is_(None))),
+                    _n(and_(task.c.completed.is_(False), task.c.due_date < today)))
+             .where(task.c.connection.in_(connections), task.c.day0 >= since)
+             .group_by(*keys)  # (the index's order: the aggregate streams)
+             .with_hint(task, "INDEXED BY ix_task_outcome", "sqlite"))
+    return [StepCounts(str(c).split("@", 1)[0], str(s), TaskStatus(st), bool(d),
+                       w == CancelReason.CLOSED, int(n), int(a or 0), int(b or 0), int(u or 0),
+                       int(o or 0))
+            for c, s, st, d, w, n, a, b, u, o in conn.execute(query)]
+
+
+def skip_counts(conn: Connection, connections: Sequence[str], since: date
+                ) -> list[tuple[str, str, str, int]]:
+    """(cadence, step, reason, count) of the steps plans skipped, deals lost since `since`."""
+    join = and_(enrollment.c.connection == skip_outcome.c.connection,
+                enrollment.c.deal_id == skip_outcome.c.deal_id)
+    return [(str(c), str(s), str(r), int(n)) for c, s, r, n in conn.execute(
+        select(skip_outcome.c.cadence, skip_outcome.c.step, skip_outcome.c.reason, func.count())
+        .join(enrollment, join)
+        .where(skip_outcome.c.connection.in_(connections), enrollment.c.day0 >= since)
+        .group_by(skip_outcome.c.cadence, skip_outcome.c.step, skip_outcome.c.reason))]
+
+
+def _days_after(conn: Connection, moment: ColumnElement[Any], day: ColumnElement[Any]
+                ) -> ColumnElement[Any]:
+    """Whole days from `day` to the UTC day of `moment`."""
+    if conn.dialect.name == "sqlite":
+        return func.julianday(func.date(moment)) - func.julianday(day)
+    return cast(func.timezone("UTC", moment), Date) - day
+
+
+@dataclass(frozen=True)
+class EnrollmentGroup:
+    """Enrolled deals (with a cadence) of one combination of what the report groups by."""
+
+    cadence: str
+    loss_reason: str | None
+    competitor: str | None
+    owner_id: str | None
+    status: str
+    stop_reason: str | None
+    since: int  # lost on or after the report's start
+    past_horizon: int  # of those, lost before the cadence's horizon start
+    amount_lost: float
+    reborn_within: dict[int, int]  # days -> reborn within that many days of the loss
+    won_back: int
+    amount_won_back: float
+    window: dict[int, tuple[int, int, float]]  # days -> (lost in the last d days, won back,
+    #                                                    amount won back)
+
+
+def enrollment_rollup(conn: Connection, connections: Sequence[str], since: date, today: date,
+                      windows: Sequence[int], horizon_start: Mapping[str, date]
+                      ) -> list[EnrollmentGroup]:
+    """One scan of the covering index ix_enrollment_outcome for every deal-level figure of
+    the report: exits, the deal table by cadence and loss reason, and the win-back rates
+    by cadence, loss reason, competitor and owner over the last `windows` days."""
+    e = enrollment.c
+    cutoff = case(*[(e.cadence == c, literal(d, Date)) for c, d in sorted(horizon_start.items())],
+                  else_=literal(date.min, Date)) if horizon_start else literal(date.min, Date)
+    inside = e.day0 >= since
+    won = e.won_back_at.is_not(None)
+    days = _days_after(conn, e.reborn_at, e.day0)
+    cols: list[ColumnElement[Any]] = [
+        _n(inside), _n(and_(inside, e.day0 < cutoff)),
+        func.sum(case((inside, func.coalesce(e.amount, 0.0)), else_=0.0)),
+        _n(and_(inside, won)),
+        func.sum(case((and_(inside, won), func.coalesce(e.won_back_amount, 0.0)), else_=0.0))]
+    cols += [_n(and_(inside, e.reborn_at.is_not(None), days <= d)) for d in windows]
+    for d in windows:
+        start = e.day0 >= today - timedelta(days=d)
+        cols += [_n(start), _n(and_(start, won)),
+                 func.sum(case((and_(start, won), func.coalesce(e.won_back_amount, 0.0)),
+                               else_=0.0))]
+    keys = (e.cadence, e.loss_reason, e.competitor, e.owner_id, e.status, e.stop_reason)
+    oldest = min([since, *(today - timedelta(days=d) for d in windows)])
+    query = (select(*keys, *cols)
+             .where(e.connection.in_(connections), e.day0 >= oldest, e.cadence.is_not(None))
+             .group_by(*keys)
+             .with_hint(enrollment, "INDEXED BY ix_enrollment_outcome", "sqlite"))
+    out = []
+    for row in conn.execute(query):
+        cadence, loss, competitor, owner, status, stop, *sums = row
+        n, past, lost_amount, won_n, won_amount = sums[:5]
+        reborn = sums[5:5 + len(windows)]
+        rest = sums[5 + len(windows):]
+        out.append(EnrollmentGroup(
+            str(cadence), loss, competitor, owner, str(status), stop, int(n or 0),
+            int(past or 0), float(lost_amount or 0.0),
+            {d: int(v or 0) for d, v in zip(windows, reborn, strict=True)}, int(won_n or 0),
+            float(won_amount or 0.0),
+            {d: (int(rest[3 * i] or 0), int(rest[3 * i + 1] or 0),
+                 float(rest[3 * i + 2] or 0.0)) for i, d in enumerate(windows)}))
+    return out
+
+
+DIMENSIONS = ("cadence", "loss_reason", "competitor", "owner_id")
+
+
+@dataclass(frozen=True)
+class Reborn:
+    connection: str
+    deal_id: str
+    cadence: str
+    reason: str | None
+    day0: date
+    reborn_at: datetime
+    last_step: str | None  # the last touch completed before the rebirth
+    last_completed_at: datetime | None
+
+
+def reborn_deals(conn: Connection, connections: Sequence[str], since: date) -> list[Reborn]:
+    """Each reborn deal lost since `since` (found by ix_enrollment_reborn_deal: only reborn
+    ones have a reborn deal id), with the last of its own tasks completed (with a known time,
+    by its owner) before it was reborn (probing ix_task_deal)."""
+    e = enrollment.c
+    found = conn.execute(
+        select(e.connection, e.deal_id, e.cadence, e.stop_reason, e.day0, e.reborn_at)
+        .where(e.connection.in_(connections), e.reborn_deal_id.is_not(None),
+               e.reborn_at.is_not(None), e.day0 >= since, e.cadence.is_not(None))
+        .order_by(e.connection, e.deal_id)).all()
+    last: dict[tuple[str, str], tuple[datetime, str]] = {}
+    by_connection: dict[str, list[str]] = {}
+    for row in found:
+        by_connection.setdefault(str(row[0]), []).append(str(row[1]))
+    reborn_at = {(str(r[0]), str(r[1])): r[5] for r in found}
+    for connection, ids in by_connection.items():
+        for part in chunks(ids, 900):
+            query = (select(task.c.deal_id, task.c.step, task.c.completed_at)
+                     .where(task.c.connection == connection, task.c.deal_id.in_(part),
+                            task.c.status == TaskStatus.WRITTEN, task.c.completed.is_(True),
+                            task.c.completed_at.is_not(None),
+                            or_(task.c.cancel_reason.is_(None),
+                                task.c.cancel_reason != CancelReason.CLOSED))
+                     )
+            for deal_id, step, at in conn.execute(query):
+                key = (connection, str(deal_id))
+                if at is None or at > reborn_at[key]:
+                    continue
+                if key not in last or (at, str(step)) > last[key]:
+                    last[key] = (at, str(step))
+    out = []
+    for c, d, cadence, reason, day0, at in found:
+        touch = last.get((str(c), str(d)))
+        out.append(Reborn(str(c), str(d), str(cadence), None if reason is None else str(reason),
+                          day0, at, touch[1] if touch else None, touch[0] if touch else None))
+    return out
+
+
+@dataclass(frozen=True)
+class Backlog:
+    open: int  # written tasks not completed (nor closed by winback)
+    overdue: int  # of which due before today
+    largest_owner: int  # the most open tasks one owner has
+    largest_owner_id: str | None
+
+
+def backlog(conn: Connection, connection: str, today: date) -> Backlog:
+    """Open and overdue written tasks of a connection, and the largest owner backlog."""
+    still_open = and_(task.c.connection == connection, task.c.status == TaskStatus.WRITTEN,
+                      task.c.completed.is_(False),
+                      or_(task.c.cancel_reason.is_(None),
+                          task.c.cancel_reason != CancelReason.CLOSED))
+    total, overdue = conn.execute(select(
+        func.count(), func.sum(case((task.c.due_date < today, 1), else_=0)))
+        .where(still_open)).one()
+    top = conn.execute(select(task.c.owner_id, func.count().label("n")).where(still_open)
+                       .group_by(task.c.owner_id).order_by(func.count().desc(), task.c.owner_id)
+                       .limit(1)).first()
+    return Backlog(int(total or 0), int(overdue or 0), int(top[1]) if top else 0,
+                   str(top[0]) if top else None)
+
+
+
+def open_written(conn: Connection, connection: str, after_id: int, limit: int
+                 ) -> list[tuple[int, str]]:
+    """(id, CRM id) of written tasks not known to be completed (nor closed by winback), in
+    id order after `after_id`."""
+    return [(int(i), str(c)) for i, c in conn.execute(
+        select(task.c.id, task.c.crm_id).where(
+            task.c.connection == connection, task.c.status == TaskStatus.WRITTEN,
+            task.c.completed.is_(False), task.c.crm_id.is_not(None), task.c.id > after_id,
+            or_(task.c.cancel_reason.is_(None), task.c.cancel_reason != CancelReason.CLOSED))
+        .order_by(task.c.id).limit(limit))]
+
+
+def set_status_read(conn: Connection, connection: str, at: datetime) -> None:
+    conn.execute(update(connection_state).where(connection_state.c.name == connection)
+                 .values(status_read_at=at))
