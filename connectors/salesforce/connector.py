@@ -37,7 +37,13 @@ from connectors.base import (
     SetupCheck,
     SetupReport,
 )
-from connectors.errors import AuthError, ConnectorError, PermissionDenied, SetupError
+from connectors.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConnectorError,
+    PermissionDenied,
+    SetupError,
+)
 from connectors.models import (
     ActivityKind,
     Channel,
@@ -213,8 +219,10 @@ class SalesforceConnector:
         whether Bulk API 2.0 is allowed (`bulk_check`)."""
         yield login_checks.flow_check(self.settings)
         offered = self._client.call("versions", login_checks.fetch_versions)
-        yield login_checks.version_check(self.settings.api_version, offered)
-        yield self.bulk_check()
+        version = login_checks.version_check(self.settings.api_version, offered)
+        yield version
+        if version.ok:  # without the version no job can be created
+            yield self.bulk_check()
 
     def bulk_check(self) -> SetupCheck:
         """Whether big pulls may use Bulk API 2.0: a one-row query job is created and aborted
@@ -233,6 +241,13 @@ class SalesforceConnector:
                 f"{threshold:,} rows fall back to REST (about one call per 1,000 rows)",
                 "give the integration user's profile or permission set the API Enabled "
                 "permission and Bulk API access, or set bulk_threshold: null", warn=True)
+        except (AuthError, BudgetExhausted):
+            raise
+        except ConnectorError as exc:
+            return SetupCheck("bulk api", True, f"could not create a Bulk API 2.0 query job "
+                              f"({exc}): big pulls will try it and fall back to REST if "
+                              "refused", "check the integration user's API permissions",
+                              warn=True)
         with contextlib.suppress(ConnectorError):  # already done: nothing to stop
             self._client.call("bulk2.job", lambda sf: bulk.jobs(sf, "Opportunity").abort_job(
                 str(job["id"]), True), retry=False)
