@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import activity, activity_tick, first_sync, memory, planner
+from bench import activity, activity_tick, bulk_pull, first_sync, memory, planner
 
 BENCHES = {"planner": planner.main, "first_sync": first_sync.main, "memory": memory.main,
-           "activity": activity.main, "activity_tick": activity_tick.main}
+           "activity": activity.main, "activity_tick": activity_tick.main,
+           "bulk_pull": bulk_pull.main}
 
 
 def run() -> None:

@@ -16,8 +16,8 @@ Result pages are CSV strings (up to `PAGE_ROWS` rows, simple-salesforce's defaul
 each is parsed row by row into records shaped like the REST JSON ones (parents as nested
 objects, null for an empty value, typed booleans and numbers), so `records.deal` turns both
 into the same `Deal`. Only one page is held at a time. A job that ends Failed or Aborted
-raises `BulkJobFailed` with Salesforce's errorMessage: never an empty result (issues #382,
-#502).
+raises `BulkJobFailed` (retryable) with Salesforce's errorMessage: never an empty result
+(issues #382, #502).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 from simple_salesforce.api import Salesforce
 from simple_salesforce.bulk2 import Operation, SFBulk2Handler, _Bulk2Client
 
-from connectors.errors import ConnectorError
+from connectors.errors import RetryableError
 from connectors.salesforce.client import Client, log
 
 PAGE_ROWS = 50_000  # simple-salesforce's DEFAULT_QUERY_PAGE_SIZE (reference: Key numbers)
@@ -46,8 +46,9 @@ STANDARD_TYPES = {"amount": "currency", "isclosed": "boolean", "iswon": "boolean
                   "createddate": "datetime", "systemmodstamp": "datetime"}
 
 
-class BulkJobFailed(ConnectorError):
-    """The query job ended Failed or Aborted: the pull has no complete result."""
+class BulkJobFailed(RetryableError):
+    """The query job ended Failed or Aborted (or never finished): the pull has no complete
+    result. Retryable: the tick ends in error and the next one (soon) pulls again."""
 
 
 def jobs(sf: Salesforce, sobject: str) -> _Bulk2Client:
