@@ -12,10 +12,11 @@ the SDK's per-request job client (`SFBulk2Type._client`: `create_job`, `get_job`
 refreshes it (issue #272), so it is accessed again for every request: after a re-login the
 next request carries the new session.
 
-Result pages are CSV strings (up to `PAGE_ROWS` rows, simple-salesforce's default page);
-each is parsed row by row into records shaped like the REST JSON ones (parents as nested
-objects, null for an empty value, typed booleans and numbers), so `records.deal` turns both
-into the same `Deal`. Only one page is held at a time. A job that ends Failed or Aborted
+Result pages (up to `PAGE_ROWS` rows, simple-salesforce's default page) are streamed by the
+SDK's `download_job_data` into a temporary CSV file (`sf.bulk2...query()` would hold each
+page as one string: issues #428, #629), then read row by row into records shaped like the
+REST JSON ones (parents as nested objects, null for an empty value, typed booleans, numbers
+and datetimes), so `records.deal` turns both into the same `Deal`. A job that ends Failed or Aborted
 raises `BulkJobFailed` (retryable) with Salesforce's errorMessage: never an empty result
 (issues #382, #502).
 """
@@ -23,9 +24,10 @@ raises `BulkJobFailed` (retryable) with Salesforce's errorMessage: never an empt
 from __future__ import annotations
 
 import csv
-import io
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from simple_salesforce.api import Salesforce
@@ -35,6 +37,7 @@ from connectors.errors import RetryableError
 from connectors.salesforce.client import Client, log
 
 PAGE_ROWS = 50_000  # simple-salesforce's DEFAULT_QUERY_PAGE_SIZE (reference: Key numbers)
+CHUNK = 256 * 1024  # bytes per read of a result page streamed to its file
 MAX_POLL = 30.0  # seconds between state reads, at most
 MAX_WAIT = 3600.0  # a job not done after an hour is given up
 DONE, FAILED = "JobComplete", ("Failed", "Aborted")
@@ -63,27 +66,36 @@ def jobs(sf: Salesforce, sobject: str) -> _Bulk2Client:
 
 def query_pages(client: Client, sobject: str, soql: str, *, include_deleted: bool,
                 poll: float, sleep: Callable[[float], None] = time.sleep,
-                page_rows: int = PAGE_ROWS) -> Iterator[str]:
-    """The CSV pages of one query job, in order (create, poll, read)."""
+                page_rows: int = PAGE_ROWS) -> Iterator[Path]:
+    """The result pages of one query job, in order (create, poll, read), each streamed by
+    the SDK into a CSV file in a private temporary directory: a page is never held in
+    memory, and its file is removed once the next one is asked for."""
     operation = Operation.query_all if include_deleted else Operation.query
     job: dict[str, Any] = client.call(
         "bulk2.create", lambda sf: jobs(sf, sobject).create_job(operation, soql))
     job_id = str(job["id"])
     wait_for(client, sobject, job_id, poll=poll, sleep=sleep)
     locator = ""
-    while True:
-        page = client.call("bulk2.results", _results(sobject, job_id, locator, page_rows),
-                           items=lambda r: int(r["number_of_records"]))
-        yield str(page["records"])
-        locator = str(page.get("locator") or "")
-        if not locator:
-            return
+    with tempfile.TemporaryDirectory(prefix="winback-bulk-") as folder:
+        while True:
+            page = client.call("bulk2.results",
+                               _download(sobject, job_id, locator, page_rows, folder),
+                               items=lambda r: int(r["number_of_records"]))
+            path = Path(str(page["file"]))
+            try:
+                yield path
+            finally:
+                path.unlink(missing_ok=True)
+            locator = str(page.get("locator") or "")
+            if not locator:
+                return
 
 
-def _results(sobject: str, job_id: str, locator: str, rows: int
-             ) -> Callable[[Salesforce], dict[str, Any]]:
+def _download(sobject: str, job_id: str, locator: str, rows: int, folder: str
+              ) -> Callable[[Salesforce], dict[str, Any]]:
     def fetch(sf: Salesforce) -> dict[str, Any]:
-        return dict(jobs(sf, sobject).get_query_results(job_id, locator, rows))
+        return dict(jobs(sf, sobject).download_job_data(folder, job_id, locator, rows,
+                                                        chunk_size=CHUNK))
     return fetch
 
 
@@ -127,29 +139,35 @@ def _typed(value: str, kind: str | None) -> Any:
     return value
 
 
-def records(page: str, types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-    """The rows of one CSV page as REST-shaped records. `types`: lower-case column (a field
-    or `Parent.Field`) -> Salesforce field type, for the columns that are not text."""
-    reader = csv.reader(io.StringIO(page))
-    header = next(reader, None)
-    if header is None:
-        return
-    paths = [column.split(".") for column in header]
-    kinds = [types.get(column.lower()) for column in header]
-    for row in reader:
-        record: dict[str, Any] = {}
-        parents: dict[str, dict[str, Any]] = {}
-        for path, kind, value in zip(paths, kinds, row, strict=False):
-            typed = _typed(value, kind)
-            if len(path) == 1:
-                record[path[0]] = typed
-                continue
-            parent = parents.setdefault(path[0], {})
-            parent[".".join(path[1:])] = typed
-        for name, fields in parents.items():
-            # A null lookup: every column of the parent is empty (REST: the parent is null).
-            record[name] = fields if any(v is not None for v in fields.values()) else None
-        yield record
+def records(page: Path, types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """The rows of one CSV page file as REST-shaped records, read row by row. `types`:
+    lower-case column (a field or `Parent.Field`) -> Salesforce field type, for the columns
+    that are not text."""
+    with page.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        paths = [column.split(".") for column in header]
+        kinds = [types.get(column.lower()) for column in header]
+        for row in reader:
+            yield _record(paths, kinds, row)
+
+
+def _record(paths: list[list[str]], kinds: list[str | None], row: list[str]
+            ) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    parents: dict[str, dict[str, Any]] = {}
+    for path, kind, value in zip(paths, kinds, row, strict=False):
+        typed = _typed(value, kind)
+        if len(path) == 1:
+            record[path[0]] = typed
+            continue
+        parents.setdefault(path[0], {})[".".join(path[1:])] = typed
+    for name, fields in parents.items():
+        # A null lookup: every column of the parent is empty (REST: the parent is null).
+        record[name] = fields if any(v is not None for v in fields.values()) else None
+    return record
 
 
 class BulkPolicy:

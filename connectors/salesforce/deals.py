@@ -51,10 +51,10 @@ def _rest_pages(client: Client, soql_text: str, policy: BulkPolicy | None
 def _bulk_pages(client: Client, soql_text: str, policy: BulkPolicy
                 ) -> Iterator[list[dict[str, Any]]]:
     types = policy.types()
-    for csv_page in bulk.query_pages(client, "Opportunity", soql_text, include_deleted=True,
+    for csv_file in bulk.query_pages(client, "Opportunity", soql_text, include_deleted=True,
                                      poll=policy.poll):
         batch: list[dict[str, Any]] = []
-        for record in bulk.records(csv_page, types):
+        for record in bulk.records(csv_file, types):
             batch.append(record)
             if len(batch) == SUB_PAGE:
                 yield batch

@@ -287,10 +287,9 @@ class Bulk:
                             quoting=csv.QUOTE_ALL)
         writer.writerow([header for header, _ in cols])
         table = job.compiled.table
-        for record_id in job.ids[start:end]:
-            if record_id not in table.rows:
-                continue  # hard-deleted since the job ran
-            record = job.compiled.render([record_id], job.version)[0]
+        page_ids = [i for i in job.ids[start:end] if i in table.rows]  # (hard-deleted: gone)
+        for record_id, record in zip(page_ids, job.compiled.render(page_ids, job.version),
+                                     strict=True):
             writer.writerow([csv_value(self._typed(table, record_id, path, record))
                              for _, path in cols])
         headers = {"Content-Type": "text/csv",
