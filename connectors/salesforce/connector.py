@@ -102,6 +102,7 @@ class SalesforceConnector:
         self._writer: TaskWriter | None = None
         self._values: TaskValues | None = None
         self._types: dict[str, str] | None = None
+        self._opportunity: dict[str, dict[str, Any]] | None = None  # set-up's describe
         self.bulk = bulk.BulkPolicy(settings.name, settings.bulk_threshold, settings.bulk_poll,
                                     self._bulk_types)
 
@@ -126,13 +127,14 @@ class SalesforceConnector:
 
     def _bulk_types(self) -> dict[str, str]:
         """Column types for Bulk CSV rows: the standard fields the pull selects, and the
-        configured ones from the Opportunity describe (one call, only if any is configured,
-        once per connector), so a Bulk pull yields the same values as REST's JSON."""
+        configured ones from the Opportunity describe (the set-up check's, or one call, only
+        if any is configured, once per connector), so a Bulk pull yields the same values as
+        REST's JSON."""
         if self._types is None:
             types = dict(bulk.STANDARD_TYPES)
             configured = self._fields.configured()
             if configured:
-                described = self._describe("Opportunity")
+                described = self._opportunity or self._describe("Opportunity")
                 for name in configured:
                     entry = described.get(name.lower())
                     if entry is not None and entry.get("type"):
@@ -172,7 +174,7 @@ class SalesforceConnector:
         if not self._fields.configured():
             return [SetupCheck("deal fields", True, "none configured")]
         try:
-            opportunity = self._describe("Opportunity")
+            opportunity = self._opportunity = self._describe("Opportunity")
         except ConnectorError as exc:
             return [SetupCheck("deal fields", False, f"Opportunity describe failed: {exc}",
                                getattr(exc, "fix", "") or "check the integration user's "
