@@ -216,19 +216,16 @@ class SalesforceConnector:
 
     # -- doctor's login checks (not part of ensure_setup, which stays at one call) -------------
     def login_checks(self) -> Iterator[SetupCheck]:
-        """The login flow in use (a legacy one passes with a warning and the way off it),
-        whether the org offers the configured api_version (one call, logging in first), then
-        whether Bulk API 2.0 is allowed (`bulk_check`)."""
+        """The login flow in use (a legacy one passes with a warning and the way off it), then
+        whether the org offers the configured api_version (one call, logging in first)."""
         yield login_checks.flow_check(self.settings)
         offered = self._client.call("versions", login_checks.fetch_versions)
-        version = login_checks.version_check(self.settings.api_version, offered)
-        yield version
-        if version.ok:  # without the version no job can be created
-            yield self.bulk_check()
+        yield login_checks.version_check(self.settings.api_version, offered)
 
     def bulk_check(self) -> SetupCheck:
-        """Whether big pulls may use Bulk API 2.0: a one-row query job is created and aborted
-        (two calls). Refused (403), it passes with a warning: pulls fall back to REST."""
+        """Whether big pulls may use Bulk API 2.0 (doctor runs it last): a one-row query job
+        is created and aborted (two calls). Refused (403), it passes with a warning: pulls
+        fall back to REST."""
         threshold = self.settings.bulk_threshold
         if threshold is None:
             return SetupCheck("bulk api", True, "off (bulk_threshold: null): every pull uses "
@@ -243,8 +240,10 @@ class SalesforceConnector:
                 f"{threshold:,} rows fall back to REST (about one call per 1,000 rows)",
                 "give the integration user's profile or permission set the API Enabled "
                 "permission and Bulk API access, or set bulk_threshold: null", warn=True)
-        except (AuthError, BudgetExhausted):
+        except AuthError:
             raise
+        except BudgetExhausted as exc:  # doctor's "API budget" line says what to do
+            return SetupCheck("bulk api", True, f"not checked: {exc}", warn=True)
         except ConnectorError as exc:
             return SetupCheck("bulk api", True, f"could not create a Bulk API 2.0 query job "
                               f"({exc}): big pulls will try it and fall back to REST if "

@@ -307,6 +307,6 @@ def test_login_checks_report_before_anything_else_runs(backend: Any) -> None:
     checks = list(backend.connector().login_checks())
     assert all(isinstance(c, SetupCheck) and c.ok for c in checks), checks
     if backend.kind == "salesforce":
-        assert [c.name for c in checks] == ["login flow", "API version", "bulk api"]
+        assert [c.name for c in checks] == ["login flow", "API version"]
     else:
         assert checks == []

@@ -105,12 +105,12 @@ def test_without_bulk_permission_the_pull_falls_back_to_rest_and_says_so_once(
     refused = [e for e in logs if e["event"] == "crm.bulk_unavailable"]
     assert len(refused) == 1 and refused[0]["fallback"] == "rest"
     assert bulk_calls(sf) == {"bulk2_create": 1}  # asked once, then never again
-    check = next(c for c in connector.login_checks() if c.name == "bulk api")
+    check = connector.bulk_check()
     assert check.ok and check.warn and "fall back to REST" in check.detail
 
 
 def test_doctor_says_bulk_is_allowed(sf: SalesforceBackend) -> None:
-    check = next(c for c in sf.connector().login_checks() if c.name == "bulk api")
+    check = sf.connector().bulk_check()
     assert check.ok and not check.warn and "allowed" in check.detail
     assert sf.admin("GET", "bulk")["states"].get("Aborted") == 1  # the probe job was stopped
 
