@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import sys
 
-from bench import activity, activity_tick, cap, first_sync, idle_sync, memory, planner, report
+from bench import (
+    activity,
+    activity_tick,
+    bulk_pull,
+    cap,
+    first_sync,
+    idle_sync,
+    memory,
+    planner,
+    report,
+)
 
 BENCHES = {"planner": planner.main, "first_sync": first_sync.main, "memory": memory.main,
            "activity": activity.main, "activity_tick": activity_tick.main, "cap": cap.main,
-           "idle_sync": idle_sync.main, "report": report.main}
+           "idle_sync": idle_sync.main, "report": report.main, "bulk_pull": bulk_pull.main}
 
 
 def run() -> None:

@@ -155,6 +155,13 @@ class SalesforceSettings(CrmSettings):
     task_key_field: OptionalText = Field(
         None, description="External ID field on Task holding the task key (recommended); "
                           "without it a marker in the Subject is used")
+    bulk_threshold: Annotated[int, Field(ge=0)] | None = Field(
+        2000, description="A pull of more rows than this reads them through a Bulk API 2.0 "
+                          "query job (Salesforce's advice: above about 2,000); null: never")
+    bulk_poll: IntervalField = Field(
+        "2s", validate_default=True,
+        description="First wait before reading a Bulk query job's state (then doubling, "
+                    "at most 30s)")
 
     def __repr__(self) -> str:  # never show credentials
         return f"{type(self).__name__}(name={self.name!r}, login_url={self.login_url!r})"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -227,15 +227,20 @@ class Client:
                 log().warning("crm.observer_failed", connection=name, error=type(exc).__name__)
 
     # -- queries -------------------------------------------------------------------------
-    def pages(self, soql: str, *, include_deleted: bool, retry: bool = True
-              ) -> Iterator[list[dict[str, Any]]]:
+    def pages(self, soql: str, *, include_deleted: bool, retry: bool = True,
+              on_total: Callable[[int], None] | None = None
+              ) -> Generator[list[dict[str, Any]], None, None]:
         """The records of a SOQL query, one REST page (up to 2,000) at a time; each page is
-        its own call with its own retries. Raises StaleCursor if a locator dies midway."""
+        its own call with its own retries. Raises StaleCursor if a locator dies midway.
+        `on_total` gets the first answer's totalSize (the whole result's row count) before
+        the first page is yielded."""
         first = "queryAll" if include_deleted else "query"
         result: dict[str, Any] = self.call(
             first, lambda sf: sf.query(soql, include_deleted=include_deleted,
                                        headers=BATCH_HEADER),
             items=lambda r: len(r["records"]), retry=retry)
+        if on_total is not None:
+            on_total(int(result.get("totalSize") or 0))
         yield list(result["records"])
         while not result.get("done", True):
             next_url = str(result.get("nextRecordsUrl") or "")

@@ -9,6 +9,7 @@
     soql.py        query text, name and id checks, URI-sized chunks
     records.py     JSON records -> Deal / Owner / Contact
     deals.py       the incremental pull and deals by id
+    bulk.py        big pulls through a Bulk API 2.0 query job (sf.bulk2), CSV -> records
     activities.py  changed Tasks and Events (calls, emails, to-dos, meetings)
     people.py      stakeholders and owners
     tasks.py       writing, finding and closing tasks (sObject Collections)
@@ -20,9 +21,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
+
+from simple_salesforce.bulk2 import Operation
 
 from connectors.base import (
     ActivityPage,
@@ -33,7 +37,13 @@ from connectors.base import (
     SetupCheck,
     SetupReport,
 )
-from connectors.errors import AuthError, ConnectorError, PermissionDenied, SetupError
+from connectors.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConnectorError,
+    PermissionDenied,
+    SetupError,
+)
 from connectors.models import (
     ActivityKind,
     Channel,
@@ -45,12 +55,22 @@ from connectors.models import (
     TaskState,
     WriteResult,
 )
-from connectors.salesforce import activities, deals, login_checks, people, picklists, setup, soql
+from connectors.salesforce import (
+    activities,
+    bulk,
+    deals,
+    login_checks,
+    people,
+    picklists,
+    setup,
+    soql,
+)
 from connectors.salesforce.client import Client
 from connectors.salesforce.picklists import TaskValues
 from connectors.salesforce.tasks import TaskWriter
 
 KeyMode = Literal["upsert", "marker"]
+PROBE_QUERY = "SELECT Id FROM Opportunity LIMIT 1"  # doctor's Bulk check: a one-row job
 
 
 def key_field_fix(name: str) -> str:
@@ -85,6 +105,10 @@ class SalesforceConnector:
         self._values: TaskValues | None = None
         self._value_rows: picklists.Rows | None = None
         self._key_mode: KeyMode | None = None  # as the last ensure_setup found it
+        self._types: dict[str, str] | None = None
+        self._opportunity: dict[str, dict[str, Any]] | None = None  # set-up's describe
+        self.bulk = bulk.BulkPolicy(settings.name, settings.bulk_threshold, settings.bulk_poll,
+                                    self._bulk_types)
 
     @property
     def calls_made(self) -> int:
@@ -104,6 +128,23 @@ class SalesforceConnector:
         described = self._client.call(f"describe.{sobject}",
                                       lambda sf: sf.restful(f"sobjects/{sobject}/describe"))
         return setup.by_name(described)
+
+    def _bulk_types(self) -> dict[str, str]:
+        """Column types for Bulk CSV rows: the standard fields the pull selects, and the
+        configured ones from the Opportunity describe (the set-up check's, or one call, only
+        if any is configured, once per connector), so a Bulk pull yields the same values as
+        REST's JSON."""
+        if self._types is None:
+            types = dict(bulk.STANDARD_TYPES)
+            configured = self._fields.configured()
+            if configured:
+                described = self._opportunity or self._describe("Opportunity")
+                for name in configured:
+                    entry = described.get(name.lower())
+                    if entry is not None and entry.get("type"):
+                        types[name.lower()] = str(entry["type"])
+            self._types = types
+        return self._types
 
     def _task_values(self) -> TaskValues:
         """The org's task statuses and priorities: read once per connector (two queries)."""
@@ -138,7 +179,7 @@ class SalesforceConnector:
         if not self._fields.configured():
             return [SetupCheck("deal fields", True, "none configured")]
         try:
-            opportunity = self._describe("Opportunity")
+            opportunity = self._opportunity = self._describe("Opportunity")
         except ConnectorError as exc:
             return [SetupCheck("deal fields", False, f"Opportunity describe failed: {exc}",
                                getattr(exc, "fix", "") or "check the integration user's "
@@ -215,6 +256,39 @@ class SalesforceConnector:
         offered = self._client.call("versions", login_checks.fetch_versions)
         yield login_checks.version_check(self.settings.api_version, offered)
 
+    def bulk_check(self) -> SetupCheck:
+        """Whether big pulls may use Bulk API 2.0 (doctor runs it last): a one-row query job
+        is created and aborted (two calls). Refused (403), it passes with a warning: pulls
+        fall back to REST."""
+        threshold = self.settings.bulk_threshold
+        if threshold is None:
+            return SetupCheck("bulk api", True, "off (bulk_threshold: null): every pull uses "
+                              "REST, about one call per 1,000 rows")
+        try:
+            job = self._client.call("bulk2.create", lambda sf: bulk.jobs(
+                sf, "Opportunity").create_job(Operation.query, PROBE_QUERY))
+        except PermissionDenied as exc:
+            self.bulk.refuse(exc.message)
+            return SetupCheck(
+                "bulk api", True, f"Bulk API 2.0 refused ({exc.message}): pulls of more than "
+                f"{threshold:,} rows fall back to REST (about one call per 1,000 rows)",
+                "give the integration user's profile or permission set the API Enabled "
+                "permission and Bulk API access, or set bulk_threshold: null", warn=True)
+        except AuthError:
+            raise
+        except BudgetExhausted as exc:  # doctor's "API budget" line says what to do
+            return SetupCheck("bulk api", True, f"not checked: {exc}", warn=True)
+        except ConnectorError as exc:
+            return SetupCheck("bulk api", True, f"could not create a Bulk API 2.0 query job "
+                              f"({exc}): big pulls will try it and fall back to REST if "
+                              "refused", "check the integration user's API permissions",
+                              warn=True)
+        with contextlib.suppress(ConnectorError):  # already done: nothing to stop
+            self._client.call("bulk2.job", lambda sf: bulk.jobs(sf, "Opportunity").abort_job(
+                str(job["id"]), True), retry=False)
+        return SetupCheck("bulk api", True, f"allowed: pulls of more than {threshold:,} rows "
+                          "use a Bulk API 2.0 query job")
+
     def _login_check(self) -> SetupCheck:
         who = self.settings.auth.username or "the app's run-as user"
         return SetupCheck("login", True, f"logged in as {who} ({self._client.instance_host})")
@@ -232,7 +306,7 @@ class SalesforceConnector:
 
     def changed_deals(self, since: datetime) -> Iterator[DealPage]:
         self._check_config()
-        return deals.changed_deals(self._client, self._fields, since)
+        return deals.changed_deals(self._client, self._fields, since, self.bulk)
 
     def changed_activities(self, since: datetime, kinds: frozenset[ActivityKind]
                            ) -> Iterator[ActivityPage]:

@@ -86,6 +86,10 @@ def endpoint_name(method: str, url: str) -> str:
         upsert = method.upper() == "PATCH" and rest.count("/") >= 3
         return "collections." + ("upsert" if upsert else _COLLECTION_OPS.get(method.upper(), "?"))
     parts = rest.split("/")
+    if rest.startswith("jobs/query"):  # Bulk API 2.0 query jobs
+        if len(parts) == 2:
+            return "bulk2.create" if method.upper() == "POST" else "bulk2.jobs"
+        return "bulk2.results" if parts[-1] == "results" else "bulk2.job"
     if len(parts) == 3 and parts[0] == "sobjects" and parts[2] == "describe":
         return f"describe.{parts[1]}"
     return parts[0] or "resources"

@@ -19,6 +19,11 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
     POST   locks                   {"ids": [...], "next": N, "rate": r} | {"clear": true}
     POST   options                 run-time options (see emulator.RUNTIME_OPTIONS)
     GET    cursors                 {"open": n}
+    GET    bulk / POST bulk        Bulk API 2.0 query jobs: {"jobs", "states", "denied",
+                                   "fail_next"}; POST {"deny": [usernames], "allow":
+                                   [usernames], "fail_next": n, "error"?: message} withdraws
+                                   or grants a user's Bulk API permission, or makes the next
+                                   n jobs end Failed with that errorMessage
     POST   picklists               {"TaskStatus": [{"value", "label"?, "default"?, "closed"?}],
                                     "TaskPriority": [{"value", "label"?, "default"?, "high"?}]}
                                    the org's own task status / priority values
@@ -297,6 +302,24 @@ class Admin:
     def cursors(self, request: Request) -> Response:
         return Response.json(200, {"open": self.emu.cursors.count()})
 
+    def bulk_get(self, request: Request) -> Response:
+        return Response.json(200, self.emu.bulk.summary())
+
+    def bulk_set(self, request: Request) -> Response:
+        body = _json(request)
+        state = self.emu.bulk
+        unknown = set(body) - {"deny", "allow", "fail_next", "error"}
+        if unknown:
+            return _bad('bulk takes "deny", "allow", "fail_next" and "error"',
+                        unknown=sorted(unknown))
+        state.denied.update(str(u).lower() for u in body.get("deny") or ())
+        state.denied.difference_update(str(u).lower() for u in body.get("allow") or ())
+        if "fail_next" in body:
+            state.fail_next = int(body["fail_next"])
+        if body.get("error"):
+            state.fail_message = str(body["error"])
+        return Response.json(200, state.summary())
+
 
 def picklist_closed(store: Any) -> str:
     """The org's closed task status (the first closed TaskStatus row by sort order)."""
@@ -323,6 +346,8 @@ def register_admin_routes(emu: SalesforceEmulator) -> Admin:
     add("POST", "locks", r(admin.locks))
     add("POST", "options", r(admin.options))
     add("GET", "cursors", r(admin.cursors))
+    add("GET", "bulk", r(admin.bulk_get))
+    add("POST", "bulk", r(admin.bulk_set))
     add("POST", "picklists", r(admin.picklists))
     add("POST", "activities", r(admin.log_activity))
     add("POST", "activities/complete", r(admin.complete_task))

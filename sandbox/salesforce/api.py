@@ -312,6 +312,7 @@ class Api:
 
 
 def register_api_routes(emu: SalesforceEmulator) -> None:
+    from sandbox.salesforce.bulk import register_bulk_routes
     from sandbox.salesforce.collections import Collections
 
     api = Api(emu)
@@ -349,3 +350,4 @@ def register_api_routes(emu: SalesforceEmulator) -> None:
         g(coll.retrieve_body))
     add("PATCH", V + f"/composite/sobjects/{T}/(?P<field>\\w+)/?", "collections_upsert",
         g(coll.upsert))
+    register_bulk_routes(emu, api)

@@ -1,8 +1,9 @@
 """The Salesforce emulator: org state, the core hooks in Salesforce's shapes, and startup.
 
 State lives in one `Store` (records), `Auth` (logins, sessions, connected apps), `Cursors`
-(open query locators) and the daily API budget; every handler touches them under
-`self.lock`. Routes are in `api.py` / `collections.py`, the admin API in `admin.py`.
+(open query locators), `BulkState` (Bulk API 2.0 query jobs) and the daily API budget;
+every handler touches them under `self.lock`. Routes are in `api.py` / `collections.py` /
+`bulk.py`, the admin API in `admin.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sandbox.salesforce.admin import register_admin_routes
 from sandbox.salesforce.api import register_api_routes
 from sandbox.salesforce.auth import Auth, ConnectedApp, Credential, oauth_error, soap_fault
 from sandbox.salesforce.auth import soap_username as _soap_username
+from sandbox.salesforce.bulk import BulkState
 from sandbox.salesforce.cursors import Cursors
 from sandbox.salesforce.dml import Dml, Locks
 from sandbox.salesforce.errors import NOT_FOUND_MESSAGE, error_response
@@ -54,10 +56,11 @@ class SalesforceOptions:
     jwt_public_key: str | None = None  # PEM certificate (or public key) of consumer_key: jwt
     retry_after_on_503: float | None = None  # injected 503s carry Retry-After (SF sends none)
     deals: int = 0  # seed this many generated deals at start (sandbox.seed.generate)
+    bulk_job_polls: int = 0  # state reads a Bulk 2.0 query job answers InProgress (bulk.py)
 
 
 RUNTIME_OPTIONS = ("session_ttl_seconds", "max_cursors_per_user", "cursor_ttl_seconds",
-                   "retry_after_on_503", "daily_api_requests")
+                   "retry_after_on_503", "daily_api_requests", "bulk_job_polls")
 
 
 def check_task_values(table_name: str, values: Any) -> str:
@@ -94,6 +97,7 @@ class SalesforceEmulator(Emulator):
         self.locks = Locks(self.rng)
         self.auth = Auth(self.org_id, self.options.session_ttl_seconds)
         self.cursors = Cursors(self.options.max_cursors_per_user, self.options.cursor_ttl_seconds)
+        self.bulk = BulkState()
         self.store = Store(self.schema)
         self.dml = Dml(self.store, self.now, self.locks, self.writes)
         self.default_user_id = ""
@@ -117,6 +121,7 @@ class SalesforceEmulator(Emulator):
         self.dml = Dml(self.store, self.now, self.locks, self.writes)
         self.auth.clear()
         self.cursors.clear()
+        self.bulk.clear()
         self.locks.clear()
         self.api_used = 0
         self.api_max = self.options.daily_api_requests

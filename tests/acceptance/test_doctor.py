@@ -38,7 +38,8 @@ def test_a_good_deployment_passes_every_check(stack: Stack) -> None:
     assert code == 0, failing(report)
     names = {c["name"] for c in report["checks"]}
     assert {"configuration valid", "environment variables set", "ledger reachable and migrated",
-            "API budget", "clock skew", "closed-lost stages", "task key mode"} <= names
+            "API budget", "clock skew", "closed-lost stages", "task key mode",
+            "bulk api"} <= names
     assert SECRET_SF_PASSWORD not in out
 
 

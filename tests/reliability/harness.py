@@ -92,7 +92,7 @@ class Stack:
               salesforce_options: dict[str, Any] | None = None,
               hubspot_oauth: bool = False, seed_data: bool = True,
               sf_flow: str = "soap", mode: str = "strict", activities: int = 0,
-              rules: str | None = None) -> Stack:
+              rules: str | None = None, sf_extra: str = "") -> Stack:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
@@ -128,7 +128,8 @@ class Stack:
                     "username": username, "password": SECRET_SF_PASSWORD,
                     "security_token": SECRET_SF_TOKEN})
             text += salesforce_connection(f"sf{i}", username=username, key_field=key_field,
-                                          fallback=sf_fallback, extra=FAST, flow=sf_flow)
+                                          fallback=sf_fallback, extra=FAST + sf_extra,
+                                          flow=sf_flow)
         for i in range(hubspot):
             token = "${HUBSPOT_TOKEN}" if i == 0 else f"${{HUBSPOT_TOKEN_{i}}}"
             auth = (f'access_token: "{token}"' if not (hubspot_oauth and i == 0) else

@@ -35,6 +35,22 @@ def test_fault_storm_converges_exactly_once_and_respects_retry_after(sqlite_stac
     that search could not confirm are held that long before they are looked up again."""
     stack = sqlite_stack
     stack.start(deals=deals, salesforce_options={"retry_after_on_503": 1}, mode=mode)
+    storm(stack, mode, deals)
+
+
+def test_fault_storm_with_bulk_pulls_converges_exactly_once(sqlite_stack: Stack) -> None:
+    """The same storm while Salesforce's pull goes through a Bulk API 2.0 query job (the
+    threshold lowered below the deals): job creation, state reads and result pages are
+    retried like any call, and every task is still written once."""
+    stack = sqlite_stack
+    stack.start(deals=1500, salesforce_options={"retry_after_on_503": 1},
+                sf_extra="    bulk_threshold: 500\n    bulk_poll: 0.1s\n")
+    storm(stack, "strict", 1500)
+    calls = stack.box.admin("salesforce", "GET", "calls")["calls"]
+    assert calls.get("bulk2_create", 0) >= 1 and calls.get("bulk2_results", 0) >= 1, calls
+
+
+def storm(stack: Stack, mode: str, deals: int) -> None:
     for crm in ("salesforce", "hubspot"):
         stack.box.admin(crm, "POST", "faults", {"endpoint": "*", **STORM})
     ticks = 0

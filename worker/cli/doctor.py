@@ -162,6 +162,10 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
                                 f"winback stops at {settings.api_budget_share:.0%})",
                                 "" if ok else "wait for the daily reset or raise "
                                               "api_budget_share"))
+        bulk_check = getattr(connector, "bulk_check", None)  # Salesforce: Bulk API 2.0
+        if callable(bulk_check):
+            c = bulk_check()
+            checks.append(Check(scope, c.name, c.ok, c.detail, c.fix, c.warn))
     except FatalConnectionError as exc:
         checks.append(Check(scope, "login", False, str(exc), exc.fix))
     except ConnectorError as exc:

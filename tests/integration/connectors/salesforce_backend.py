@@ -66,7 +66,8 @@ class SalesforceBackend:
             "task_key_field": self.key_field,
             "fields": FieldMap(loss_reason="Loss_Reason__c", competitor="Competitor__c",
                                contract_end="Contract_End__c"),
-            "ca_bundle": str(self.ca_path), "timeout": 15.0}
+            "ca_bundle": str(self.ca_path), "timeout": 15.0,
+            "bulk_poll": 0.05}  # the emulator's jobs are done at the first state read
         return SalesforceSettings(**{**base, **overrides})
 
     def connector(self, **overrides: Any) -> SalesforceConnector:

@@ -122,7 +122,7 @@ def test_pull_pages_of_1000_past_ten_thousand(sf: SalesforceBackend) -> None:
     carrying its newest stamp as watermark; one CallRecord per page with its row count."""
     lost = sf.generate(10_500, seed=9)
     calls: list[CallRecord] = []
-    connector = sf.connector(observer=calls.append)
+    connector = sf.connector(observer=calls.append, bulk_threshold=None)  # REST paging
     sf.reset_calls()
     pages = pull(connector)
     assert [len(p.deals) for p in pages] == [1000] * 10 + [500]
@@ -178,7 +178,7 @@ def test_an_expired_query_cursor_restarts_from_the_last_stamp(sf: SalesforceBack
     sf.admin("POST", "options", {"cursor_ttl_seconds": 5})
     seen: list[CallRecord] = []
     try:
-        connector = sf.connector(observer=seen.append)
+        connector = sf.connector(observer=seen.append, bulk_threshold=None)  # REST cursors
         sf.reset_calls()
         pages = connector.changed_deals(EPOCH)
         first = next(pages)
