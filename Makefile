@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS=-x
 # pytest-xdist workers for `make test` (the suite waits on sockets and subprocesses more than it
 # computes, so more workers than cores pays); TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 NODE_DIR := tests/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 

@@ -139,6 +139,11 @@ class Connector(Protocol):
         the login flow (a legacy one warns), then the API version the org offers (one call,
         logging in; a refused login raises FatalConnectionError). Others: none."""
 
+    def access_checks(self) -> Iterator[SetupCheck]:
+        """Checks of what the user may do beyond `ensure_setup`, that doctor runs after the
+        API budget line. Salesforce: whether Bulk API 2.0 query jobs are allowed (big pulls
+        fall back to REST when not). Others: none."""
+
     def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         """Tag the calls that follow with a run id (sent as `X-Winback-Run`); `guard` runs
         before every HTTP call that follows (retries, logins and setup calls included): the

@@ -162,6 +162,10 @@ class InMemoryConnector:
         """No login to check."""
         return iter(())
 
+    def access_checks(self) -> Iterator[SetupCheck]:
+        """Nothing to check."""
+        return iter(())
+
     def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         self.runs.append(run_id)
         self.guard = guard

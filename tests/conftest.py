@@ -38,6 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 RELIABILITY = ROOT / "tests" / "reliability"
+# Two lanes of about equal length (measured with --durations): each runs its files one test
+# after another on one worker; files not listed take lane 2.
+LANE_1 = {"test_replicas.py", "test_crash.py", "test_lease_deadline.py", "test_injection.py"}
 
 
 @pytest.hookimpl(wrapper=True)  # before pytest-xdist reads the groups (--dist loadgroup)
@@ -45,11 +48,12 @@ def pytest_collection_modifyitems(config: pytest.Config,
                                   items: list[pytest.Item]) -> Iterator[None]:
     # `make test` runs the suite on several pytest-xdist workers (the suite mostly waits on
     # sockets and subprocesses). The reliability scenarios (kill -9, pauses, fault storms,
-    # replica churn) time their kills against live processes: they run one after another on a
-    # single worker, as they would alone, while the other workers take the rest.
+    # replica churn) time their kills against live processes: they run in two lanes, one
+    # test after another in each, while the other workers take the rest.
     for item in items:
         if RELIABILITY in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("reliability"))
+            lane = 1 if item.path.name in LANE_1 else 2
+            item.add_marker(pytest.mark.xdist_group(f"reliability-{lane}"))
     if not config.getoption("--long"):
         skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
         for item in items:
@@ -70,7 +74,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     if ungrouped:
         pytest.exit(
             f"pytest-xdist did not group {len(ungrouped)} reliability tests (e.g. {ungrouped[0]}) "
-            "onto one worker: this pytest / pytest-xdist pair ignores xdist_group (pytest-xdist "
+            "into their lanes: this pytest / pytest-xdist pair ignores xdist_group (pytest-xdist "
             "issue #1386); install the versions pyproject.toml pins (make install), or run "
             "make test TEST_WORKERS=0", returncode=4)
 

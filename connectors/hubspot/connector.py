@@ -78,6 +78,10 @@ class HubSpotConnector:
         `ensure_setup` reports."""
         return iter(())
 
+    def access_checks(self) -> Iterator[SetupCheck]:
+        """None: HubSpot has no permission winback may do without."""
+        return iter(())
+
     def begin_run(self, run_id: str | None, guard: Callable[[], None] | None = None) -> None:
         self._transport.run_id = run_id
         self._transport.guard = guard

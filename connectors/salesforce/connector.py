@@ -256,6 +256,10 @@ class SalesforceConnector:
         offered = self._client.call("versions", login_checks.fetch_versions)
         yield login_checks.version_check(self.settings.api_version, offered)
 
+    def access_checks(self) -> Iterator[SetupCheck]:
+        """Whether Bulk API 2.0 query jobs are allowed (bulk_check)."""
+        yield self.bulk_check()
+
     def bulk_check(self) -> SetupCheck:
         """Whether big pulls may use Bulk API 2.0 (doctor runs it last): a one-row query job
         is created and aborted (two calls). Refused (403), it passes with a warning: pulls

@@ -162,9 +162,7 @@ def _connection(settings: SalesforceConnection | HubSpotConnection) -> list[Chec
                                 f"winback stops at {settings.api_budget_share:.0%})",
                                 "" if ok else "wait for the daily reset or raise "
                                               "api_budget_share"))
-        bulk_check = getattr(connector, "bulk_check", None)  # Salesforce: Bulk API 2.0
-        if callable(bulk_check):
-            c = bulk_check()
+        for c in connector.access_checks():  # Salesforce: Bulk API 2.0 allowed
             checks.append(Check(scope, c.name, c.ok, c.detail, c.fix, c.warn))
     except FatalConnectionError as exc:
         checks.append(Check(scope, "login", False, str(exc), exc.fix))
