@@ -285,3 +285,44 @@ setup_cache = Table(
     Column("stored_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
 )
+
+# The outcome report's rollups (issue 14, migration 0007): counts kept exact by triggers on
+# task and enrollment (worker/ledger/rollups.py), so `winback report` reads thousands of rows
+# instead of millions. Key columns are never NULL (sentinels: '' and 0001-01-01).
+task_rollup = Table(
+    "task_rollup", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("cadence", String(80), primary_key=True),
+    Column("step", String(64), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("completed", Boolean, primary_key=True),
+    Column("closed", Boolean, primary_key=True),  # cancel_reason 'closed' (winback closed it)
+    Column("day0", Date, primary_key=True),
+    Column("due_date", Date, primary_key=True),
+    Column("done", Integer, primary_key=True),  # 0 open, 1 on time, 2 late, 3 time unknown
+    Column("n", BigInteger, nullable=False),
+)
+enrollment_rollup = Table(
+    "enrollment_rollup", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("cadence", String(64), primary_key=True),
+    Column("loss_reason", String(255), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("stop_reason", String(32), primary_key=True),
+    Column("day0", Date, primary_key=True),
+    Column("reborn_within", Integer, primary_key=True),  # 0 not reborn, 90/180/365, 9999
+    Column("won", Boolean, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("won_amount", Float, nullable=False),
+)
+segment_rollup = Table(  # win-back by cadence, loss reason, competitor and owner, per loss day
+    "segment_rollup", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("dimension", String(16), primary_key=True),
+    Column("value", String(255), primary_key=True),
+    Column("day0", Date, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("won", BigInteger, nullable=False),
+    Column("won_amount", Float, nullable=False),
+)
