@@ -217,39 +217,17 @@ class Reborn:
 def reborn_deals(conn: Connection, connections: Sequence[str], since: date) -> list[Reborn]:
     """Each reborn deal lost since `since` (found by ix_enrollment_reborn_deal: only reborn
     ones have a reborn deal id), with the last of its own tasks completed (with a known time,
-    by its owner) before it was reborn (probing ix_task_deal)."""
+    by its owner) before it was reborn: enrollment.last_touch_*, kept by triggers."""
     e = enrollment.c
     found = conn.execute(
-        select(e.connection, e.deal_id, e.cadence, e.stop_reason, e.day0, e.reborn_at)
+        select(e.connection, e.deal_id, e.cadence, e.stop_reason, e.day0, e.reborn_at,
+               e.last_touch_step, e.last_touch_at)
         .where(e.connection.in_(connections), e.reborn_deal_id.is_not(None),
                e.reborn_at.is_not(None), e.day0 >= since, e.cadence.is_not(None))
-        .order_by(e.connection, e.deal_id)).all()
-    last: dict[tuple[str, str], tuple[datetime, str]] = {}
-    by_connection: dict[str, list[str]] = {}
-    for row in found:
-        by_connection.setdefault(str(row[0]), []).append(str(row[1]))
-    reborn_at = {(str(r[0]), str(r[1])): r[5] for r in found}
-    for connection, ids in by_connection.items():
-        for part in chunks(ids, 900):
-            query = (select(task.c.deal_id, task.c.step, task.c.completed_at)
-                     .where(task.c.connection == connection, task.c.deal_id.in_(part),
-                            task.c.status == TaskStatus.WRITTEN, task.c.completed.is_(True),
-                            task.c.completed_at.is_not(None),
-                            or_(task.c.cancel_reason.is_(None),
-                                task.c.cancel_reason != CancelReason.CLOSED))
-                     )
-            for deal_id, step, at in conn.execute(query):
-                key = (connection, str(deal_id))
-                if at is None or at > reborn_at[key]:
-                    continue
-                if key not in last or (at, str(step)) > last[key]:
-                    last[key] = (at, str(step))
-    out = []
-    for c, d, cadence, reason, day0, at in found:
-        touch = last.get((str(c), str(d)))
-        out.append(Reborn(str(c), str(d), str(cadence), None if reason is None else str(reason),
-                          day0, at, touch[1] if touch else None, touch[0] if touch else None))
-    return out
+        .order_by(e.connection, e.deal_id))
+    return [Reborn(str(c), str(d), str(cadence), None if reason is None else str(reason),
+                   day0, at, None if step is None else str(step), touched)
+            for c, d, cadence, reason, day0, at, step, touched in found]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ triggers (SQLite: one per event; PostgreSQL: one PL/pgSQL function per table) an
 recount from the base tables that backfills a ledger (`rebuild`) and that tests compare with.
 """
 
+# ruff: noqa: S608 (all SQL here is built from this module's constants, no input reaches it)
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -129,14 +130,14 @@ def _remove(r: Rollup, d: str) -> str:
     """Count the OLD row out."""
     sets = ", ".join(f"{v} = {v} - ({e('OLD.', d)})" for v, e in r.values)
     keys = " AND ".join(f"{k} = {e('OLD.', d)}" for k, e in r.keys)
-    return f"UPDATE {r.table} SET {sets} WHERE {keys} AND {_where(r, 'OLD.', d)}"  # noqa: S608
+    return f"UPDATE {r.table} SET {sets} WHERE {keys} AND {_where(r, 'OLD.', d)}"
 
 
 def recount_sql(r: Rollup, d: str) -> str:
     """The rollup's rows computed from the base table."""
     keys = [e("", d) for _, e in r.keys]
     sums = [f"sum({e('', d)})" for _, e in r.values]
-    return (f"SELECT {', '.join(keys + sums)} FROM {r.base} WHERE {_where(r, '', d)} "  # noqa: S608
+    return (f"SELECT {', '.join(keys + sums)} FROM {r.base} WHERE {_where(r, '', d)} "
             f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}")
 
 
@@ -145,9 +146,39 @@ def _changed(base: str, d: str) -> str:
     return " OR ".join(f"OLD.{c} {op} NEW.{c}" for c in WATCHED[base])
 
 
+# The last touch before a rebirth (enrollment.last_touch_step / last_touch_at): the latest of
+# the deal's written tasks its owner completed (a known time, not closed by winback) at or
+# before reborn_at; recomputed for the deal whenever one of its tasks or its reborn_at changes.
+def _last(column: str, connection: str, deal: str, at: str) -> str:
+    return (f"(SELECT t.{column} FROM task t WHERE t.connection = {connection} "
+            f"AND t.deal_id = {deal} AND t.status = 'written' AND t.completed "
+            "AND t.completed_at IS NOT NULL "
+            "AND (t.cancel_reason IS NULL OR t.cancel_reason <> 'closed') "
+            f"AND t.completed_at <= {at} ORDER BY t.completed_at DESC, t.step DESC LIMIT 1)")
+
+
+def _touch_sets(connection: str, deal: str, at: str) -> str:
+    return (f"last_touch_step = {_last('step', connection, deal, at)}, "
+            f"last_touch_at = {_last('completed_at', connection, deal, at)}")
+
+
+_ENROLLMENT_TOUCH = _touch_sets("enrollment.connection", "enrollment.deal_id",
+                                "enrollment.reborn_at")
+
+
+def _touch_of_task(p: str) -> str:
+    """Recompute the last touch of the task row's deal (if it is reborn)."""
+    return (f"UPDATE enrollment SET {_ENROLLMENT_TOUCH} WHERE connection = {p}connection "
+            f"AND deal_id = {p}deal_id AND reborn_at IS NOT NULL")
+
+
+def rebuild_last_touch(conn: Connection) -> None:
+    conn.exec_driver_sql(f"UPDATE enrollment SET {_ENROLLMENT_TOUCH} WHERE reborn_at IS NOT NULL")
+
+
 def trigger_ddl(d: str) -> list[str]:
     """The statements creating the triggers (d: 'sqlite' or 'postgresql')."""
-    out: list[str] = []
+    out: list[str] = _touch_ddl(d)
     for base, watched in WATCHED.items():
         mine = [r for r in ROLLUPS if r.base == base]
         cols = ", ".join(watched)
@@ -177,8 +208,49 @@ def trigger_ddl(d: str) -> list[str]:
     return out
 
 
+def _touch_ddl(d: str) -> list[str]:
+    if d == "sqlite":
+        mine = f"UPDATE enrollment SET {_ENROLLMENT_TOUCH} WHERE id = NEW.id"
+        return [
+            "CREATE TRIGGER trg_enrollment_touch_insert AFTER INSERT ON enrollment "
+            f"WHEN NEW.reborn_at IS NOT NULL BEGIN\n{mine};\nEND",
+            "CREATE TRIGGER trg_enrollment_touch_update AFTER UPDATE OF reborn_at ON enrollment "
+            f"WHEN OLD.reborn_at IS NOT NEW.reborn_at BEGIN\n{mine};\nEND",
+            "CREATE TRIGGER trg_task_touch_insert AFTER INSERT ON task BEGIN\n"
+            f"{_touch_of_task('NEW.')};\nEND",
+            "CREATE TRIGGER trg_task_touch_update AFTER UPDATE OF connection, deal_id, step, "
+            "status, completed, completed_at, cancel_reason ON task BEGIN\n"
+            f"{_touch_of_task('OLD.')};\n{_touch_of_task('NEW.')};\nEND",
+            "CREATE TRIGGER trg_task_touch_delete AFTER DELETE ON task BEGIN\n"
+            f"{_touch_of_task('OLD.')};\nEND"]
+    step = _last("step", "NEW.connection", "NEW.deal_id", "NEW.reborn_at")
+    at = _last("completed_at", "NEW.connection", "NEW.deal_id", "NEW.reborn_at")
+    return [
+        "CREATE FUNCTION winback_enrollment_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        f"BEGIN\n  NEW.last_touch_step := {step};\n  NEW.last_touch_at := {at};\n"
+        "  RETURN NEW;\nEND\n$$",
+        "CREATE TRIGGER trg_enrollment_touch BEFORE INSERT OR UPDATE OF reborn_at ON "
+        "enrollment FOR EACH ROW EXECUTE FUNCTION winback_enrollment_touch()",
+        "CREATE FUNCTION winback_task_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n  IF TG_OP IN ('UPDATE', 'DELETE') THEN\n"
+        f"    {_touch_of_task('OLD.')};\n  END IF;\n"
+        f"  IF TG_OP IN ('UPDATE', 'INSERT') THEN\n    {_touch_of_task('NEW.')};\n"
+        "  END IF;\n  RETURN NULL;\nEND\n$$",
+        "CREATE TRIGGER trg_task_touch AFTER INSERT OR DELETE OR UPDATE OF connection, deal_id, "
+        "step, status, completed, completed_at, cancel_reason ON task FOR EACH ROW "
+        "EXECUTE FUNCTION winback_task_touch()"]
+
+
 def drop_ddl(d: str) -> list[str]:
-    out: list[str] = []
+    if d == "sqlite":
+        out = [f"DROP TRIGGER IF EXISTS trg_{t}_touch_{e}" for t, e in (
+            ("enrollment", "insert"), ("enrollment", "update"), ("task", "insert"),
+            ("task", "update"), ("task", "delete"))]
+    else:
+        out = ["DROP TRIGGER IF EXISTS trg_enrollment_touch ON enrollment",
+               "DROP TRIGGER IF EXISTS trg_task_touch ON task",
+               "DROP FUNCTION IF EXISTS winback_enrollment_touch()",
+               "DROP FUNCTION IF EXISTS winback_task_touch()"]
     for base in WATCHED:
         events = ("insert", "update", "delete") if d == "sqlite" else ("insert", "update")
         out += [f"DROP TRIGGER IF EXISTS trg_{base}_rollup_{e}" + ("" if d == "sqlite"
@@ -202,7 +274,8 @@ def rebuild(conn: Connection) -> None:
     """Recount every rollup from the base tables (the migration's backfill; a bulk load)."""
     d = conn.dialect.name
     for table in TABLES:
-        conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608 (constant names)
+        conn.exec_driver_sql(f"DELETE FROM {table}")
     for r in ROLLUPS:
         names = [k for k, _ in r.keys] + [v for v, _ in r.values]
         conn.exec_driver_sql(f"INSERT INTO {r.table} ({', '.join(names)}) {recount_sql(r, d)}")
+    rebuild_last_touch(conn)

@@ -132,6 +132,10 @@ enrollment = Table(
     # end, a max_wait deadline), or now when its activity changed: re-planned then.
     Column("replan_at", UTCDateTime()),
     Column("waiting", Integer, nullable=False, default=0),  # steps waiting for a completion
+    # A reborn deal's last touch: its latest task completed by the owner at or before
+    # reborn_at (kept by triggers, worker/ledger/rollups.py; migration 0007).
+    Column("last_touch_step", String(64)),
+    Column("last_touch_at", UTCDateTime()),
     UniqueConstraint("connection", "deal_id", name="uq_enrollment_connection_deal"),
 )
 Index("ix_enrollment_account", enrollment.c.connection, enrollment.c.account_id,

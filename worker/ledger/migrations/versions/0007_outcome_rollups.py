@@ -1,6 +1,7 @@
 """The outcome report's rollups (issue 14): task_rollup, enrollment_rollup and segment_rollup,
-kept exact by triggers on task and enrollment (worker/ledger/rollups.py), backfilled here from
-the existing rows.
+and a reborn deal's last touch on its enrollment (last_touch_step, last_touch_at), kept exact
+by triggers on task and enrollment (worker/ledger/rollups.py), backfilled here from the
+existing rows.
 
 Revision ID: 0007
 Revises: 0006
@@ -21,6 +22,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("enrollment") as batch:
+        batch.add_column(sa.Column("last_touch_step", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("last_touch_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "task_rollup",
         sa.Column("connection", sa.String(length=64), nullable=False),
@@ -76,3 +80,6 @@ def downgrade() -> None:
     op.drop_table("segment_rollup")
     op.drop_table("enrollment_rollup")
     op.drop_table("task_rollup")
+    with op.batch_alter_table("enrollment") as batch:
+        batch.drop_column("last_touch_at")
+        batch.drop_column("last_touch_step")
