@@ -88,6 +88,7 @@ class StepCounts:
     status: TaskStatus
     completed: bool
     by_winback: bool  # a written task winback closed on a stop (not the owner's doing)
+    by_cap: bool  # skipped by the owner's daily cap (worker/sync/cap.py)
     count: int
     on_time: int  # completed on or before the due date (UTC day)
     late: int
@@ -107,13 +108,14 @@ def step_rollup(conn: Connection, connections: Sequence[str], since: date, today
     open-and-overdue counts: read from task_rollup (kept by triggers, worker/ledger/rollups.py),
     a few rows per cadence, step and loss day."""
     r = task_rollup.c
-    keys = (r.cadence, r.step, r.status, r.completed, r.closed)
+    keys = (r.cadence, r.step, r.status, r.completed, r.cancel_reason)
     query = (select(*keys, func.sum(r.n), _n(r.done == 1, r.n), _n(r.done == 2, r.n),
                     _n(r.done == 3, r.n), _n(and_(r.done == 0, r.due_date < today), r.n))
              .where(r.connection.in_(connections), r.day0 >= since)
              .group_by(*keys).having(func.sum(r.n) > 0))
-    return [StepCounts(str(c).split("@", 1)[0], str(s), TaskStatus(st), bool(d), bool(w),
-                       int(n), int(a or 0), int(b or 0), int(u or 0), int(o or 0))
+    return [StepCounts(str(c).split("@", 1)[0], str(s), TaskStatus(st), bool(d),
+                       w == CancelReason.CLOSED, w == CancelReason.CAP, int(n), int(a or 0),
+                       int(b or 0), int(u or 0), int(o or 0))
             for c, s, st, d, w, n, a, b, u, o in conn.execute(query)]
 
 

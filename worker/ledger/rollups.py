@@ -41,11 +41,6 @@ def _done(p: str, d: str) -> str:
             f"WHEN {_utc_day(p + 'completed_at', d)} <= {p}due_date THEN 1 ELSE 2 END")
 
 
-def _closed(p: str, d: str) -> str:
-    return (f"({p}cancel_reason IS 'closed')" if d == "sqlite"
-            else f"coalesce({p}cancel_reason = 'closed', false)")
-
-
 def _reborn_within(p: str, d: str) -> str:
     days = (f"(julianday({_utc_day(p + 'reborn_at', d)}) - julianday({p}day0))" if d == "sqlite"
             else f"({_utc_day(p + 'reborn_at', d)} - {p}day0)")
@@ -79,7 +74,8 @@ class Rollup:
 
 _TASK = Rollup("task_rollup", "task", (
     ("connection", _col("connection")), ("cadence", _col("cadence")), ("step", _col("step")),
-    ("status", _col("status")), ("completed", _col("completed")), ("closed", _closed),
+    ("status", _col("status")), ("completed", _col("completed")),
+    ("cancel_reason", _col("cancel_reason", "''")),
     ("day0", _day), ("due_date", _col("due_date")), ("done", _done)),
     (("n", _const("1")),))
 

@@ -182,6 +182,7 @@ def _step_rows(counts: list[outcomes.StepCounts], skips: list[tuple[str, str, st
         ("planned", "written", "completed", "cancelled", "failed"), 0))
     outcome: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
         ("written", "completed", "on_time", "late", "open", "overdue"), 0))
+    cap_skips: dict[tuple[str, str], int] = defaultdict(int)
     for c in counts:
         key = (c.cadence, c.step)
         entry = legacy[key]
@@ -190,6 +191,8 @@ def _step_rows(counts: list[outcomes.StepCounts], skips: list[tuple[str, str, st
             entry[STEP_COLUMNS[c.status]] += c.count
         if c.status is TaskStatus.WRITTEN and c.completed:
             entry["completed"] += c.count
+        if c.status is TaskStatus.SKIPPED and c.by_cap:
+            cap_skips[key] += c.count  # the ledger's daily cap skipped it (worker/sync/cap.py)
         if c.status is not TaskStatus.WRITTEN:
             continue
         found = outcome[key]
@@ -206,6 +209,8 @@ def _step_rows(counts: list[outcomes.StepCounts], skips: list[tuple[str, str, st
     skipped: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for cadence, step, reason, count in skips:
         skipped[(cadence, step)][reason] = skipped[(cadence, step)].get(reason, 0) + count
+    for key, count in cap_skips.items():
+        skipped[key]["cap"] = skipped[key].get("cap", 0) + count
     by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(legacy.items())]
     rows = []
     for key in sorted(set(outcome) | set(skipped)):

@@ -32,13 +32,13 @@ def upgrade() -> None:
         sa.Column("step", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("completed", sa.Boolean(), nullable=False),
-        sa.Column("closed", sa.Boolean(), nullable=False),
+        sa.Column("cancel_reason", sa.String(length=32), nullable=False),
         sa.Column("day0", sa.Date(), nullable=False),
         sa.Column("due_date", sa.Date(), nullable=False),
         sa.Column("done", sa.Integer(), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("connection", "cadence", "step", "status", "completed",
-                                "closed", "day0", "due_date", "done",
+                                "cancel_reason", "day0", "due_date", "done",
                                 name=op.f("pk_task_rollup")),
     )
     op.create_table(
