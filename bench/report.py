@@ -109,7 +109,8 @@ FROM enrollment WHERE id % 5 = 0 AND cadence != 'disqualified'""")
 
 
 def fill_postgresql(url: str, deals: int) -> None:
-    """The same ledger generated inside PostgreSQL (generate_series), as fill_sqlite does."""
+    """The same ledger generated inside PostgreSQL (generate_series), as fill_sqlite does
+    (mod(), not the modulo operator: the driver reads that as a placeholder)."""
     engine = make_engine(url, pool_size=1)
     migrate.upgrade(engine)
     dropped = _drop_indexes(engine)
@@ -132,13 +133,13 @@ deal AS (SELECT i, {today} - back AS day0, r < 10 AS reborn, r < 3 AS won, later
 INSERT INTO enrollment (connection, deal_id, cycle, cadence, rule_version, status,
   stop_reason, account_id, owner_id, loss_reason, competitor, amount, day0, deal_json,
   enrolled_at, reborn_at, reborn_deal_id, won_back_at, won_back_amount, waiting)
-SELECT 'bench', id, 1, {pick("i % 4", CADENCES)}, 'v1',
+SELECT 'bench', id, 1, {pick("mod(i, 4)", CADENCES)}, 'v1',
   CASE WHEN reborn THEN 'stopped' ELSE 'active' END,
   CASE WHEN won THEN 'won' WHEN reborn THEN
-       {pick("i % 3", ("reopened", "new_deal", "meeting"))} END,
-  'A' || lpad(i::text, 7, '0'), 'U' || lpad((i % 400)::text, 3, '0'),
-  {pick("i % 5", REASONS)}, {pick("comp", COMPETITORS)},
-  1000 + (i::bigint * 7919) % 89000, day0, json_build_object('id', id), {noon},
+       {pick("mod(i, 3)", ("reopened", "new_deal", "meeting"))} END,
+  'A' || lpad(i::text, 7, '0'), 'U' || lpad(mod(i, 400)::text, 3, '0'),
+  {pick("mod(i, 5)", REASONS)}, {pick("comp", COMPETITORS)},
+  1000 + mod(i::bigint * 7919, 89000), day0, json_build_object('id', id), {noon},
   CASE WHEN reborn THEN (day0 + later)::timestamp AT TIME ZONE 'UTC' END,
   CASE WHEN reborn THEN id END,
   CASE WHEN won THEN (day0 + later)::timestamp AT TIME ZONE 'UTC' END,
@@ -169,7 +170,7 @@ INSERT INTO skip_outcome (connection, deal_id, step, occurrence, contact, cadenc
   due_date, decided_at)
 SELECT 'bench', deal_id, 'quarterly', 1, '', cadence,
   {pick("floor(random() * 4)::int", ("grace", "activity", "pause", "cap"))}, day0, {noon}
-FROM enrollment WHERE id % 5 = 0 AND cadence <> 'disqualified'""")
+FROM enrollment WHERE mod(id, 5) = 0 AND cadence <> 'disqualified'""")
     for index in dropped:
         index.create(engine)
     _rollups(engine)
