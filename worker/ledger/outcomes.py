@@ -1,6 +1,7 @@
 """The outcome report's ledger side (issue 14): the steps plans skipped (kept with their
 reason), task completion times, and the aggregate reads of `winback report` and the backlog
-gauges. Every count is one grouped SQL query: the report reads no row per task."""
+gauges. The report's counts come from the rollup tables the database keeps exact
+(worker/ledger/rollups.py, migration 0007): it reads no row per task."""
 
 from __future__ import annotations
 
