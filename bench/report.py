@@ -3,7 +3,11 @@ days, 5 tasks each (4 written, of which about half completed, some late; the res
 a tenth reborn, a third of those won back, some steps skipped. The ledger is filled with bulk
 inserts (not a sync: the report only reads it); then the report's queries are timed.
 
-    python -m bench report --deals 1000000 [--database-url postgresql://...]
+    python -m bench report --deals 1000000 [--database-url postgresql://...] [--keep FILE]
+
+Both fills generate the rows inside the database (SQLite: recursive CTEs; PostgreSQL:
+generate_series), drop the indexes and the rollup triggers for it and recount the rollups
+after, as a restore would.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from worker.ledger import migrate
+from worker.ledger import migrate, rollups
 from worker.ledger.db import make_engine
 from worker.ledger.records import EnrollmentStatus, StopReason, TaskStatus
 from worker.ledger.schema import enrollment, skip_outcome, task
@@ -40,6 +44,8 @@ def fill_sqlite(url: str, deals: int) -> None:
     engine = make_engine(url, pool_size=1)
     migrate.upgrade(engine)
     dropped = _drop_indexes(engine)
+    with engine.begin() as conn:
+        rollups.uninstall(conn)  # counted once after the fill, as a restore would
     today = TODAY.isoformat()
     with engine.begin() as conn:
         conn.exec_driver_sql(f"""
@@ -98,9 +104,86 @@ SELECT 'bench', deal_id, 'quarterly', 1, '', cadence,
 FROM enrollment WHERE id % 5 = 0 AND cadence != 'disqualified'""")
     for index in dropped:
         index.create(engine)
+    _rollups(engine)
+    engine.dispose()
+
+
+def fill_postgresql(url: str, deals: int) -> None:
+    """The same ledger generated inside PostgreSQL (generate_series), as fill_sqlite does
+    (mod(), not the modulo operator: the driver reads that as a placeholder)."""
+    engine = make_engine(url, pool_size=1)
+    migrate.upgrade(engine)
+    dropped = _drop_indexes(engine)
+    with engine.begin() as conn:
+        rollups.uninstall(conn)
+    today = f"DATE '{TODAY.isoformat()}'"
+    noon = f"TIMESTAMPTZ '{TODAY.isoformat()} 12:00:00+00'"
+    def pick(expr: str, values: tuple[str | None, ...]) -> str:
+        whens = " ".join(f"WHEN {i} THEN " + ("NULL" if v is None else f"'{v}'")
+                         for i, v in enumerate(values))
+        return f"CASE {expr} {whens} END"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"""
+WITH base AS MATERIALIZED (
+  SELECT i, floor(random() * 400)::int AS back, floor(random() * 100)::int AS r,
+         floor(random() * 199)::int + 1 AS later, floor(random() * 4)::int AS comp
+  FROM generate_series(0, {deals - 1}) AS i),
+deal AS (SELECT i, {today} - back AS day0, r < 10 AS reborn, r < 3 AS won, later, comp,
+                'D' || lpad(i::text, 7, '0') AS id FROM base)
+INSERT INTO enrollment (connection, deal_id, cycle, cadence, rule_version, status,
+  stop_reason, account_id, owner_id, loss_reason, competitor, amount, day0, deal_json,
+  enrolled_at, reborn_at, reborn_deal_id, won_back_at, won_back_amount, waiting)
+SELECT 'bench', id, 1, {pick("mod(i, 4)", CADENCES)}, 'v1',
+  CASE WHEN reborn THEN 'stopped' ELSE 'active' END,
+  CASE WHEN won THEN 'won' WHEN reborn THEN
+       {pick("mod(i, 3)", ("reopened", "new_deal", "meeting"))} END,
+  'A' || lpad(i::text, 7, '0'), 'U' || lpad(mod(i, 400)::text, 3, '0'),
+  {pick("mod(i, 5)", REASONS)}, {pick("comp", COMPETITORS)},
+  1000 + mod(i::bigint * 7919, 89000), day0, json_build_object('id', id), {noon},
+  CASE WHEN reborn THEN (day0 + later)::timestamp AT TIME ZONE 'UTC' END,
+  CASE WHEN reborn THEN id END,
+  CASE WHEN won THEN (day0 + later)::timestamp AT TIME ZONE 'UTC' END,
+  CASE WHEN won THEN 10000.0 END, 0
+FROM deal""")
+        written = f"j < 4 AND due <= {today} + 7"
+        conn.exec_driver_sql(f"""
+WITH t AS MATERIALIZED (
+  SELECT e.id AS eid, e.deal_id, e.cadence, e.owner_id, e.day0, j, e.day0 + 30 * j AS due,
+         floor(random() * 2)::int AS coin, floor(random() * 8)::int - 2 AS shift
+  FROM enrollment e CROSS JOIN generate_series(0, {len(STEPS) - 1}) AS j
+  WHERE e.cadence <> 'disqualified')
+INSERT INTO task (key, connection, deal_id, cadence, step, occurrence, owner_id, due_date,
+  remind_at, create_after, channel, priority, status, crm_id, completed, completed_at,
+  created_at, updated_at, attempts, close_requested, day0)
+SELECT 'k' || eid || '-' || j, 'bench', deal_id, cadence || '@1', {pick("j", STEPS)}, 1,
+  owner_id, due, (due + TIME '14:00')::timestamp AT TIME ZONE 'UTC',
+  (due + TIME '14:00')::timestamp AT TIME ZONE 'UTC', 'call', 'normal',
+  CASE WHEN {written} THEN 'written' ELSE 'planned' END,
+  CASE WHEN {written} THEN 'T' || eid || '-' || j END,
+  {written} AND coin = 1,
+  CASE WHEN {written} AND coin = 1
+       THEN (due + shift + TIME '15:00')::timestamp AT TIME ZONE 'UTC' END,
+  {noon}, {noon}, 0, false, day0
+FROM t""")
+        conn.exec_driver_sql(f"""
+INSERT INTO skip_outcome (connection, deal_id, step, occurrence, contact, cadence, reason,
+  due_date, decided_at)
+SELECT 'bench', deal_id, 'quarterly', 1, '', cadence,
+  {pick("floor(random() * 4)::int", ("grace", "activity", "pause", "cap"))}, day0, {noon}
+FROM enrollment WHERE mod(id, 5) = 0 AND cadence <> 'disqualified'""")
+    for index in dropped:
+        index.create(engine)
+    _rollups(engine)
+    engine.dispose()
+
+
+def _rollups(engine: Any) -> None:
+    """The rollups recounted from the rows (as migration 0007 does) and their triggers back."""
+    with engine.begin() as conn:
+        rollups.rebuild(conn)
+        rollups.install(conn)
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
-    engine.dispose()
 
 
 def fill(url: str, deals: int, seed: int = 7) -> None:
@@ -115,6 +198,8 @@ def fill(url: str, deals: int, seed: int = 7) -> None:
 
     sqlite = url.startswith("sqlite")
     dropped = _drop_indexes(engine) if sqlite else []
+    with engine.begin() as conn:
+        rollups.uninstall(conn)
 
     def flush(force: bool = False) -> None:
         with engine.begin() as conn:
@@ -179,8 +264,7 @@ def fill(url: str, deals: int, seed: int = 7) -> None:
     flush(force=True)
     for index in dropped:  # built once at the end, as a restore would
         index.create(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
+    _rollups(engine)
     engine.dispose()
 
 
@@ -238,7 +322,7 @@ def main(argv: list[str]) -> None:
     url = args.database_url or f"sqlite:///{path}"
     started = time.monotonic()
     if args.database_url:
-        fill(url, args.deals)
+        fill_postgresql(url, args.deals)
     elif not path.exists():
         fill_sqlite(url, args.deals)
     fill_seconds = time.monotonic() - started

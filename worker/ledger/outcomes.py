@@ -1,6 +1,7 @@
 """The outcome report's ledger side (issue 14): the steps plans skipped (kept with their
 reason), task completion times, and the aggregate reads of `winback report` and the backlog
-gauges. Every count is one grouped SQL query: the report reads no row per task."""
+gauges. The report's counts come from the rollup tables the database keeps exact
+(worker/ledger/rollups.py, migration 0007): it reads no row per task."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    cast,
     delete,
     func,
     literal,
@@ -27,7 +27,16 @@ from sqlalchemy import (
 
 from worker.cadence.outcome import Skipped, skip_reason
 from worker.ledger.records import CancelReason, TaskStatus
-from worker.ledger.schema import connection_state, enrollment, skip_outcome, task
+from worker.ledger.rollups import REBORN_WINDOWS, SEGMENT_DIMENSIONS
+from worker.ledger.schema import (
+    connection_state,
+    enrollment,
+    segment_rollup,
+    skip_outcome,
+    task,
+    task_rollup,
+)
+from worker.ledger.schema import enrollment_rollup as enrollment_rollup_table
 from worker.ledger.store import _insert, chunks
 
 _JOIN = and_(enrollment.c.connection == task.c.connection,
@@ -80,6 +89,7 @@ class StepCounts:
     status: TaskStatus
     completed: bool
     by_winback: bool  # a written task winback closed on a stop (not the owner's doing)
+    by_cap: bool  # skipped by the owner's daily cap (worker/sync/cap.py)
     count: int
     on_time: int  # completed on or before the due date (UTC day)
     late: int
@@ -87,32 +97,26 @@ class StepCounts:
     overdue: int  # open and due before today
 
 
-def _n(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
+def _n(condition: ColumnElement[bool], value: ColumnElement[Any] | None = None
+       ) -> ColumnElement[Any]:
+    return func.sum(case((condition, value if value is not None else 1), else_=0))
 
 
 def step_rollup(conn: Connection, connections: Sequence[str], since: date, today: date
                 ) -> list[StepCounts]:
-    """One scan of the covering index ix_task_outcome: tasks of deals lost on or after
-    `since` by (cadence, step, status, completed, closed by winback), with completion on
-    time / late (UTC day against the due date) and open-and-overdue counts."""
-    # (SQLite's date() gives 'YYYY-MM-DD', as due_date is stored; PostgreSQL a date)
-    done_day = func.date(task.c.completed_at)
-    done = task.c.completed.is_(True)
-    keys = (task.c.cadence, task.c.step, task.c.status, task.c.completed, task.c.cancel_reason)
-    query = (select(*keys, func.count(),
-                    _n(and_(done, task.c.completed_at.is_not(None),
-                            done_day <= task.c.due_date)),
-                    _n(and_(done, task.c.completed_at.is_not(None),
-                            done_day > task.c.due_date)),
-                    _n(and_(done, task.c.completed_at.is_(None))),
-                    _n(and_(task.c.completed.is_(False), task.c.due_date < today)))
-             .where(task.c.connection.in_(connections), task.c.day0 >= since)
-             .group_by(*keys)  # (the index's order: the aggregate streams)
-             .with_hint(task, "INDEXED BY ix_task_outcome", "sqlite"))
+    """Tasks of deals lost on or after `since` by (cadence, step, status, completed, closed
+    by winback), with completion on time / late (UTC day against the due date) and
+    open-and-overdue counts: read from task_rollup (kept by triggers, worker/ledger/rollups.py),
+    a few rows per cadence, step and loss day."""
+    r = task_rollup.c
+    keys = (r.cadence, r.step, r.status, r.completed, r.cancel_reason)
+    query = (select(*keys, func.sum(r.n), _n(r.done == 1, r.n), _n(r.done == 2, r.n),
+                    _n(r.done == 3, r.n), _n(and_(r.done == 0, r.due_date < today), r.n))
+             .where(r.connection.in_(connections), r.day0 >= since)
+             .group_by(*keys).having(func.sum(r.n) > 0))
     return [StepCounts(str(c).split("@", 1)[0], str(s), TaskStatus(st), bool(d),
-                       w == CancelReason.CLOSED, int(n), int(a or 0), int(b or 0), int(u or 0),
-                       int(o or 0))
+                       w == CancelReason.CLOSED, w == CancelReason.CAP, int(n), int(a or 0),
+                       int(b or 0), int(u or 0), int(o or 0))
             for c, s, st, d, w, n, a, b, u, o in conn.execute(query)]
 
 
@@ -128,22 +132,13 @@ def skip_counts(conn: Connection, connections: Sequence[str], since: date
         .group_by(skip_outcome.c.cadence, skip_outcome.c.step, skip_outcome.c.reason))]
 
 
-def _days_after(conn: Connection, moment: ColumnElement[Any], day: ColumnElement[Any]
-                ) -> ColumnElement[Any]:
-    """Whole days from `day` to the UTC day of `moment`."""
-    if conn.dialect.name == "sqlite":
-        return func.julianday(func.date(moment)) - func.julianday(day)
-    return cast(func.timezone("UTC", moment), Date) - day
-
-
 @dataclass(frozen=True)
 class EnrollmentGroup:
-    """Enrolled deals (with a cadence) of one combination of what the report groups by."""
+    """Enrolled deals (with a cadence) lost on or after the report's start, of one cadence,
+    loss reason, status and stop reason."""
 
     cadence: str
     loss_reason: str | None
-    competitor: str | None
-    owner_id: str | None
     status: str
     stop_reason: str | None
     since: int  # lost on or after the report's start
@@ -152,56 +147,62 @@ class EnrollmentGroup:
     reborn_within: dict[int, int]  # days -> reborn within that many days of the loss
     won_back: int
     amount_won_back: float
-    window: dict[int, tuple[int, int, float]]  # days -> (lost in the last d days, won back,
-    #                                                    amount won back)
 
 
-def enrollment_rollup(conn: Connection, connections: Sequence[str], since: date, today: date,
+def enrollment_rollup(conn: Connection, connections: Sequence[str], since: date,
                       windows: Sequence[int], horizon_start: Mapping[str, date]
                       ) -> list[EnrollmentGroup]:
-    """One scan of the covering index ix_enrollment_outcome for every deal-level figure of
-    the report: exits, the deal table by cadence and loss reason, and the win-back rates
-    by cadence, loss reason, competitor and owner over the last `windows` days."""
-    e = enrollment.c
-    cutoff = case(*[(e.cadence == c, literal(d, Date)) for c, d in sorted(horizon_start.items())],
+    """The deal-level figures of the report (exits, the deal table by cadence and loss
+    reason) from enrollment_rollup (kept by triggers, worker/ledger/rollups.py)."""
+    assert set(windows) <= set(REBORN_WINDOWS), windows
+    r = enrollment_rollup_table.c
+    cutoff = case(*[(r.cadence == c, literal(d, Date)) for c, d in sorted(horizon_start.items())],
                   else_=literal(date.min, Date)) if horizon_start else literal(date.min, Date)
-    inside = e.day0 >= since
-    won = e.won_back_at.is_not(None)
-    days = _days_after(conn, e.reborn_at, e.day0)
     cols: list[ColumnElement[Any]] = [
-        _n(inside), _n(and_(inside, e.day0 < cutoff)),
-        func.sum(case((inside, func.coalesce(e.amount, 0.0)), else_=0.0)),
-        _n(and_(inside, won)),
-        func.sum(case((and_(inside, won), func.coalesce(e.won_back_amount, 0.0)), else_=0.0))]
-    cols += [_n(and_(inside, e.reborn_at.is_not(None), days <= d)) for d in windows]
-    for d in windows:
-        start = e.day0 >= today - timedelta(days=d)
-        cols += [_n(start), _n(and_(start, won)),
-                 func.sum(case((and_(start, won), func.coalesce(e.won_back_amount, 0.0)),
-                               else_=0.0))]
-    keys = (e.cadence, e.loss_reason, e.competitor, e.owner_id, e.status, e.stop_reason)
-    oldest = min([since, *(today - timedelta(days=d) for d in windows)])
+        func.sum(r.n), _n(r.day0 < cutoff, r.n), func.sum(r.amount), _n(r.won, r.n),
+        func.sum(r.won_amount)]
+    cols += [_n(and_(r.reborn_within > 0, r.reborn_within <= d), r.n) for d in windows]
+    keys = (r.cadence, r.loss_reason, r.status, r.stop_reason)
     query = (select(*keys, *cols)
-             .where(e.connection.in_(connections), e.day0 >= oldest, e.cadence.is_not(None))
-             .group_by(*keys)
-             .with_hint(enrollment, "INDEXED BY ix_enrollment_outcome", "sqlite"))
+             .where(r.connection.in_(connections), r.day0 >= since)
+             .group_by(*keys).having(func.sum(r.n) > 0))
     out = []
     for row in conn.execute(query):
-        cadence, loss, competitor, owner, status, stop, *sums = row
+        cadence, loss, status, stop, *sums = row
         n, past, lost_amount, won_n, won_amount = sums[:5]
-        reborn = sums[5:5 + len(windows)]
-        rest = sums[5 + len(windows):]
+        reborn = sums[5:]
         out.append(EnrollmentGroup(
-            str(cadence), loss, competitor, owner, str(status), stop, int(n or 0),
+            str(cadence), loss or None, str(status), stop or None, int(n or 0),
             int(past or 0), float(lost_amount or 0.0),
             {d: int(v or 0) for d, v in zip(windows, reborn, strict=True)}, int(won_n or 0),
-            float(won_amount or 0.0),
-            {d: (int(rest[3 * i] or 0), int(rest[3 * i + 1] or 0),
-                 float(rest[3 * i + 2] or 0.0)) for i, d in enumerate(windows)}))
+            float(won_amount or 0.0)))
     return out
 
 
-DIMENSIONS = ("cadence", "loss_reason", "competitor", "owner_id")
+DIMENSIONS = SEGMENT_DIMENSIONS
+
+
+def segment_windows(conn: Connection, connections: Sequence[str], today: date,
+                    windows: Sequence[int]
+                    ) -> list[tuple[str, str | None, dict[int, tuple[int, int, float]]]]:
+    """Win-back by cadence, loss reason, competitor and owner: per (dimension, value), for
+    each window of days, (deals lost in the last d days, won back, amount won back), from
+    segment_rollup (kept by triggers)."""
+    r = segment_rollup.c
+    cols: list[ColumnElement[Any]] = []
+    for d in windows:
+        start = r.day0 >= today - timedelta(days=d)
+        cols += [_n(start, r.n), _n(start, r.won), _n(start, r.won_amount)]
+    query = (select(r.dimension, r.value, *cols)
+             .where(r.connection.in_(connections),
+                    r.day0 >= today - timedelta(days=max(windows)))
+             .group_by(r.dimension, r.value))
+    out = []
+    for dimension, value, *sums in conn.execute(query):
+        out.append((str(dimension), value or None, {
+            d: (int(sums[3 * i] or 0), int(sums[3 * i + 1] or 0), float(sums[3 * i + 2] or 0.0))
+            for i, d in enumerate(windows)}))
+    return out
 
 
 @dataclass(frozen=True)
@@ -219,39 +220,17 @@ class Reborn:
 def reborn_deals(conn: Connection, connections: Sequence[str], since: date) -> list[Reborn]:
     """Each reborn deal lost since `since` (found by ix_enrollment_reborn_deal: only reborn
     ones have a reborn deal id), with the last of its own tasks completed (with a known time,
-    by its owner) before it was reborn (probing ix_task_deal)."""
+    by its owner) before it was reborn: enrollment.last_touch_*, kept by triggers."""
     e = enrollment.c
     found = conn.execute(
-        select(e.connection, e.deal_id, e.cadence, e.stop_reason, e.day0, e.reborn_at)
+        select(e.connection, e.deal_id, e.cadence, e.stop_reason, e.day0, e.reborn_at,
+               e.last_touch_step, e.last_touch_at)
         .where(e.connection.in_(connections), e.reborn_deal_id.is_not(None),
                e.reborn_at.is_not(None), e.day0 >= since, e.cadence.is_not(None))
-        .order_by(e.connection, e.deal_id)).all()
-    last: dict[tuple[str, str], tuple[datetime, str]] = {}
-    by_connection: dict[str, list[str]] = {}
-    for row in found:
-        by_connection.setdefault(str(row[0]), []).append(str(row[1]))
-    reborn_at = {(str(r[0]), str(r[1])): r[5] for r in found}
-    for connection, ids in by_connection.items():
-        for part in chunks(ids, 900):
-            query = (select(task.c.deal_id, task.c.step, task.c.completed_at)
-                     .where(task.c.connection == connection, task.c.deal_id.in_(part),
-                            task.c.status == TaskStatus.WRITTEN, task.c.completed.is_(True),
-                            task.c.completed_at.is_not(None),
-                            or_(task.c.cancel_reason.is_(None),
-                                task.c.cancel_reason != CancelReason.CLOSED))
-                     )
-            for deal_id, step, at in conn.execute(query):
-                key = (connection, str(deal_id))
-                if at is None or at > reborn_at[key]:
-                    continue
-                if key not in last or (at, str(step)) > last[key]:
-                    last[key] = (at, str(step))
-    out = []
-    for c, d, cadence, reason, day0, at in found:
-        touch = last.get((str(c), str(d)))
-        out.append(Reborn(str(c), str(d), str(cadence), None if reason is None else str(reason),
-                          day0, at, touch[1] if touch else None, touch[0] if touch else None))
-    return out
+        .order_by(e.connection, e.deal_id))
+    return [Reborn(str(c), str(d), str(cadence), None if reason is None else str(reason),
+                   day0, at, None if step is None else str(step), touched)
+            for c, d, cadence, reason, day0, at, step, touched in found]
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,8 @@ class Enrollment:
     won_back_amount: float | None
     replan_at: datetime | None = None
     waiting: int = 0
+    last_touch_step: str | None = None  # kept by the database (worker/ledger/rollups.py)
+    last_touch_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Row[tuple[object, ...]]) -> Enrollment:

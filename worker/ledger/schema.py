@@ -132,6 +132,10 @@ enrollment = Table(
     # end, a max_wait deadline), or now when its activity changed: re-planned then.
     Column("replan_at", UTCDateTime()),
     Column("waiting", Integer, nullable=False, default=0),  # steps waiting for a completion
+    # A reborn deal's last touch: its latest task completed by the owner at or before
+    # reborn_at (kept by triggers, worker/ledger/rollups.py; migration 0007).
+    Column("last_touch_step", String(64)),
+    Column("last_touch_at", UTCDateTime()),
     UniqueConstraint("connection", "deal_id", name="uq_enrollment_connection_deal"),
 )
 Index("ix_enrollment_account", enrollment.c.connection, enrollment.c.account_id,
@@ -284,4 +288,45 @@ setup_cache = Table(
     Column("payload", JSON, nullable=False),
     Column("stored_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# The outcome report's rollups (issue 14, migration 0007): counts kept exact by triggers on
+# task and enrollment (worker/ledger/rollups.py), so `winback report` reads thousands of rows
+# instead of millions. Key columns are never NULL (sentinels: '' and 0001-01-01).
+task_rollup = Table(
+    "task_rollup", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("cadence", String(80), primary_key=True),
+    Column("step", String(64), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("completed", Boolean, primary_key=True),
+    Column("cancel_reason", String(32), primary_key=True),
+    Column("day0", Date, primary_key=True),
+    Column("due_date", Date, primary_key=True),
+    Column("done", Integer, primary_key=True),  # 0 open, 1 on time, 2 late, 3 time unknown
+    Column("n", BigInteger, nullable=False),
+)
+enrollment_rollup = Table(
+    "enrollment_rollup", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("cadence", String(64), primary_key=True),
+    Column("loss_reason", String(255), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("stop_reason", String(32), primary_key=True),
+    Column("day0", Date, primary_key=True),
+    Column("reborn_within", Integer, primary_key=True),  # 0 not reborn, 90/180/365, 9999
+    Column("won", Boolean, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("won_amount", Float, nullable=False),
+)
+segment_rollup = Table(  # win-back by cadence, loss reason, competitor and owner, per loss day
+    "segment_rollup", metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("dimension", String(16), primary_key=True),
+    Column("value", String(255), primary_key=True),
+    Column("day0", Date, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("won", BigInteger, nullable=False),
+    Column("won_amount", Float, nullable=False),
 )

@@ -182,6 +182,7 @@ def _step_rows(counts: list[outcomes.StepCounts], skips: list[tuple[str, str, st
         ("planned", "written", "completed", "cancelled", "failed"), 0))
     outcome: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
         ("written", "completed", "on_time", "late", "open", "overdue"), 0))
+    cap_skips: dict[tuple[str, str], int] = defaultdict(int)
     for c in counts:
         key = (c.cadence, c.step)
         entry = legacy[key]
@@ -190,6 +191,8 @@ def _step_rows(counts: list[outcomes.StepCounts], skips: list[tuple[str, str, st
             entry[STEP_COLUMNS[c.status]] += c.count
         if c.status is TaskStatus.WRITTEN and c.completed:
             entry["completed"] += c.count
+        if c.status is TaskStatus.SKIPPED and c.by_cap:
+            cap_skips[key] += c.count  # the ledger's daily cap skipped it (worker/sync/cap.py)
         if c.status is not TaskStatus.WRITTEN:
             continue
         found = outcome[key]
@@ -206,6 +209,8 @@ def _step_rows(counts: list[outcomes.StepCounts], skips: list[tuple[str, str, st
     skipped: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for cadence, step, reason, count in skips:
         skipped[(cadence, step)][reason] = skipped[(cadence, step)].get(reason, 0) + count
+    for key, count in cap_skips.items():
+        skipped[key]["cap"] = skipped[key].get("cap", 0) + count
     by_step = [{"cadence": c, "step": s, **v} for (c, s), v in sorted(legacy.items())]
     rows = []
     for key in sorted(set(outcome) | set(skipped)):
@@ -240,16 +245,18 @@ def _exits(groups: list[outcomes.EnrollmentGroup], shapes: dict[str, CadenceShap
     return [{"cadence": c, **v, "total": sum(v.values())} for c, v in sorted(exit_rows.items())]
 
 
-def _rates(groups: list[outcomes.EnrollmentGroup]) -> dict[str, list[dict[str, Any]]]:
+def _rates(segments: list[tuple[str, str | None, dict[int, tuple[int, int, float]]]]
+           ) -> dict[str, list[dict[str, Any]]]:
     rates: dict[str, list[dict[str, Any]]] = {}
     for dimension in outcomes.DIMENSIONS:
         sums: dict[str, dict[int, list[float]]] = defaultdict(
             lambda: {d: [0, 0, 0.0] for d in REBORN_WINDOWS})
-        for g in groups:
-            value = getattr(g, dimension) or "(none)"
+        for found, value, windows in segments:
+            if found != dimension:
+                continue
             for d in REBORN_WINDOWS:
-                n, won, amount = g.window[d]
-                cell = sums[str(value)][d]
+                n, won, amount = windows[d]
+                cell = sums[value or "(none)"][d]
                 cell[0] += n
                 cell[1] += won
                 cell[2] += amount
@@ -265,13 +272,14 @@ def outcome_report(ledger: Ledger, connections: list[str], since: date, today: d
     """Per step what was done (on time, late), left open, skipped and why; why cadences
     ended; win-back rates by cadence, loss reason, competitor and owner over 90/180/365 days
     (each with its n); per reborn deal the last completed touch, and days from loss to
-    rebirth; and the deal and step tables. Aggregated in SQL, each table read once through a
-    covering index (worker/ledger/outcomes.py)."""
+    rebirth; and the deal and step tables. Counts come from the rollup tables the database
+    keeps up to date (worker/ledger/rollups.py), the reborn deals from their enrollments."""
     with ledger.engine.connect() as conn:
         counts = outcomes.step_rollup(conn, connections, since, today)
         skips = outcomes.skip_counts(conn, connections, since)
-        groups = outcomes.enrollment_rollup(conn, connections, since, today, REBORN_WINDOWS,
+        groups = outcomes.enrollment_rollup(conn, connections, since, REBORN_WINDOWS,
                                             {c: s.horizon_start for c, s in shapes.items()})
+        segments = outcomes.segment_windows(conn, connections, today, REBORN_WINDOWS)
         reborn = outcomes.reborn_deals(conn, connections, since)
     by_step, by_outcome = _step_rows(counts, skips)
     deals = []
@@ -296,7 +304,7 @@ def outcome_report(ledger: Ledger, connections: list[str], since: date, today: d
         "by_step": by_step,
         "by_step_outcome": by_outcome,
         "exits": _exits(groups, shapes),
-        "winback_rates": _rates(groups),
+        "winback_rates": _rates(segments),
         "reborn": {
             "count": len(deals),
             "median_days": days_list[len(days_list) // 2] if days_list else None,
