@@ -64,6 +64,8 @@ NEWER_STEP_KEYS = ("after", "max_wait", "skip_if")
 def _cadence_inputs(dumped: dict[str, Any]) -> dict[str, Any]:
     """A cadence's dump without the activity keys its steps leave unset, so that a cadence
     that uses none of them keeps the fingerprint it had before they existed."""
+    if dumped.get("experiment") is None:  # (off: fingerprints from before it stay valid)
+        dumped.pop("experiment", None)
     for step in dumped.get("steps", []):
         for key in NEWER_STEP_KEYS:
             if step.get(key) is None:
