@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0006"
+HEAD = "0007"
 
 
 class SchemaOutOfDate(Exception):

@@ -106,7 +106,8 @@ def _replan(planner: Planner, row: Enrollment, deal: Deal, now: datetime,
             row.cadence if row.status is EnrollmentStatus.ACTIVE else None,
             owner_input(deal)).fingerprint:
         return None
-    return planner.plan(deal, now, cycle=int(row.cycle), activity=activity)
+    return planner.plan(deal, now, cycle=int(row.cycle), activity=activity,
+                        arm=row.stored_arm)
 
 
 def _taken(stored: dict[str, dict[str, OutboxTask]], replanned: set[str]
