@@ -89,3 +89,40 @@ def test_the_stored_arm_outlives_edits_until_the_experiment_id_changes(world: Wo
     assert (row.experiment, row.arm) == ("exp-2", "base")  # type: ignore[attr-defined]
     assert sorted(t.step for t in _tasks(world)) == ["check-in", "post-mortem"]  # type: ignore[attr-defined]
     assert all(t.status != TaskStatus.CANCELLED for t in _tasks(world))  # type: ignore[attr-defined]
+
+
+def test_plan_diff_shows_what_an_experiment_edit_changes(tmp_path: Path, database_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tests.unit.harness import CONFIG
+    from worker.cli.main import app
+
+    plain = _cadence("      id: exp-1\n      holdout: 0%").split("    experiment:")[0]
+    w = World(tmp_path, database_url, monkeypatch, extra=plain)
+    try:
+        w.lost()
+        w.tick()
+        before = sorted((t.key, t.status) for t in _tasks(w))  # type: ignore[attr-defined]
+        assert len(before) == 2
+        edited = tmp_path / "edited.yaml"
+        edited.write_text(CONFIG + ALL_HOLDOUT)
+        result = CliRunner().invoke(app, ["plan", str(edited), "--diff", "--format", "json",
+                                          "--now", w.now.isoformat()])
+        assert result.exit_code == 0, result.output
+        changes = [json.loads(line) for line in result.stdout.splitlines()]
+        assert sorted((c["change"], c["step"], c["arm_before"], c["arm_after"])
+                      for c in changes) == [("dropped", "check-in", None, "holdout"),
+                                            ("dropped", "post-mortem", None, "holdout")]
+        why = " ".join(changes[0]["why"])
+        assert "the deal was drawn into arm holdout" in why
+        assert "cadence lost-to-competitor experiment added" in why
+        table = CliRunner().invoke(app, ["plan", str(edited), "--diff", "--now",
+                                         w.now.isoformat()])
+        assert "lost-to-competitor (holdout)" in " ".join(table.stdout.split())
+        assert sorted((t.key, t.status) for t in _tasks(w)) == before  # type: ignore[attr-defined]
+    finally:
+        w.close()
