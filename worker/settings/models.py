@@ -374,8 +374,9 @@ OVERRIDE_KINDS: dict[str, tuple[str, ...]] = {
 
 
 class StepOverride(Model):
-    """What an arm changes in one step: its timing (within the step's kind), channel,
-    priority or max_wait; templates and the step's kind stay as written."""
+    """What an arm changes in one step (its timing within the step's kind, channel, priority).
+
+    Templates and the step's kind stay as written."""
 
     at: DurationField | None = Field(None, description="New `at` (an `at` step)")
     every: Annotated[DurationField, AfterValidator(_positive)] | None = Field(
@@ -407,8 +408,9 @@ class Variant(Model):
 
 
 class Experiment(Model):
-    """Split a cadence's deals into arms, to measure what the follow-up wins back. Each deal
-    gets an arm from a hash of (connection, deal id, experiment id), kept while the id stays."""
+    """Arms of a cadence (holdout, base, variants): a deal's arm is kept while the id stays.
+
+    Each deal gets its arm from a hash of (connection, deal id, experiment id)."""
 
     id: Ident = Field(description="The experiment; a new id starts a new experiment (every "
                                   "deal drawn again)")
