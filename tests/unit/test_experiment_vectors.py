@@ -139,3 +139,23 @@ def test_validate_points_at_the_bad_experiment_line(tmp_path: Path, old: str, ne
     text = " ".join(result.output.split())
     assert message in text, text
     assert f"winback.yaml:{line}:" in text, text
+
+
+@pytest.mark.parametrize(("on_meeting", "stop"), [("stop", "meeting"), ("notify", None)])
+def test_a_holdout_deal_is_stopped_by_a_meeting_but_gets_no_notice(
+        tmp_path: Path, on_meeting: str, stop: str | None) -> None:
+    from connectors.models import Activity, ActivityKind
+    from worker.cadence.activity import DealActivity
+
+    config = _edited(tmp_path, ("cadences:\n",
+                                f"stop: {{on_meeting: {on_meeting}}}\ncadences:\n"))
+    planner = Planner(load_config(config, require_env=False))
+    deal = _deal(1)
+    meeting = Activity(id="M1", kind=ActivityKind.MEETING,
+                       at=datetime(2027, 11, 30, 15, tzinfo=UTC), deal_id=deal.id)
+    plan = planner.plan(deal, MOMENT, arm=(EXPERIMENT, "holdout"),
+                        activity=DealActivity(activities=(meeting,)))
+    assert (plan.arm, plan.stop, plan.tasks) == ("holdout", stop, ())
+    followed = planner.plan(deal, MOMENT, arm=(EXPERIMENT, "base"),
+                            activity=DealActivity(activities=(meeting,)))
+    assert followed.stop == stop and (stop is not None or followed.tasks)
