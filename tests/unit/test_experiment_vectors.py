@@ -131,6 +131,9 @@ def test_the_stored_arm_wins_while_the_experiment_id_stays() -> None:
      "sets 'at' on step 'check-in', which is an 'every' step", 30),
     ("{weight: 40", "{weight: 0", "weight: expected greater than 0", 30),
     ("holdout: 20%", "holdout: 20 percent", "is not a percentage", 28),
+    ("check-in: {every: 45d}", "check-in: {until: 30d}",
+     "variant 'early': step 'check-in' with its overrides: until (30d) is before from", 21),
+    ("early: {weight", "base: {weight", "a variant cannot be named 'base'", 27),
 ])
 def test_validate_points_at_the_bad_experiment_line(tmp_path: Path, old: str, new: str,
                                                     message: str, line: int) -> None:
