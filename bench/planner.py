@@ -1,6 +1,7 @@
 """Planner throughput: plan N generated closed-lost deals with the default playbook, one core.
 
     python -m bench planner --deals 100000
+    python -m bench planner --deals 100000 --experiment   # every cadence runs an experiment
 
 Prints deals/s and tasks/s for planning (dates, owners, keys), then for rendering the tasks
 that fall within the lead time (what the worker renders on a tick), and the peak RSS.
@@ -15,11 +16,12 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from connectors.models import Contact, Deal, Owner
+from connectors.models import Contact, Deal, Owner, Priority
 from sandbox.seed import generate
 from worker.cadence.engine import Planner
-from worker.settings import load_config
+from worker.settings import Config, load_config
 from worker.settings.loader import default_config_dir
+from worker.settings.models import Experiment, StepOverride, Variant
 
 
 def deals_from_seed(count: int, seed: int, now: datetime) -> Iterator[Deal]:
@@ -38,6 +40,14 @@ def deals_from_seed(count: int, seed: int, now: datetime) -> Iterator[Deal]:
         )
 
 
+def with_experiments(config: Config) -> Config:
+    cadences = [c.model_copy(update={"experiment": Experiment(
+        id=f"bench-{c.id}", holdout=10,
+        variants={"urgent": Variant(weight=45, steps={c.steps[0].id: StepOverride(
+            priority=Priority.HIGH)})} if c.steps else {})}) for c in config.cadences]
+    return config.model_copy(update={"cadences": cadences})
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -46,9 +56,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(prog="python -m bench planner")
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--experiment", action="store_true",
+                        help="give every cadence an experiment: 10%% holdout, 45%% base, 45%% "
+                             "a variant that makes its first step high priority")
     args = parser.parse_args(argv)
     now = datetime(2027, 6, 1, 12, tzinfo=UTC)
     config = load_config(default_config_dir() / "winback.yaml", require_env=False)
+    if args.experiment:
+        config = with_experiments(config)
     planner = Planner(config, "acme-sf")
     deals = list(deals_from_seed(args.deals, args.seed, now))
     rss_before = peak_rss_mb()
@@ -68,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     render_cpu = time.process_time() - started
 
     result = {
-        "deals": len(deals), "tasks_planned": tasks,
+        "deals": len(deals), "experiment": args.experiment, "tasks_planned": tasks,
         "plan_cpu_s": round(plan_cpu, 2), "deals_per_s": round(len(deals) / plan_cpu),
         "tasks_per_s": round(tasks / plan_cpu),
         "tasks_due_within_lead_time": len(soon), "render_cpu_s": round(render_cpu, 2),

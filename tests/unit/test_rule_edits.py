@@ -96,6 +96,12 @@ EDITS = st.one_of(
     st.tuples(st.just("when"), st.sampled_from(["(?i)budget", "(?i)budget|timing",
                                                 "(?i)budget|competitor"])),
     st.tuples(st.just("reorder")),
+    # an experiment on a cadence (None: removed): id, holdout, maybe a variant whose override
+    # moves the cadence's last step (kept valid by `apply`)
+    st.tuples(st.just("experiment"), st.sampled_from(["competitor", "no-decision"]),
+              st.none() | st.tuples(st.sampled_from(["e1", "e2"]),
+                                    st.sampled_from(["0%", "30%", "60%"]),
+                                    st.sampled_from([None, 25, 40]))),
 )
 
 
@@ -131,6 +137,9 @@ def apply(config: dict[str, Any], edit: tuple[Any, ...]) -> dict[str, Any]:
         if kind == "remove_step":
             if len(steps) > 1:
                 steps.remove(step)
+                for variant in (by_id[cadence_id].get("experiment") or {}).get(
+                        "variants", {}).values():
+                    variant["steps"].pop(step_id, None)
         elif kind == "offset":
             step.update({"from": edit[2]} if "spread" in step or "every" in step
                         else {"at": edit[2]})
@@ -147,6 +156,17 @@ def apply(config: dict[str, Any], edit: tuple[Any, ...]) -> dict[str, Any]:
         by_id["no-decision"]["when"]["loss_reason"]["matches"] = edit[1]
     elif kind == "reorder":
         cadences.reverse()
+    elif kind == "experiment":
+        cadence = by_id[edit[1]]
+        if edit[2] is None:
+            cadence.pop("experiment", None)
+        else:
+            experiment_id, holdout, weight = edit[2]
+            last = cadence["steps"][-1]
+            field = "at" if "at" in last else "from"
+            cadence["experiment"] = {"id": experiment_id, "holdout": holdout, "variants": {} if
+                                     weight is None else {"moved": {"weight": weight, "steps": {
+                                         last["id"]: {field: "40d"}}}}}
     elif kind == "step_set":  # (step_set, (cadence, step), key, value)
         cadence_id, step_id = edit[1]
         next(s for s in by_id[cadence_id]["steps"] if s["id"] == step_id)[edit[2]] = edit[3]
@@ -192,7 +212,9 @@ def drift(config: Config, service: Service) -> set[str]:
                 enrollment.c.status.in_(("active", "unmatched")))):
             deal = Deal.model_validate(row.deal_json)
             stored = tasks.get(row.deal_id, {})
-            planned = {t.key: t for t in planner.plan(deal, NOW, cycle=row.cycle).tasks}
+            arm = (row.experiment, row.arm) if row.experiment is not None else None
+            planned = {t.key: t for t in planner.plan(deal, NOW, cycle=row.cycle,
+                                                      arm=arm).tasks}
             for key, new in planned.items():
                 old = stored.get(key)
                 gone = old is None or (old.status, old.cancel_reason) == ("cancelled", "replanned")
@@ -279,6 +301,21 @@ def test_after_sync_the_diff_is_empty_and_only_affected_deals_are_replanned(
     check_edits(edits, template, monkeypatch)
 
 
+@pytest.mark.parametrize("edits", [
+    [("experiment", "competitor", ("e1", "30%", 25))],
+    [("experiment", "competitor", ("e1", "30%", 25)), ("experiment", "competitor",
+                                                       ("e1", "60%", None)),
+     ("offset", ("competitor", "post-mortem"), "21d"),
+     ("experiment", "competitor", ("e2", "30%", 40)), ("remove_step", ("competitor", "call")),
+     ("experiment", "competitor", None)],
+], ids=["start", "edit-redraw-remove"])
+def test_experiment_edits_keep_the_invariant(edits: list[tuple[Any, ...]], template: Ledger,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Experiment edits (issue 17): a weight change keeps each deal's stored arm, a new id
+    draws again, a removed experiment puts the deals back on the cadence as written."""
+    check_edits(edits, template, monkeypatch)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 @settings(max_examples=150, deadline=None,
@@ -342,6 +379,8 @@ def check_edits(edits: list[tuple[Any, ...]], template: Ledger,
      "owner override away: [] -> [[2027-03-15, 2027-04-30]]"),
     (("step_set", ("competitor", "check-in"), "after", "post-mortem"), "check-in",
      "cadence competitor step check-in after"),
+    (("experiment", "competitor", ("e1", "100%", None)), "check-in",
+     "experiment e1 holdout: no tasks for this deal"),
 ])
 def test_the_diff_names_the_setting_behind_each_change(
         edit: tuple[Any, ...], step: str, why: str, template: Ledger,

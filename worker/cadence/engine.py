@@ -33,13 +33,15 @@ from worker.cadence.owners import OwnerContext, resolve_owner
 from worker.cadence.reactive import ReactivePlan
 from worker.cadence.tasks import REBORN_CADENCE, PlannedTask, reminder_instant, start_of_day
 from worker.settings import templates
-from worker.settings.models import Cadence, Config, Step
+from worker.settings.models import HOLDOUT, Cadence, Config, Experiment, Step
 
 OPTED_OUT = "opted out in the CRM"
 MAX_OCCURRENCES = 1000
 SCHEDULE_CACHE = 50_000
 
 
+# A deal's arm as the ledger stored it at enrollment: (experiment id, arm).
+StoredArm = tuple[str, str]
 # (step, occurrence, due date, reminder UTC, create on, create after UTC, date before the shift)
 Slot = tuple[Step, int, date, datetime, date, datetime, date | None]
 __all__ = ["DealPlan", "OwnerContext", "PlannedTask", "Planner", "Skipped"]
@@ -95,6 +97,23 @@ def team_member(deal_id: str, team: Sequence[str]) -> str | None:
         f"{deal_id}\x00{member}".encode(), digest_size=8).digest(), member))
 
 
+def assign_arm(connection: str, deal_id: str, experiment: Experiment) -> str:
+    """The arm a deal is drawn into: a hash of (connection, deal id, experiment id) read as a
+    point of [0, 100), then the arms' weights laid end to end (holdout, base, the variants as
+    written). The same deal, connection and id always give the same arm; a new id draws
+    every deal again, independently of the last draw."""
+    arms = experiment.arms()
+    point = int.from_bytes(hashlib.blake2b(
+        f"{connection}\x00{deal_id}\x00{experiment.id}".encode(), digest_size=8).digest(),
+        "big") / 2.0 ** 64 * sum(w for _, w in arms)
+    edge = 0.0
+    for name, weight in arms:
+        edge += weight
+        if point < edge:
+            return name
+    return arms[-1][0]
+
+
 def default_subject(step: Step) -> str:
     return step.id.replace("-", " ").replace("_", " ").capitalize() + ": {{ deal.name }}"
 
@@ -112,7 +131,13 @@ class Planner:
         self.overrides = dict(conn.owners) if conn else {}
         self._conn = conn
         self._when = [compile_when(c) for c in config.cadences]
-        self._rules = {c.id: tuple(StepRule(s, c.id) for s in c.steps) for c in config.cadences}
+        # An experiment's variants: the cadence with the arm's steps (same id, same keys).
+        self._arms = {(c.id, name): c.model_copy(update={"steps": c.arm_steps(name)})
+                      for c in config.cadences if c.experiment is not None
+                      for name in c.experiment.variants}
+        # Compiled steps per cadence object (a variant's are its own), by identity.
+        self._rules = {id(c): tuple(StepRule(s, c.id) for s in c.steps)
+                       for c in (*config.cadences, *self._arms.values())}
         self._cadences = {c.id: c for c in config.cadences}
         d = config.defaults
         self._horizon = d.horizon
@@ -133,8 +158,23 @@ class Planner:
         self._fingerprints = Fingerprints(config, self.owner_context_for, self.team_contexts,
                                           self.daily_cap)
 
-    def cadence(self, cadence_id: str) -> Cadence | None:
-        return self._cadences.get(cadence_id)
+    def cadence(self, cadence_id: str, arm: str | None = None) -> Cadence | None:
+        """A cadence as written, or as an experiment's variant `arm` has it."""
+        return self._arms.get((cadence_id, arm or "")) or self._cadences.get(cadence_id)
+
+    def rules(self, cadence: Cadence) -> tuple[StepRule, ...]:
+        return self._rules[id(cadence)]
+
+    def arm(self, deal_id: str, cadence: Cadence, stored: StoredArm | None = None
+            ) -> tuple[str, str] | None:
+        """(experiment id, arm) of a deal planned with `cadence` (None: no experiment): the
+        arm stored at its enrollment while the experiment id stays, else a new draw."""
+        experiment = cadence.experiment
+        if experiment is None:
+            return None
+        if stored is not None and stored[0] == experiment.id:
+            return stored
+        return experiment.id, assign_arm(self.connection, deal_id, experiment)
 
     def match(self, deal: Deal) -> Cadence | None:
         return first_match(self._when, deal)
@@ -310,11 +350,12 @@ class Planner:
         return self.plan_inputs(cadence_id, owner_input(deal)).fingerprint
 
     def plan(self, deal: Deal, now: datetime, *, cycle: int = 1,
-             activity: DealActivity | None = None) -> DealPlan:
+             activity: DealActivity | None = None, arm: StoredArm | None = None) -> DealPlan:
         """Plan a deal. `cycle` counts losses of the same deal: a deal lost again after it was
         reborn starts a new cycle whose keys differ from the first one's. `activity` is what
         happened in the CRM (worker/cadence/activity.py); without it, `after` steps wait and
-        no task is skipped for an activity."""
+        no task is skipped for an activity. `arm`: the deal's experiment arm as stored at its
+        enrollment (kept while the cadence's experiment id stays; else the deal is drawn)."""
         if now.tzinfo is None:
             raise ValueError("now must be time-zone aware")
         if not deal.is_lost:
@@ -322,6 +363,15 @@ class Planner:
         cadence = self.match(deal)
         if cadence is None:
             return DealPlan(deal.id, None, None, None, reason="no cadence matches")
+        drawn = self.arm(deal.id, cadence, arm)
+        if drawn is None:
+            return self._plan(deal, cadence, now, cycle, activity, holdout=False)
+        plan = self._plan(deal, self.cadence(cadence.id, drawn[1]) or cadence, now, cycle,
+                          activity, holdout=drawn[1] == HOLDOUT)
+        return replace(plan, experiment=drawn[0], arm=drawn[1])
+
+    def _plan(self, deal: Deal, cadence: Cadence, now: datetime, cycle: int,
+              activity: DealActivity | None, *, holdout: bool) -> DealPlan:
         owner = self.owner_context(deal)
         if owner is None:
             return DealPlan(deal.id, cadence.id, None, None,
@@ -336,6 +386,13 @@ class Planner:
         if deal.opted_out:
             return DealPlan(deal.id, cadence.id, day0, owner.owner_id, reason=OPTED_OUT,
                             owner_fallback=owner.fallback, stop="opted_out")
+        if holdout:  # enrolled and watched, no task; a meeting still stops it as reborn
+            stop = ReactivePlan(self, deal, cadence, owner, day0, today, now, key_cadence,
+                                activity).run() if activity is not None else None
+            if stop is not None and stop.stop is not None:
+                return stop
+            return DealPlan(deal.id, cadence.id, day0, owner.owner_id,
+                            owner_fallback=owner.fallback)
         if activity is not None or self._reactive[cadence.id] or deal.paused_until is not None:
             return ReactivePlan(self, deal, cadence, owner, day0, today, now, key_cadence,
                                 activity).run()
@@ -371,7 +428,7 @@ class Planner:
             return slots, skipped
         if contract_end is None:
             missing = tuple(Skipped(r.step.id, 0, None, "deal has no contract_end")
-                            for r in self._rules[cadence.id] if r.step.anchor == "contract_end")
+                            for r in self.rules(cadence) if r.step.anchor == "contract_end")
             return slots, skipped + missing
         more, more_skipped = self._anchored(cadence, "contract_end", contract_end, horizon_date,
                                             owner, today, resume)
@@ -381,7 +438,7 @@ class Planner:
                   owner: OwnerContext, today: date, resume: date | None = None
                   ) -> tuple[tuple[Slot, ...], tuple[Skipped, ...]]:
         """Dated steps with one anchor (memoised: many deals share a day 0, zone and today)."""
-        cache_key = (cadence.id, anchor, base, horizon_date, owner.calendar, owner.zone_name,
+        cache_key = (id(cadence), anchor, base, horizon_date, owner.calendar, owner.zone_name,
                      today, resume)
         found = self._schedules.get(cache_key)
         if found is not None:
@@ -390,7 +447,7 @@ class Planner:
         skipped: list[Skipped] = []
         start, next_working = _start(today, resume), owner.calendar.next_working
         grace, lead_back = self._grace, self._lead_back
-        for rule in self._rules[cadence.id]:
+        for rule in self.rules(cadence):
             step = rule.step
             if step.anchor != anchor:
                 continue

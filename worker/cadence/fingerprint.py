@@ -15,6 +15,9 @@ country, subdivision):
 - a deal that goes to a fallback team (a list of two or more ids): every member's id, zone,
   holidays, days away and cap, so that the fingerprint does not depend on which member the
   deal goes to (the ledger compares fingerprints by CRM owner, not by deal).
+- the cadence's `experiment` (id, weights, variants), only when it has one: an experiment
+  edit re-plans the cadence's deals, each with the arm stored at its enrollment (the arm is
+  an input of the plan, not of the fingerprint).
 A deal no cadence matches reads only the `when` tests of every cadence.
 
 The fingerprint covers values only; `sources` say which setting gave each value (for the
@@ -64,6 +67,8 @@ NEWER_STEP_KEYS = ("after", "max_wait", "skip_if")
 def _cadence_inputs(dumped: dict[str, Any]) -> dict[str, Any]:
     """A cadence's dump without the activity keys its steps leave unset, so that a cadence
     that uses none of them keeps the fingerprint it had before they existed."""
+    if dumped.get("experiment") is None:  # (off: fingerprints from before it stay valid)
+        dumped.pop("experiment", None)
     for step in dumped.get("steps", []):
         for key in NEWER_STEP_KEYS:
             if step.get(key) is None:

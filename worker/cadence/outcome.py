@@ -35,6 +35,8 @@ class DealPlan:
     stop: str | None = None  # "opted_out" or "meeting": stop the cadence (open tasks as on
     #                          reopen; "meeting" as reborn)
     stop_activity: ActivityRef | None = None  # the meeting that stopped it
+    experiment: str | None = None  # the cadence's experiment id (None: no experiment)
+    arm: str | None = None  # the deal's arm in it: holdout (no tasks), base, or a variant
 
 
 # The report's skip reasons, named from the planner's own words (a new kind of skip shows up

@@ -196,7 +196,7 @@ class ReactivePlan:
     def _dependent(self, step: Step, target: Step, fixed: dict[tuple[str, int], date]) -> None:
 
         upstream = self.states.get(target.id, {})
-        rule = next(r for r in self.p._rules[self.cadence.id] if r.step is step)
+        rule = next(r for r in self.p.rules(self.cadence) if r.step is step)
         horizon = self.p.horizon_date(self.cadence, self.day0)
         for contact in self._contacts(step):
             paired = target.per == "stakeholder" and step.per == "stakeholder"

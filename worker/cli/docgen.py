@@ -20,13 +20,16 @@ from worker.settings.models import (
     CalendarSettings,
     Config,
     Defaults,
+    Experiment,
     HubSpotConnection,
     Matcher,
     OwnerOverride,
     SalesforceConnection,
     ServiceSettings,
     Step,
+    StepOverride,
     StopPolicy,
+    Variant,
 )
 
 START = "<!-- generated:start (python -m worker.cli.docgen) -->"
@@ -38,7 +41,10 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("connections[] (kind: hubspot)", HubSpotConnection),
     ("connections[].auth (hubspot)", HubSpotAuth), ("connections[].fields", FieldMap),
     ("connections[].owners.<owner id>", OwnerOverride), ("cadences[]", Cadence),
-    ("cadences[].when.<field>", Matcher), ("cadences[].steps[]", Step), ("stop", StopPolicy),
+    ("cadences[].when.<field>", Matcher), ("cadences[].steps[]", Step),
+    ("cadences[].experiment", Experiment), ("cadences[].experiment.variants.<arm>", Variant),
+    ("cadences[].experiment.variants.<arm>.steps.<step id>", StepOverride),
+    ("stop", StopPolicy),
     ("service", ServiceSettings),
 ]
 

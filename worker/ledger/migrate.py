@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0007"
+HEAD = "0008"
 
 
 class SchemaOutOfDate(Exception):

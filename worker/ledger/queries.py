@@ -30,6 +30,22 @@ def enrollment_counts(conn: Connection, connection: str) -> dict[str, int]:
         .group_by(enrollment.c.status))}
 
 
+def experiment_counts(conn: Connection, connection: str) -> dict[str, int]:
+    """Enrollments of a connection by experiment arm (`<experiment> <arm>`: holdout, base or a
+    variant) and, for the tracked ones, `<experiment> <arm> tracked`; none without one."""
+    out: dict[str, int] = {}
+    tracked = enrollment.c.status.in_(TRACKED_STATUSES)
+    for experiment, arm, is_tracked, count in conn.execute(
+            select(enrollment.c.experiment, enrollment.c.arm, tracked, func.count())
+            .where(enrollment.c.connection == connection, enrollment.c.experiment.is_not(None))
+            .group_by(enrollment.c.experiment, enrollment.c.arm, tracked)):
+        name = f"{experiment} {arm}"
+        out[name] = out.get(name, 0) + int(count)
+        if is_tracked:
+            out[f"{name} tracked"] = out.get(f"{name} tracked", 0) + int(count)
+    return out
+
+
 def task_counts(conn: Connection, connection: str) -> dict[str, int]:
     """Tasks of a connection by status."""
     return {str(k): int(v) for k, v in conn.execute(

@@ -130,6 +130,14 @@ class Enrollment:
     waiting: int = 0
     last_touch_step: str | None = None  # kept by the database (worker/ledger/rollups.py)
     last_touch_at: datetime | None = None
+    experiment: str | None = None  # the experiment the deal was drawn in (issue 17)
+    arm: str | None = None  # its arm there, kept while that experiment id stays
+
+    @property
+    def stored_arm(self) -> tuple[str, str] | None:
+        """(experiment id, arm) as stored at enrollment, for the planner (None: none)."""
+        return None if self.experiment is None or self.arm is None \
+            else (self.experiment, self.arm)
 
     @classmethod
     def of(cls, row: Row[tuple[object, ...]]) -> Enrollment:
@@ -171,6 +179,8 @@ class NewPlan:
     replan_at: datetime | None = None  # the next time-driven re-plan (worker/sync/activity.py)
     waiting: int = 0  # steps waiting for a completion (`after`)
     competitor: str | None = None
+    experiment: str | None = None  # the experiment arm drawn (kept while its id stays)
+    arm: str | None = None
 
     @property
     def status(self) -> EnrollmentStatus:

@@ -118,6 +118,8 @@ enrollment = Table(
     Column("owner_id", String(64)),
     Column("loss_reason", String(255)),
     Column("competitor", String(255)),
+    Column("experiment", String(64)),  # the cadence's experiment id when the arm was drawn
+    Column("arm", String(64)),  # the deal's arm in it: holdout | base | a variant (fixed)
     Column("amount", Float),
     Column("day0", Date),
     Column("deal_json", JSON, nullable=False),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from worker.settings.models import DEAL_FIELDS
+from worker.settings.models import DEAL_FIELDS, OVERRIDE_KINDS
 from worker.settings.templates import TemplateProblem, check
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def _cadence(cadence: dict[str, Any], path: Path_, source: Source) -> list[Confi
     steps = cadence.get("steps")
     if not isinstance(steps, list):
         return errors
+    errors += _experiment(cadence, path, source)
     errors += _duplicates(steps, "id", (*path, "steps"), source)
     for index, step in enumerate(steps):
         if not isinstance(step, dict):
@@ -100,6 +101,50 @@ def _cadence(cadence: dict[str, Any], path: Path_, source: Source) -> list[Confi
             if isinstance(step.get(field), str):
                 errors += _template(step[field], (*path, "steps", index, field), source,
                                     with_contact=with_contact)
+    return errors
+
+
+def _step_kind(step: dict[str, Any]) -> str | None:
+    kinds = [k for k in ("at", "every", "spread") if step.get(k) is not None]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+def _experiment(cadence: dict[str, Any], path: Path_, source: Source) -> list[ConfigError]:
+    """Each variant overrides steps of this cadence, with fields of that step's kind."""
+    experiment = cadence.get("experiment")
+    variants = experiment.get("variants") if isinstance(experiment, dict) else None
+    if not isinstance(variants, dict):
+        return []
+    steps = {s["id"]: s for s in cadence.get("steps") or []
+             if isinstance(s, dict) and isinstance(s.get("id"), str)}
+    errors: list[ConfigError] = []
+    for name, variant in variants.items():
+        overrides = variant.get("steps") if isinstance(variant, dict) else None
+        if not isinstance(overrides, dict):
+            continue
+        for step_id, fields in overrides.items():
+            where = (*path, "experiment", "variants", name, "steps", step_id)
+            if step_id not in steps:
+                errors.append(source.error(where, (
+                    f"variant {name!r} overrides step {step_id!r}, which this cadence does "
+                    f"not have (expected one of: {', '.join(steps) or 'none'})"), key=True))
+                continue
+            kind = _step_kind(steps[step_id])
+            if not isinstance(fields, dict) or kind is None:
+                continue
+            for field in fields:
+                allowed = OVERRIDE_KINDS.get(field)
+                if allowed is None or kind in allowed:
+                    continue  # (an unknown field is the model's error)
+                fits = [f for f, kinds in OVERRIDE_KINDS.items() if kind in kinds]
+                errors.append(source.error((*where, field), (
+                    f"variant {name!r} sets {field!r} on step {step_id!r}, which is an "
+                    f"{kind!r} step; an arm keeps the step's kind: override one of "
+                    f"{', '.join(fits)}"), key=True))
+            if "max_wait" in fields and not steps[step_id].get("after"):
+                errors.append(source.error((*where, "max_wait"), (
+                    f"variant {name!r} sets max_wait on step {step_id!r}, which has no "
+                    "after: (max_wait bounds the wait for that step)"), key=True))
     return errors
 
 

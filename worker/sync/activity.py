@@ -155,7 +155,8 @@ def confirm_skip_causes(tick: Tick, pairs: Sequence[tuple[Deal, Enrollment | Non
             if cycle is None or not any(a.kind in kinds and not a.deleted
                                         and a.id not in confirmed for a in act.activities):
                 continue  # (no activity that could cause a decision still unconfirmed)
-            plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=act)
+            plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=act,
+                                    arm=enrolled.stored_arm if enrolled is not None else None)
             for skip in plan.skipped:
                 ref = skip.activity
                 if ref is not None and skip.key is not None and skip.key not in act.skipped \

@@ -62,7 +62,7 @@ def next_replan(tick: Tick, deal: Deal, plan: DealPlan, activity: DealActivity |
     zone_name = owner.zone_name if owner is not None else None
     written = activity.written if activity is not None else {}
     moments: list[datetime] = []
-    cadence = planner.cadence(plan.cadence) if plan.cadence else None
+    cadence = planner.cadence(plan.cadence, plan.arm) if plan.cadence else None
     judged = {s.id for s in cadence.steps if s.skip_if is not None} if cadence else set()
     moments += [t.create_after for t in plan.tasks
                 if t.step in judged and not t.is_notice and t.key not in written

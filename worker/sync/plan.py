@@ -91,7 +91,8 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
     cycle = plan_cycle(enrolled)
     if cycle is None:
         return None
-    plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=activity)
+    plan = ctx.planner.plan(deal, tick.now, cycle=cycle, activity=activity,
+                            arm=enrolled.stored_arm if enrolled is not None else None)
     oldest = ctx.settings.backfill.subtract_from(tick.now.date())
     if enrolled is None and plan.day0 is not None and plan.day0 < oldest:
         return None  # lost before the backfill window: not ours to follow up
@@ -157,7 +158,8 @@ def _new_plan(deal: Deal, plan: DealPlan, cycle: int, inputs: PlanInputs,
         owner_id=plan.owner_id, loss_reason=(deal.loss_reason or "")[:255] or None,
         competitor=(deal.competitor or "")[:255] or None,
         amount=deal.amount, day0=plan.day0, deal_json=deal.model_dump(mode="json"),
-        deal_modified_at=deal.modified_at, replan_at=replan_at, waiting=len(plan.waiting))
+        deal_modified_at=deal.modified_at, replan_at=replan_at, waiting=len(plan.waiting),
+        experiment=plan.experiment, arm=plan.arm)
 
 
 def _skips(tick: Tick, conn: Connection, deal_id: str, plan: DealPlan) -> None:

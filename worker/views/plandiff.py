@@ -29,7 +29,7 @@ from worker.ledger.records import (
     TaskStatus,
 )
 from worker.ledger.store import Ledger
-from worker.settings.models import Config
+from worker.settings.models import HOLDOUT, Config
 from worker.sync.inputs import activity_kinds
 
 UNKNOWN = "planned before winback recorded its rule inputs (the next sync re-plans it)"
@@ -65,6 +65,8 @@ class Change:
     owner_after: str | None = None
     fields: tuple[str, ...] = ()  # what differs: due date, owner, reminder, create on, ...
     why: tuple[str, ...] = ()  # which settings
+    arm_before: str | None = None  # the deal's experiment arm as stored (None: none)
+    arm_after: str | None = None  # its arm under this configuration (holdout: no tasks)
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -106,7 +108,8 @@ def _replan(planner: Planner, row: Enrollment, deal: Deal, now: datetime,
             row.cadence if row.status is EnrollmentStatus.ACTIVE else None,
             owner_input(deal)).fingerprint:
         return None
-    return planner.plan(deal, now, cycle=int(row.cycle), activity=activity)
+    return planner.plan(deal, now, cycle=int(row.cycle), activity=activity,
+                        arm=row.stored_arm)
 
 
 def _taken(stored: dict[str, dict[str, OutboxTask]], replanned: set[str]
@@ -129,31 +132,49 @@ def _deal_changes(planner: Planner, connection: str, row: Enrollment, deal: Deal
     owner = owner_input(deal)
     after = planner.plan_inputs(plan.cadence, owner)
     out: list[Change] = []
+    arms = {"arm_before": row.arm if row.experiment is not None else None,
+            "arm_after": plan.arm}
+    arm_why = _arm_reason(row, plan)
     planned = {t.key: t for t in plan.tasks}
     why_by_step: dict[str, tuple[str, ...]] = {}
     for key, new in planned.items():
         old = stored.get(key)
         why = why_by_step.get(new.step) or why_by_step.setdefault(
-            new.step, reasons(before, after, new.step))
+            new.step, arm_why + reasons(before, after, new.step))
         if old is None or (old.status is TaskStatus.CANCELLED
                            and old.cancel_reason == CancelReason.REPLANNED):
             out.append(Change(connection, row.deal_id, "added", new.cadence, new.step,
                               new.occurrence, new.contact_id, None, new.due_date, key,
-                              None, new.owner_id, (), why))
+                              None, new.owner_id, (), why, **arms))
             continue
         fields = _differs(old.task, new, now) if old.is_open else ()
         if fields:
             kind = "moved" if "due date" in fields else "changed"
             out.append(Change(connection, row.deal_id, kind, new.cadence, new.step,
                               new.occurrence, new.contact_id, old.task.due_date, new.due_date,
-                              key, old.owner_id, new.owner_id, fields, why))
+                              key, old.owner_id, new.owner_id, fields, why, **arms))
     for key, gone in stored.items():
         t = gone.task
         if key not in planned and gone.is_open and not t.is_notice:
             out.append(Change(connection, row.deal_id, "dropped", t.cadence, t.step,
                               t.occurrence, t.contact_id, t.due_date, None, key,
-                              t.owner_id, None, (), reasons(before, after, t.step)))
+                              t.owner_id, None, (), arm_why + reasons(before, after, t.step),
+                              **arms))
     return out
+
+
+def _arm_reason(row: Enrollment, plan: DealPlan) -> tuple[str, ...]:
+    """What an experiment does to this deal: drawn into an arm (a new experiment id), or
+    in the holdout (no tasks)."""
+    if plan.experiment is None:
+        return ("experiment removed: the deal gets the cadence as written",) \
+            if row.experiment is not None else ()
+    out = []
+    if row.experiment != plan.experiment:
+        out.append(f"experiment {plan.experiment}: the deal was drawn into arm {plan.arm}")
+    if plan.arm == HOLDOUT:
+        out.append(f"experiment {plan.experiment} holdout: no tasks for this deal")
+    return tuple(out)
 
 
 def _differs(old: PlannedTask, new: PlannedTask, now: datetime) -> tuple[str, ...]:
@@ -224,8 +245,10 @@ def _cadence_reasons(old: dict[str, Any] | None, new: dict[str, Any] | None,
     if old is None or new is None:
         return []  # matched now and not before (or the reverse): the match reason says it
     name = f"cadence {new.get('id')}"
-    out = [f"{name} {key}" for key in sorted((set(old) | set(new)) - {"steps", "id", "horizon"})
-           if old.get(key) != new.get(key)]
+    out = [f"{name} {key}" for key in sorted(
+        (set(old) | set(new)) - {"steps", "id", "horizon", "experiment"})
+        if old.get(key) != new.get(key)]
+    out += _experiment_reasons(name, old.get("experiment"), new.get("experiment"), step)
     before = {s["id"]: s for s in old.get("steps", [])}
     after = {s["id"]: s for s in new.get("steps", [])}
     if step in before and step in after:
@@ -236,6 +259,30 @@ def _cadence_reasons(old: dict[str, Any] | None, new: dict[str, Any] | None,
         out.append(f"{name} step {step} added")
     elif step in before:
         out.append(f"{name} step {step} removed")
+    return out
+
+
+def _experiment_reasons(name: str, old: dict[str, Any] | None, new: dict[str, Any] | None,
+                        step: str) -> list[str]:
+    if old == new:
+        return []
+    if old is None or new is None:
+        return [f"{name} experiment {'added' if old is None else 'removed'}"]
+    out = [f"{name} experiment {key}: {_show(old.get(key))} -> {_show(new.get(key))}"
+           for key in ("id", "holdout", "base_weight") if old.get(key) != new.get(key)]
+    variants_before, variants_after = old.get("variants") or {}, new.get("variants") or {}
+    for arm in sorted(set(variants_before) | set(variants_after)):
+        was, now = variants_before.get(arm), variants_after.get(arm)
+        if was == now:
+            continue
+        if was is None or now is None:
+            out.append(f"{name} experiment variant {arm} {'added' if was is None else 'removed'}")
+            continue
+        if was.get("weight") != now.get("weight"):
+            out.append(f"{name} experiment variant {arm} weight: {_show(was.get('weight'))} -> "
+                       f"{_show(now.get('weight'))}")
+        if (was.get("steps") or {}).get(step) != (now.get("steps") or {}).get(step):
+            out.append(f"{name} experiment variant {arm} step {step} overrides")
     return out
 
 
@@ -258,7 +305,10 @@ def write_table(changes: list[Change], console: Any) -> None:
                  if c.owner_before and c.owner_after and c.owner_before != c.owner_after
                  else c.owner_after or c.owner_before or "")
         note = notes.setdefault(c.why, len(notes) + 1)
-        cells = (c.connection, c.deal_id, c.change, c.cadence, c.step, str(c.occurrence),
+        arm = c.arm_after if c.arm_before in (None, c.arm_after) \
+            else f"{c.arm_before} -> {c.arm_after}"
+        cadence = c.cadence + (f" ({arm})" if arm else "")
+        cells = (c.connection, c.deal_id, c.change, cadence, c.step, str(c.occurrence),
                  c.contact_id or "", str(c.due_before or ""), str(c.due_after or ""), owner,
                  ", ".join(c.fields), f"[{note}]")
         table.add_row(*(escape(cell) for cell in cells))

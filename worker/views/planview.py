@@ -16,6 +16,7 @@ from connectors.models import Deal
 from worker.cadence.activity import DealActivity
 from worker.cadence.capacity import CAP_REASON
 from worker.cadence.engine import DealPlan, PlannedTask, Planner
+from worker.settings.models import HOLDOUT
 from worker.sync.refusals import inactive_owner
 
 
@@ -54,10 +55,15 @@ def plan_deals(planner: Planner, deals: Iterable[Deal], now: datetime,
         yield deal, plan, rows
 
 
+def arm_json(plan: DealPlan) -> dict[str, Any]:
+    """The deal's experiment and arm (absent when its cadence runs no experiment)."""
+    return {} if plan.experiment is None else {"experiment": plan.experiment, "arm": plan.arm}
+
+
 def row_json(row: PlanRow) -> dict[str, Any]:
     task = row.task
     moved = next((m for m in reversed(row.plan.moved) if m.key == task.key), None)
-    return {
+    return {**arm_json(row.plan),
         "status": "planned",
         "deal_id": task.deal_id, "cadence": task.cadence, "step": task.step,
         "occurrence": task.occurrence, "contact_id": task.contact_id,
@@ -74,11 +80,17 @@ def row_json(row: PlanRow) -> dict[str, Any]:
 
 def outcome_json(plan: DealPlan) -> Iterator[dict[str, Any]]:
     """The lines besides planned tasks: a stopped deal, tasks skipped for an activity
-    (`skip_if`) or the owner's daily cap, steps waiting for a completion (`after`)."""
+    (`skip_if`) or the owner's daily cap, steps waiting for a completion (`after`), a deal
+    of an experiment's holdout (enrolled and watched, no task)."""
     if plan.stop is not None:
         yield {"status": "stopped", "deal_id": plan.deal_id, "cadence": plan.cadence,
                "stop": plan.stop, "reason": plan.reason,
-               "activity": plan.stop_activity.as_dict() if plan.stop_activity else None}
+               "activity": plan.stop_activity.as_dict() if plan.stop_activity else None,
+               **arm_json(plan)}
+    elif is_holdout(plan):
+        yield {"status": "holdout", "deal_id": plan.deal_id, "cadence": plan.cadence,
+               "day0": plan.day0.isoformat() if plan.day0 else None,
+               "owner_id": plan.owner_id, **arm_json(plan)}
     for skip in plan.skipped:
         if skip.activity is None and skip.reason == CAP_REASON:
             yield {"status": "skipped", "deal_id": plan.deal_id, "cadence": plan.cadence,
@@ -100,6 +112,14 @@ def outcome_json(plan: DealPlan) -> Iterator[dict[str, Any]]:
                "reason": wait.describe()}
 
 
+def is_holdout(plan: DealPlan) -> bool:
+    return plan.arm == HOLDOUT and plan.reason is None and plan.stop is None
+
+
+def arm_label(plan: DealPlan) -> str:
+    return "" if plan.experiment is None else f", arm {plan.arm} of {plan.experiment}"
+
+
 def write_json(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], out: TextIO) -> int:
     count = 0
     for _, plan, rows in results:
@@ -117,13 +137,17 @@ def write_table(results: Iterable[tuple[Deal, DealPlan, list[PlanRow]]], console
         title = f"{deal.id} {deal.name!s}".strip()
         if plan.cadence is None or not rows:
             why = plan.reason or (f"cadence {plan.cadence}: no tasks" if plan.cadence else "")
+            if is_holdout(plan):
+                why = (f"cadence {plan.cadence}, holdout of experiment {plan.experiment}: "
+                       "enrolled and watched for rebirth, no task written")
             console.print(f"[bold]{title}[/bold]: no tasks ({escape(why)})")
             _outcomes(plan, console)
             continue
         fallback = " (fallback owner)" if plan.owner_fallback else (
             " (INACTIVE: the CRM will refuse these tasks)" if inactive_owner(deal, plan) else "")
-        table = Table(title=f"{title}: cadence {plan.cadence}, day 0 {plan.day0}, owner "
-                            f"{plan.owner_id}{fallback}", title_justify="left", expand=False)
+        table = Table(title=f"{title}: cadence {plan.cadence}{arm_label(plan)}, day 0 "
+                            f"{plan.day0}, owner {plan.owner_id}{fallback}",
+                      title_justify="left", expand=False)
         for column in ("step", "due", "remind", "create on", "via", "contact", "subject"):
             table.add_column(column, overflow="fold", no_wrap=column != "subject")
         for row in rows:

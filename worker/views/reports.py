@@ -41,6 +41,7 @@ def status(ledger: Ledger, connections: list[str], now: datetime) -> list[dict[s
                 "last_error": state.last_error if state else None,
                 "next_due": _iso(state.next_due) if state else None,
                 "enrollments": queries.enrollment_counts(conn, name),
+                "experiment_arms": queries.experiment_counts(conn, name),
                 "tasks": queries.task_counts(conn, name),
                 "tasks_failed_by_reason": failed_by_reason(conn, name),
                 "activity_watermark": _iso(state.activity_watermark) if state else None,
