@@ -50,10 +50,14 @@ def pytest_collection_modifyitems(config: pytest.Config,
     # sockets and subprocesses). The reliability scenarios (kill -9, pauses, fault storms,
     # replica churn) time their kills against live processes: they run in two lanes, one
     # test after another in each, while the other workers take the rest.
+    # The other tests go by module, so that a module's fixtures (a demo run, a wheel build,
+    # an emulator) are set up once, not once per worker.
     for item in items:
         if RELIABILITY in item.path.parents:
             lane = 1 if item.path.name in LANE_1 else 2
             item.add_marker(pytest.mark.xdist_group(f"reliability-{lane}"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(ROOT).as_posix()))
     if not config.getoption("--long"):
         skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
         for item in items:
