@@ -12,7 +12,8 @@ import pytest
 from connectors.models import Owner, Priority
 from tests.unit.planning import BASE, config_from, deal
 from worker.cadence.capacity import CapItem, apply_cap
-from worker.cadence.engine import Planner, team_member
+from worker.cadence.engine import Planner
+from worker.cadence.owners import team_member
 from worker.settings import load_config
 from worker.settings.errors import ConfigErrors
 

@@ -100,7 +100,7 @@ def test_a_team_member_the_crm_refuses_hands_the_deal_to_the_next_member(
     """D1 hashes to T1 (team [T1, T2]); T1 left the CRM: its task is written for T2, once,
     and D4 (T2's own) stays with T2. The plan logs owner.fallback with the chosen member."""
     from connectors.models import Owner
-    from worker.cadence.engine import team_member
+    from worker.cadence.owners import team_member
 
     assert (team_member("D1", ["T1", "T2"]), team_member("D4", ["T1", "T2"])) == ("T1", "T2")
     team = RULES.replace("    max_tasks_per_owner_per_day: 2\n", "")

@@ -15,11 +15,18 @@ move), `apply_cap` decides each task's day:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from connectors.models import Priority
+from worker.cadence.activity import Moved
+from worker.cadence.outcome import DealPlan, Skipped
+from worker.cadence.tasks import PlannedTask, reminder_instant
+
+if TYPE_CHECKING:
+    from worker.cadence.engine import Planner
 
 CAP_REASON = "owner's daily cap"
 PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
@@ -79,3 +86,52 @@ def apply_cap(items: Iterable[CapItem], cap_of: Callable[[str], int | None],
         placed[item.key] = day
         used[(item.owner_id, day)] = used.get((item.owner_id, day), 0) + 1
     return CapResult(placed, frozenset(skipped))
+
+
+def cap_plans(planner: Planner, plans: Sequence[DealPlan],
+              taken: Mapping[tuple[str, date], int] | None = None) -> list[DealPlan]:
+    """The plans of many deals under the owners' daily caps (pure): tasks the cap moves get
+    their new due date and reminder (and a `moved` line), tasks it cannot place within
+    grace and horizon are dropped as skipped (reason CAP_REASON). Notices never move but
+    take their day. `taken`: (owner, day) -> tasks already written (they never move)."""
+    if not planner.has_cap:
+        return list(plans)
+    used: dict[tuple[str, date], int] = dict(taken or {})
+    items: list[CapItem] = []
+    for plan in plans:
+        for task in plan.tasks:
+            if task.is_notice:
+                used[(task.owner_id, task.due_date)] = \
+                    used.get((task.owner_id, task.due_date), 0) + 1
+            else:
+                items.append(planner.cap_item(task, plan.day0))
+    calendars = {i.owner_id: planner.owner_by_id(i.owner_id).calendar.next_working
+                 for i in items}
+    result = apply_cap(items, planner.daily_cap, lambda owner, day: calendars[owner](day), used)
+    return [_capped(planner, plan, result) for plan in plans]
+
+
+def _capped(planner: Planner, plan: DealPlan, result: CapResult) -> DealPlan:
+    if not any(result.placed.get(t.key, t.due_date) != t.due_date or t.key in result.skipped
+               for t in plan.tasks):
+        return plan
+    tasks: list[PlannedTask] = []
+    moved = list(plan.moved)
+    skipped = list(plan.skipped)
+    for task in plan.tasks:
+        if task.key in result.skipped:
+            skipped.append(Skipped(task.step, task.occurrence, task.due_date, CAP_REASON,
+                                   task.contact_id, key=task.key))
+            continue
+        day = result.placed.get(task.key, task.due_date)
+        if day != task.due_date:
+            zone_name = planner.owner_by_id(task.owner_id).zone_name
+            moved.append(Moved(task.key, task.step, task.occurrence, task.contact_id,
+                               task.due_date, day, f"{CAP_REASON}: {task.owner_id} has "
+                               f"{planner.daily_cap(task.owner_id)} task(s) due on "
+                               f"{task.due_date} already"))
+            tasks.append(replace(task, due_date=day, remind_at=reminder_instant(
+                day, planner.reminder_time, zone_name)))
+            continue
+        tasks.append(task)
+    return replace(plan, tasks=tuple(tasks), moved=tuple(moved), skipped=tuple(skipped))

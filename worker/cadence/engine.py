@@ -14,26 +14,26 @@ Pinned semantics (see docs/configuration.md and the plan vectors in tests):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any
 
 from connectors.models import Channel, Deal, Priority
-from worker.cadence.activity import DealActivity, Moved
+from worker.cadence.activity import DealActivity
+from worker.cadence.arms import assign_arm
 from worker.cadence.calendar import WorkCalendar, zone
-from worker.cadence.capacity import CAP_REASON, CapItem, CapResult, apply_cap
+from worker.cadence.capacity import CapItem, cap_plans
 from worker.cadence.fingerprint import Fingerprints, OwnerInput, PlanInputs, owner_input
 from worker.cadence.keys import task_key
 from worker.cadence.match import compile_when, first_match
 from worker.cadence.outcome import DealPlan, Skipped
-from worker.cadence.owners import OwnerContext, resolve_owner
+from worker.cadence.owners import OwnerContext, resolve_owner, team_member
 from worker.cadence.reactive import ReactivePlan
 from worker.cadence.tasks import REBORN_CADENCE, PlannedTask, reminder_instant, start_of_day
 from worker.settings import templates
-from worker.settings.models import HOLDOUT, Cadence, Config, Experiment, Step
+from worker.settings.models import HOLDOUT, Cadence, Config, Step
 
 OPTED_OUT = "opted out in the CRM"
 MAX_OCCURRENCES = 1000
@@ -85,33 +85,6 @@ def _start(today: date, resume: date | None) -> date:
     after it (a tick that came days after the pause ended must not skip what the pause held),
     and is then due on the first working day from this start: never a day already past."""
     return today if resume is None or resume < today else resume
-
-
-def team_member(deal_id: str, team: Sequence[str]) -> str | None:
-    """Rendezvous hashing: the member with the highest hash of (deal id, member). Even over
-    the team, and stable: a deal changes member only when its member leaves the team (then
-    only that member's deals move, spread over the others)."""
-    if len(team) <= 1:
-        return team[0] if team else None
-    return max(team, key=lambda member: (hashlib.blake2b(
-        f"{deal_id}\x00{member}".encode(), digest_size=8).digest(), member))
-
-
-def assign_arm(connection: str, deal_id: str, experiment: Experiment) -> str:
-    """The arm a deal is drawn into: a hash of (connection, deal id, experiment id) read as a
-    point of [0, 100), then the arms' weights laid end to end (holdout, base, the variants as
-    written). The same deal, connection and id always give the same arm; a new id draws
-    every deal again, independently of the last draw."""
-    arms = experiment.arms()
-    point = int.from_bytes(hashlib.blake2b(
-        f"{connection}\x00{deal_id}\x00{experiment.id}".encode(), digest_size=8).digest(),
-        "big") / 2.0 ** 64 * sum(w for _, w in arms)
-    edge = 0.0
-    for name, weight in arms:
-        edge += weight
-        if point < edge:
-            return name
-    return arms[-1][0]
 
 
 def default_subject(step: Step) -> str:
@@ -286,6 +259,11 @@ class Planner:
     def _owner_calendar(self, owner_id: str) -> WorkCalendar:
         return self.owner_by_id(owner_id).calendar
 
+    @property
+    def reminder_time(self) -> time:
+        """`defaults.reminder_time`: the local time of a task's reminder on its due day."""
+        return self._reminder
+
     def owner_by_id(self, owner_id: str) -> OwnerContext:
         """The context an owner id was planned with (its zone and calendar), or the one its
         override and defaults give."""
@@ -302,49 +280,8 @@ class Planner:
 
     def apply_cap(self, plans: Sequence[DealPlan],
                   taken: Mapping[tuple[str, date], int] | None = None) -> list[DealPlan]:
-        """The plans of many deals under the owners' daily caps (pure): tasks the cap moves get
-        their new due date and reminder (and a `moved` line), tasks it cannot place within
-        grace and horizon are dropped as skipped (reason CAP_REASON). Notices never move but
-        take their day. `taken`: (owner, day) -> tasks already written (they never move)."""
-        if not self.has_cap:
-            return list(plans)
-        used: dict[tuple[str, date], int] = dict(taken or {})
-        items: list[CapItem] = []
-        for plan in plans:
-            for task in plan.tasks:
-                if task.is_notice:
-                    used[(task.owner_id, task.due_date)] = \
-                        used.get((task.owner_id, task.due_date), 0) + 1
-                else:
-                    items.append(self.cap_item(task, plan.day0))
-        calendars = {i.owner_id: self._owner_calendar(i.owner_id).next_working for i in items}
-        result = apply_cap(items, self.daily_cap, lambda owner, day: calendars[owner](day), used)
-        return [self._capped(plan, result) for plan in plans]
-
-    def _capped(self, plan: DealPlan, result: CapResult) -> DealPlan:
-        if not any(result.placed.get(t.key, t.due_date) != t.due_date or t.key in result.skipped
-                   for t in plan.tasks):
-            return plan
-        tasks: list[PlannedTask] = []
-        moved = list(plan.moved)
-        skipped = list(plan.skipped)
-        for task in plan.tasks:
-            if task.key in result.skipped:
-                skipped.append(Skipped(task.step, task.occurrence, task.due_date, CAP_REASON,
-                                       task.contact_id, key=task.key))
-                continue
-            day = result.placed.get(task.key, task.due_date)
-            if day != task.due_date:
-                zone_name = self.owner_by_id(task.owner_id).zone_name
-                moved.append(Moved(task.key, task.step, task.occurrence, task.contact_id,
-                                   task.due_date, day, f"{CAP_REASON}: {task.owner_id} has "
-                                   f"{self.daily_cap(task.owner_id)} task(s) due on "
-                                   f"{task.due_date} already"))
-                tasks.append(replace(task, due_date=day, remind_at=reminder_instant(
-                    day, self._reminder, zone_name)))
-                continue
-            tasks.append(task)
-        return replace(plan, tasks=tuple(tasks), moved=tuple(moved), skipped=tuple(skipped))
+        """The plans of many deals under the owners' daily caps (capacity.cap_plans)."""
+        return cap_plans(self, plans, taken)
 
     def rule_version(self, cadence_id: str | None, deal: Deal) -> str:
         return self.plan_inputs(cadence_id, owner_input(deal)).fingerprint

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -64,3 +66,11 @@ def _valid_zone(name: str | None) -> str | None:
     return name
 
 
+def team_member(deal_id: str, team: Sequence[str]) -> str | None:
+    """Rendezvous hashing: the member with the highest hash of (deal id, member). Even over
+    the team, and stable: a deal changes member only when its member leaves the team (then
+    only that member's deals move, spread over the others)."""
+    if len(team) <= 1:
+        return team[0] if team else None
+    return max(team, key=lambda member: (hashlib.blake2b(
+        f"{deal_id}\x00{member}".encode(), digest_size=8).digest(), member))
