@@ -97,6 +97,19 @@ def test_plan_html_renders_every_step_without_console_errors(tmp_path: Path) -> 
     assert (tmp_path / "plan.png").stat().st_size > 10_000
 
 
+def _report_in_browser(world: World, tmp_path: Path) -> str:
+    """`winback report --format html` of the world's ledger, checked self-contained, then
+    rendered in the browser (screenshot: tmp_path/report.png) without a console message."""
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", str(world.path), "--since", "3y", "--format",
+                                      "html", "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    assert_self_contained(page.read_text())
+    dom, console = browse(page, tmp_path, tmp_path / "report.png")
+    assert console == []
+    return str(dom)
+
+
 def test_report_html_charts_the_winback_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                ) -> None:
     """The report page: bars for reborn deals by cadence and for tasks per step."""
@@ -110,14 +123,7 @@ def test_report_html_charts_the_winback_report(tmp_path: Path, monkeypatch: pyte
         world.tick()
     finally:
         world.close()
-    page = tmp_path / "report.html"
-    result = CliRunner().invoke(app, ["report", str(world.path), "--since", "3y", "--format",
-                                      "html", "-o", str(page)])
-    assert result.exit_code == 0, result.output
-    html = page.read_text()
-    assert_self_contained(html)
-    dom, console = browse(page, tmp_path, tmp_path / "report.png")
-    assert console == []
+    dom = _report_in_browser(world, tmp_path)
     assert dom.count('class="chart">') == 2  # (the outcome charts carry a data-chart name)
     assert dom.count('class="bar"') >= 8
     assert "lost-to-competitor" in dom and "lost-to-no-decision" in dom
@@ -283,14 +289,7 @@ def test_report_html_draws_the_outcome_charts_in_the_browser(
         world.tick()
     finally:
         world.close()
-    page = tmp_path / "report.html"
-    result = CliRunner().invoke(app, ["report", str(world.path), "--since", "3y", "--format",
-                                      "html", "-o", str(page)])
-    assert result.exit_code == 0, result.output
-    html = page.read_text()
-    assert_self_contained(html)
-    dom, console = browse(page, tmp_path, tmp_path / "report.png")
-    assert console == []
+    dom = _report_in_browser(world, tmp_path)
     assert (tmp_path / "report.png").stat().st_size > 10_000
     colours = {"funnel": "#2e90fa", "exits": "#f04438", "rebirth": "#7a5af8"}
     charts = []

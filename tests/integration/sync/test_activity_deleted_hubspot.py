@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from sandbox.runner import Sandbox, hubspot_connection, start_sandbox
+from tests.integration.sync.configs import activity_config
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
 from worker.ledger.records import EnrollmentStatus, TaskStatus
@@ -26,21 +27,9 @@ from worker.service.wiring import Service, build_service
 from worker.settings import load_config
 from worker.sync.tick import run_tick
 
-CONFIG = """\
-version: 1
-defaults:
-  timezone: America/New_York
-  calendar: {country: US}
-  lead_time: 7d
-  grace: 7d
-  horizon: 1y
-stop: {on_new_deal_for_account: false, notify_owner: false}
-cadences:
-  - id: act
-    steps:
-      - {id: touch, at: 30d, skip_if: {activity: [call], within: 21d}}
-connections:
-"""
+CONFIG = activity_config(
+    "{id: touch, at: 30d, skip_if: {activity: [call], within: 21d}}",
+)
 
 
 class HubSpot:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from sandbox.runner import Sandbox, hubspot_connection, salesforce_connection, start_sandbox
+from tests.integration.sync.configs import activity_config
 from worker.ledger import migrate
 from worker.ledger.db import make_engine
 from worker.ledger.schema import enrollment, skip_decision, task
@@ -21,23 +22,11 @@ from worker.service.wiring import Service, build_service
 from worker.settings import load_config
 from worker.sync.tick import run_tick
 
-CONFIG = """\
-version: 1
-defaults:
-  timezone: America/New_York
-  calendar: {country: US}
-  lead_time: 7d
-  grace: 7d
-  horizon: 1y
-stop: {on_new_deal_for_account: false, notify_owner: false}
-cadences:
-  - id: act
-    steps:
-      - {id: pm, at: 0d, channel: call}
-      - {id: follow, at: 0d, after: pm}
-      - {id: touch, at: 20d, skip_if: {activity: [call], within: 14d}}
-connections:
-"""
+CONFIG = activity_config(
+    "{id: pm, at: 0d, channel: call}",
+    "{id: follow, at: 0d, after: pm}",
+    "{id: touch, at: 20d, skip_if: {activity: [call], within: 14d}}",
+)
 CONNECTIONS = {"salesforce": "sf", "hubspot": "hs"}
 
 

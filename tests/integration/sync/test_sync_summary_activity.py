@@ -14,27 +14,16 @@ from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
 from sandbox.runner import Sandbox, hubspot_connection, start_sandbox
+from tests.integration.sync.configs import activity_config
 from worker.cli.main import app
 from worker.ledger.records import EnrollmentStatus
 from worker.ledger.schema import enrollment
 
-CONFIG = """\
-version: 1
-defaults:
-  timezone: America/New_York
-  calendar: {country: US}
-  lead_time: 7d
-  grace: 7d
-  horizon: 1y
-stop: {on_new_deal_for_account: false, notify_owner: false}
-cadences:
-  - id: act
-    steps:
-      - {id: pm, at: 0d, channel: call}
-      - {id: follow, at: 0d, after: pm}
-      - {id: touch, at: 30d, skip_if: {activity: [call], within: 21d}}
-connections:
-"""
+CONFIG = activity_config(
+    "{id: pm, at: 0d, channel: call}",
+    "{id: follow, at: 0d, after: pm}",
+    "{id: touch, at: 30d, skip_if: {activity: [call], within: 21d}}",
+)
 DAY = 86_400
 LINE = re.compile(r"^hs: ok in [\d.]+s: \d+ deals read, (?P<enrolled>\d+) enrolled, 0 stopped, "
                   r"(?P<written>\d+) tasks written, 0 failed, \d+ API calls(?P<activity>.*)$")
