@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from worker.settings.models import Experiment
+from worker.settings.experiments import Experiment
 
 
 def assign_arm(connection: str, deal_id: str, experiment: Experiment) -> str:

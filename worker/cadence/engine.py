@@ -33,7 +33,8 @@ from worker.cadence.owners import OwnerContext, resolve_owner, team_member
 from worker.cadence.reactive import ReactivePlan
 from worker.cadence.tasks import REBORN_CADENCE, PlannedTask, reminder_instant, start_of_day
 from worker.settings import templates
-from worker.settings.models import HOLDOUT, Cadence, Config, Step
+from worker.settings.experiments import HOLDOUT
+from worker.settings.models import Cadence, Config, Step
 
 OPTED_OUT = "opted out in the CRM"
 MAX_OCCURRENCES = 1000

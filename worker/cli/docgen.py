@@ -15,21 +15,19 @@ from pydantic.fields import FieldInfo
 
 from connectors.settings import FieldMap, HubSpotAuth, SalesforceAuth
 from worker.settings.durations import Duration
+from worker.settings.experiments import Experiment, StepOverride, Variant
 from worker.settings.models import (
     Cadence,
     CalendarSettings,
     Config,
     Defaults,
-    Experiment,
     HubSpotConnection,
     Matcher,
     OwnerOverride,
     SalesforceConnection,
     ServiceSettings,
     Step,
-    StepOverride,
     StopPolicy,
-    Variant,
 )
 
 START = "<!-- generated:start (python -m worker.cli.docgen) -->"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from worker.settings.models import DEAL_FIELDS, OVERRIDE_KINDS
+from worker.settings.experiments import OVERRIDE_KINDS
+from worker.settings.models import DEAL_FIELDS
 from worker.settings.templates import TemplateProblem, check
 
 if TYPE_CHECKING:

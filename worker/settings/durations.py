@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 from connectors.settings import INTERVAL_PATTERN, IntervalField, parse_interval
 
@@ -118,3 +118,19 @@ DurationField = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN,
                     "description": "d days, w weeks, mo months, y years; e.g. 14d, 4w, 1mo, 3y"}),
 ]
+
+
+def non_negative(value: Duration) -> Duration:
+    if value.months < 0 or value.days < 0:
+        raise ValueError(f"{value} is negative (expected 0d or more)")
+    return value
+
+
+def positive(value: Duration) -> Duration:
+    if value.months < 0 or value.days < 0 or value.is_zero:
+        raise ValueError(f"{value} must be more than 0d")
+    return value
+
+
+NonNegativeDuration = Annotated[DurationField, AfterValidator(non_negative)]
+PositiveDuration = Annotated[DurationField, AfterValidator(positive)]

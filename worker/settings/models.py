@@ -25,7 +25,13 @@ from connectors.settings import (
     Model,
     SalesforceSettings,
 )
-from worker.settings.durations import Duration, DurationField
+from worker.settings.durations import (
+    Duration,
+    DurationField,
+    NonNegativeDuration,
+    PositiveDuration,
+)
+from worker.settings.experiments import OVERRIDE_KINDS, Experiment
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -65,18 +71,6 @@ def _check_regex(pattern: str) -> str:
     except re.error as exc:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
     return pattern
-
-
-def _non_negative(value: Duration) -> Duration:
-    if value.months < 0 or value.days < 0:
-        raise ValueError(f"{value} is negative (expected 0d or more)")
-    return value
-
-
-def _positive(value: Duration) -> Duration:
-    if value.months < 0 or value.days < 0 or value.is_zero:
-        raise ValueError(f"{value} must be more than 0d")
-    return value
 
 
 TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
@@ -134,13 +128,13 @@ class Defaults(Model):
                                        description="Weekends and public holidays")
     reminder_time: ClockTime = Field("09:00", validate_default=True,
                                 description="Reminder hour, owner's local time (HH:MM)")
-    lead_time: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
+    lead_time: NonNegativeDuration = Field(
         "7d", validate_default=True, description="Write each task this long before it is due")
-    grace: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
+    grace: NonNegativeDuration = Field(
         "7d", validate_default=True,
         description="A step past due by at most this much is still created, due the next "
                     "working day; older ones are skipped")
-    horizon: Annotated[DurationField, AfterValidator(_positive)] = Field(
+    horizon: PositiveDuration = Field(
         "3y", validate_default=True, description="No task later than this after the close date")
     max_tasks_per_owner_per_day: DailyCap | None = Field(
         None, description="At most this many winback tasks due per owner per day (none: no "
@@ -212,7 +206,7 @@ class WorkerKeys(Model):
                                       description="How often to sync")
     overlap: IntervalField = Field("10m", validate_default=True,
                                    description="Re-read this far behind the watermark")
-    backfill: Annotated[DurationField, AfterValidator(_non_negative)] = Field(
+    backfill: NonNegativeDuration = Field(
         "365d", validate_default=True,
         description="On first sync, deals closed-lost this far back")
     enabled: bool = Field(True, description="false: configured but not synced")
@@ -280,7 +274,7 @@ class SkipIf(Model):
 
     activity: Annotated[tuple[ActivityKind, ...], Field(min_length=1)] = Field(
         description="Activity kinds that count: call, meeting, email, note, task")
-    within: Annotated[DurationField, AfterValidator(_positive)] = Field(
+    within: PositiveDuration = Field(
         description="Logged this long before the task's due date, or less (the day D days "
                     "before counts)")
 
@@ -290,7 +284,7 @@ class Step(Model):
 
     id: Ident = Field(description="Unique in the cadence; part of the task keys")
     at: DurationField | None = Field(None, description="One task this long after the anchor")
-    every: Annotated[DurationField, AfterValidator(_positive)] | None = Field(
+    every: PositiveDuration | None = Field(
         None, description="Repeat at this interval from `from` until `until`")
     spread: Annotated[int, Field(ge=1, le=100)] | None = Field(
         None, description="N tasks spread evenly between `from` and `until`")
@@ -308,7 +302,7 @@ class Step(Model):
     after: Ident | None = Field(
         None, description="An `at` step of this cadence: day 0 of this step is the day that "
                           "step's task was completed (its tasks wait until then)")
-    max_wait: Annotated[DurationField, AfterValidator(_non_negative)] | None = Field(
+    max_wait: NonNegativeDuration | None = Field(
         None, description="With `after`: not completed this long after it was due, count "
                           "from that day instead")
     skip_if: SkipIf | None = Field(
@@ -339,9 +333,6 @@ class Step(Model):
         return self.from_ or Duration()
 
 
-HOLDOUT, BASE = "holdout", "base"
-
-
 def _first_error(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
@@ -349,104 +340,6 @@ def _first_error(exc: ValueError) -> str:
         if found:
             return str(found[0].get("msg", exc)).removeprefix("Value error, ")
     return str(exc)
-
-
-def _percent(value: Any) -> Any:
-    """A share of the deals: `10%` or `10` (percent); `0` is none."""
-    if isinstance(value, str):
-        text = value.strip().removesuffix("%").strip()
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a percentage (expected e.g. 10% or 10)"
-                             ) from None
-    return value
-
-
-Percent = Annotated[float, BeforeValidator(_percent), Field(ge=0, le=100)]
-Weight = Annotated[float, Field(gt=0, le=100)]
-OVERRIDE_KINDS: dict[str, tuple[str, ...]] = {
-    # step field -> the step kinds (at, every, spread) it may be overridden on
-    "at": ("at",), "every": ("every",), "spread": ("spread",), "from": ("every", "spread"),
-    "until": ("every", "spread"), "channel": ("at", "every", "spread"),
-    "priority": ("at", "every", "spread"), "max_wait": ("at", "every", "spread"),
-}
-
-
-class StepOverride(Model):
-    """What an arm changes in one step (its timing within the step's kind, channel, priority).
-
-    Templates and the step's kind stay as written."""
-
-    at: DurationField | None = Field(None, description="New `at` (an `at` step)")
-    every: Annotated[DurationField, AfterValidator(_positive)] | None = Field(
-        None, description="New `every` (an `every` step)")
-    spread: Annotated[int, Field(ge=1, le=100)] | None = Field(
-        None, description="New `spread` (a `spread` step)")
-    from_: DurationField | None = Field(None, alias="from",
-                                        description="New window start (every/spread)")
-    until: DurationField | None = Field(None, description="New window end (every/spread)")
-    channel: Channel | None = Field(None, description="New task type")
-    priority: Priority | None = Field(None, description="New priority")
-    max_wait: Annotated[DurationField, AfterValidator(_non_negative)] | None = Field(
-        None, description="New max_wait (a step with `after`)")
-
-    def apply(self, step: Step) -> Step:
-        """The step with this override (checked again as a step: an `until` before `from`
-        is an error of the arm)."""
-        data = step.model_dump(by_alias=True, exclude_unset=True)
-        data.update(self.model_dump(by_alias=True, exclude_unset=True))
-        return Step.model_validate(data)
-
-
-class Variant(Model):
-    """An arm of an experiment: the cadence with some step fields changed."""
-
-    weight: Weight = Field(description="Share of the deals, in percent")
-    steps: dict[Ident, StepOverride] = Field(
-        default_factory=dict, description="Step id -> the fields this arm changes")
-
-
-class Experiment(Model):
-    """Arms of a cadence (holdout, base, variants): a deal's arm is kept while the id stays.
-
-    Each deal gets its arm from a hash of (connection, deal id, experiment id)."""
-
-    id: Ident = Field(description="The experiment; a new id starts a new experiment (every "
-                                  "deal drawn again)")
-    holdout: Percent = Field(0, description="Share (e.g. 10%) of deals enrolled and watched "
-                                            "but given NO follow-up tasks: a control group")
-    variants: dict[Ident, Variant] = Field(
-        default_factory=dict, description="Arm name -> its weight and step overrides")
-    base_weight: Weight | None = Field(
-        None, description="Share of the cadence as written (default: what holdout and the "
-                          "variants leave)")
-
-    @model_validator(mode="after")
-    def _weights(self) -> Experiment:
-        for name in self.variants:
-            if name in (HOLDOUT, BASE):
-                raise ValueError(f"a variant cannot be named {name!r} (the {name} arm is "
-                                 "always there): rename it")
-        given = self.holdout + sum(v.weight for v in self.variants.values())
-        total = given + (self.base_weight or 0)
-        if self.base_weight is None and given > 100 + 1e-9:
-            raise ValueError(f"holdout and the variants' weights add up to {given:g}%, over "
-                             "100%: lower them")
-        if self.base_weight is not None and abs(total - 100) > 1e-9:
-            raise ValueError(f"holdout, base_weight and the variants' weights add up to "
-                             f"{total:g}%, not 100%: make them add up to 100 (or leave "
-                             "base_weight out: it takes the rest)")
-        return self
-
-    def arms(self) -> tuple[tuple[str, float], ...]:
-        """(arm, weight in percent), holdout first, then base, then the variants as written;
-        zero weights left out."""
-        base = self.base_weight if self.base_weight is not None else max(
-            0.0, 100 - self.holdout - sum(v.weight for v in self.variants.values()))
-        arms = ((HOLDOUT, self.holdout), (BASE, base),
-                *((name, v.weight) for name, v in self.variants.items()))
-        return tuple((name, weight) for name, weight in arms if weight > 0)
 
 
 class Cadence(Model):
@@ -457,7 +350,7 @@ class Cadence(Model):
     when: dict[str, Matcher] = Field(default_factory=dict,
                                      description="Deal field -> test; empty matches every deal")
     steps: list[Step] = Field(default_factory=list, description="The touches")
-    horizon: Annotated[DurationField, AfterValidator(_positive)] | None = Field(
+    horizon: PositiveDuration | None = Field(
         None, description="Overrides defaults.horizon for this cadence")
     experiment: Experiment | None = Field(
         None, description="Arms of an experiment (off by default); a holdout withholds "

@@ -29,7 +29,8 @@ from worker.ledger.records import (
     TaskStatus,
 )
 from worker.ledger.store import Ledger
-from worker.settings.models import HOLDOUT, Config
+from worker.settings.experiments import HOLDOUT
+from worker.settings.models import Config
 from worker.sync.inputs import activity_kinds
 
 UNKNOWN = "planned before winback recorded its rule inputs (the next sync re-plans it)"

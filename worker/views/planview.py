@@ -16,7 +16,7 @@ from connectors.models import Deal
 from worker.cadence.activity import DealActivity
 from worker.cadence.capacity import CAP_REASON
 from worker.cadence.engine import DealPlan, PlannedTask, Planner
-from worker.settings.models import HOLDOUT
+from worker.settings.experiments import HOLDOUT
 from worker.sync.refusals import inactive_owner
 
 
