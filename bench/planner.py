@@ -20,8 +20,8 @@ from connectors.models import Contact, Deal, Owner, Priority
 from sandbox.seed import generate
 from worker.cadence.engine import Planner
 from worker.settings import Config, load_config
+from worker.settings.experiments import Experiment, StepOverride, Variant
 from worker.settings.loader import default_config_dir
-from worker.settings.models import Experiment, StepOverride, Variant
 
 
 def deals_from_seed(count: int, seed: int, now: datetime) -> Iterator[Deal]:

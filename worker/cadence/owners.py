@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from worker.cadence.calendar import WorkCalendar, work_calendar, zone
-from worker.settings.models import Defaults, OwnerOverride, supported_countries
+from worker.settings.connections import OwnerOverride
+from worker.settings.models import Defaults
+from worker.settings.values import supported_countries
 
 
 @dataclass(frozen=True, slots=True)

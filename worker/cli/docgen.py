@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from connectors.settings import FieldMap, HubSpotAuth, SalesforceAuth
+from worker.settings.connections import HubSpotConnection, OwnerOverride, SalesforceConnection
 from worker.settings.durations import Duration
 from worker.settings.experiments import Experiment, StepOverride, Variant
 from worker.settings.models import (
@@ -21,10 +22,7 @@ from worker.settings.models import (
     CalendarSettings,
     Config,
     Defaults,
-    HubSpotConnection,
     Matcher,
-    OwnerOverride,
-    SalesforceConnection,
     ServiceSettings,
     Step,
     StopPolicy,

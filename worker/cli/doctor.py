@@ -31,7 +31,7 @@ from worker.ledger import migrate
 from worker.ledger.db import database_url, make_engine, shown_url
 from worker.service.wiring import default_connector
 from worker.settings import Config, ConfigErrors, load_config
-from worker.settings.models import HubSpotConnection, SalesforceConnection
+from worker.settings.connections import HubSpotConnection, SalesforceConnection
 
 if TYPE_CHECKING:
     from worker.cli.owners import TrackedByOwner

@@ -18,7 +18,7 @@ from connectors.errors import ConnectorError
 from connectors.models import Owner
 from worker.cli.app import ConfigArg, app, config_or_exit, err, table_console
 from worker.ledger.queries import OwnerCounts, owner_counts
-from worker.settings.models import HubSpotConnection, SalesforceConnection
+from worker.settings.connections import HubSpotConnection, SalesforceConnection
 
 Settings = SalesforceConnection | HubSpotConnection
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from worker.cadence.engine import Planner
 from worker.settings import Config, ConfigErrors, load_config
-from worker.settings.models import HubSpotConnection, SalesforceConnection
+from worker.settings.connections import HubSpotConnection, SalesforceConnection
 from worker.sync.context import SyncContext
 
 RULE_SECTIONS = ("defaults", "cadences", "stop")

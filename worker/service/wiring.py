@@ -21,7 +21,8 @@ from worker.ledger import migrate
 from worker.ledger.db import database_url, make_engine, shown_url
 from worker.ledger.leases import Leases, process_owner_id
 from worker.ledger.store import Ledger
-from worker.settings.models import Config, HubSpotConnection, SalesforceConnection
+from worker.settings.connections import HubSpotConnection, SalesforceConnection
+from worker.settings.models import Config
 from worker.sync.context import Clock, SyncContext, utc_now
 from worker.sync.tick import prime_metrics
 from worker.telemetry.logs import get_logger, register_secret

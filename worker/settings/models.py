@@ -8,23 +8,18 @@ these models, so the field descriptions are the user documentation.
 
 from __future__ import annotations
 
-import re
-from datetime import date, time
-from functools import cache
+from datetime import date
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from connectors.models import ActivityKind, Channel, Priority
 from connectors.settings import (
-    HubSpotSettings,
     Ident,
     IntervalField,
     Model,
-    SalesforceSettings,
 )
+from worker.settings.connections import Connection, HubSpotConnection, SalesforceConnection
 from worker.settings.durations import (
     Duration,
     DurationField,
@@ -32,53 +27,20 @@ from worker.settings.durations import (
     PositiveDuration,
 )
 from worker.settings.experiments import OVERRIDE_KINDS, Experiment
+from worker.settings.values import (
+    ClockTime,
+    CountryCode,
+    DailyCap,
+    Regex,
+    TimeZoneName,
+    Weekday,
+    supported_countries,
+)
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SECRET_KEYS = frozenset({"password", "security_token", "client_secret", "access_token",
                          "refresh_token", "private_key"})
 DEAL_FIELDS = ("loss_reason", "competitor", "amount", "stage", "pipeline", "currency", "name",
                "account_name", "owner_country")
-
-
-def _check_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {name!r} (expected an IANA name such as America/New_York)"
-        ) from exc
-    return name
-
-
-@cache
-def supported_countries() -> dict[str, tuple[str, ...]]:
-    return {code: tuple(subdivs) for code, subdivs in holidays.list_supported_countries().items()}
-
-
-def _check_country(code: str) -> str:
-    if code.upper() not in supported_countries():
-        raise ValueError(
-            f"unknown or unsupported country {code!r} (expected an ISO 3166 alpha-2 code with "
-            "public-holiday data, such as US, GB, DE, FR, AU)"
-        )
-    return code.upper()
-
-
-def _check_regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
-    return pattern
-
-
-TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
-CountryCode = Annotated[str, AfterValidator(_check_country)]
-Regex = Annotated[str, AfterValidator(_check_regex)]
-
-
-DailyCap = Annotated[int, Field(ge=1, le=10_000)]
 
 
 class CalendarSettings(Model):
@@ -102,24 +64,6 @@ class CalendarSettings(Model):
         return self
 
 
-_HH_MM = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
-
-
-def _hh_mm(value: Any) -> Any:
-    """A time of day as `HH:MM` text only: YAML's `9` (pydantic's 9 seconds) or `9am` is an
-    error that says so; `9:30` is read as 09:30."""
-    if isinstance(value, time):
-        return value
-    match = _HH_MM.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"{value!r} is not a time of day (expected HH:MM, 24-hour, "
-                         "e.g. \"09:00\" or \"14:30\")")
-    return time(int(match.group(1)), int(match.group(2)))
-
-
-ClockTime = Annotated[time, BeforeValidator(_hh_mm)]
-
-
 class Defaults(Model):
     """Settings that apply to every connection and owner unless something more specific says."""
 
@@ -140,110 +84,6 @@ class Defaults(Model):
         None, description="At most this many winback tasks due per owner per day (none: no "
                           "cap); the overflow moves to the owner's next working day with room, "
                           "within the step's grace and the horizon, else it is skipped")
-
-
-class AwayPeriod(Model):
-    """Days an owner is away (both dates included): not working days for that owner."""
-
-    from_: date = Field(alias="from", description="First day away (YYYY-MM-DD)")
-    to: date = Field(description="Last day away (YYYY-MM-DD), on or after `from`")
-
-    @model_validator(mode="after")
-    def _order(self) -> AwayPeriod:
-        if self.to < self.from_:
-            raise ValueError(f"from ({self.from_}) is after to ({self.to}): swap them, or fix "
-                             "the dates (both days are included)")
-        return self
-
-
-class OwnerOverride(Model):
-    """Per-owner facts the CRM lacks (HubSpot owners carry no time zone)."""
-
-    timezone: TimeZoneName | None = Field(None, description="IANA time zone")
-    country: CountryCode | None = Field(None, description="Country of the public holidays")
-    subdivision: str | None = Field(None, description="State/province of the holidays")
-    away: tuple[AwayPeriod, ...] = Field(
-        (), description="Periods away ({from, to}, dates included): not working days for "
-                        "this owner, like holidays")
-    max_tasks_per_day: DailyCap | None = Field(
-        None, description="This owner's daily cap of winback tasks (overrides the "
-                          "connection's and defaults' max_tasks_per_owner_per_day)")
-
-
-def _fallback_list(value: Any) -> Any:
-    """A blank id is no fallback; a list keeps its non-blank ids, in order (an id listed
-    twice is an error of worker.settings.checks)."""
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, (list, tuple)):
-        ids: list[Any] = []
-        for raw in value:
-            item = raw.strip() if isinstance(raw, str) else raw
-            if item:
-                ids.append(item)
-        if not ids:
-            return None
-        return ids[0] if len(ids) == 1 else tuple(ids)
-    return value
-
-
-FallbackOwners = Annotated[str | tuple[str, ...] | None, BeforeValidator(_fallback_list)]
-
-
-class WorkerKeys(Model):
-    """The worker's own keys of a connection, next to the adapter's settings."""
-
-    fallback_owner: FallbackOwners = Field(
-        None, description="Owner id (or a list of ids: a team) for tasks of inactive or unknown "
-                          "owners; a team's members share the deals evenly, each deal always "
-                          "going to the same member")
-    max_tasks_per_owner_per_day: DailyCap | None = Field(
-        None, description="This connection's daily cap per owner (overrides "
-                          "defaults.max_tasks_per_owner_per_day)")
-    owners: dict[str, OwnerOverride] = Field(
-        default_factory=dict, description="Time zone / country per owner id")
-    poll_every: IntervalField = Field("5m", validate_default=True,
-                                      description="How often to sync")
-    overlap: IntervalField = Field("10m", validate_default=True,
-                                   description="Re-read this far behind the watermark")
-    backfill: NonNegativeDuration = Field(
-        "365d", validate_default=True,
-        description="On first sync, deals closed-lost this far back")
-    enabled: bool = Field(True, description="false: configured but not synced")
-
-    @property
-    def fallback_owners(self) -> tuple[str, ...]:
-        """The fallback owner ids (empty: none)."""
-        if self.fallback_owner is None:
-            return ()
-        if isinstance(self.fallback_owner, str):
-            return (self.fallback_owner,)
-        return self.fallback_owner
-
-    def daily_cap(self, defaults: Defaults, owner_id: str) -> int | None:
-        """The cap of an owner's winback tasks per day: its override, this connection's, or
-        defaults' (None: no cap)."""
-        override = self.owners.get(owner_id)
-        if override is not None and override.max_tasks_per_day is not None:
-            return override.max_tasks_per_day
-        if self.max_tasks_per_owner_per_day is not None:
-            return self.max_tasks_per_owner_per_day
-        return defaults.max_tasks_per_owner_per_day
-
-
-class SalesforceConnection(WorkerKeys, SalesforceSettings):
-    """A Salesforce org, reached through its REST API (simple-salesforce)."""
-
-    kind: Literal["salesforce"] = Field(description="Which CRM")
-
-
-class HubSpotConnection(WorkerKeys, HubSpotSettings):
-    """A HubSpot portal, reached through its CRM API (hubspot-api-client)."""
-
-    kind: Literal["hubspot"] = Field(description="Which CRM")
-
-
-Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discriminator="kind")]
 
 
 class Matcher(Model):

@@ -15,7 +15,8 @@ from worker.cadence.engine import Planner
 from worker.ledger.activities import StoredActivity
 from worker.ledger.leases import Lease, Leases
 from worker.ledger.store import Ledger
-from worker.settings.models import Config, HubSpotConnection, SalesforceConnection
+from worker.settings.connections import HubSpotConnection, SalesforceConnection
+from worker.settings.models import Config
 from worker.telemetry.metrics import Metrics
 
 Clock = Callable[[], datetime]

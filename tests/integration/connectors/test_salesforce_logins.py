@@ -164,7 +164,7 @@ def test_client_credentials_without_a_run_as_user(sf: SalesforceBackend,
 def test_the_key_files_text_is_registered_as_a_secret(key: SigningKey) -> None:
     """Wiring a jwt connection makes every line of its key file a redacted value in logs."""
     from worker.service.wiring import default_connector
-    from worker.settings.models import SalesforceConnection
+    from worker.settings.connections import SalesforceConnection
     from worker.telemetry.logs import scrub
 
     settings = SalesforceConnection.model_validate({

@@ -10,7 +10,7 @@ import pytest
 from connectors.base import CallRecord
 from connectors.settings import HubSpotSettings, SalesforceSettings
 from worker.service.wiring import default_connector
-from worker.settings.models import HubSpotConnection, SalesforceConnection, WorkerKeys
+from worker.settings.connections import HubSpotConnection, SalesforceConnection, WorkerKeys
 
 CONNECTIONS: list[tuple[type[Any], type[Any], dict[str, Any]]] = [
     (SalesforceConnection, SalesforceSettings,
