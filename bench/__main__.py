@@ -11,6 +11,7 @@ from bench import (
     cap,
     first_sync,
     idle_sync,
+    ledger_write,
     memory,
     planner,
     report,
@@ -18,7 +19,8 @@ from bench import (
 
 BENCHES = {"planner": planner.main, "first_sync": first_sync.main, "memory": memory.main,
            "activity": activity.main, "activity_tick": activity_tick.main, "cap": cap.main,
-           "idle_sync": idle_sync.main, "report": report.main, "bulk_pull": bulk_pull.main}
+           "idle_sync": idle_sync.main, "report": report.main, "bulk_pull": bulk_pull.main,
+           "ledger_write": ledger_write.main}
 
 
 def run() -> None:

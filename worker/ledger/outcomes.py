@@ -50,8 +50,16 @@ def record_skips(conn: Connection, connection: str, deal_id: str, cadence: str |
     if replace:
         conn.execute(delete(skip_outcome).where(skip_outcome.c.connection == connection,
                                                 skip_outcome.c.deal_id == deal_id))
+    rows = skip_rows(connection, deal_id, cadence, skips, now)
+    if rows:
+        conn.execute(_insert(conn, skip_outcome).on_conflict_do_nothing(), rows)
+
+
+def skip_rows(connection: str, deal_id: str, cadence: str | None, skips: Sequence[Skipped],
+              now: datetime) -> list[dict[str, object]]:
+    """The skip_outcome rows of a plan's skipped steps (one per step, occurrence, contact)."""
     if cadence is None or not skips:
-        return
+        return []
     rows: dict[tuple[str, int, str], dict[str, object]] = {}
     for s in skips:
         rows[(s.step, s.occurrence, s.contact_id or "")] = {
@@ -59,8 +67,7 @@ def record_skips(conn: Connection, connection: str, deal_id: str, cadence: str |
             "occurrence": s.occurrence, "contact": s.contact_id or "", "cadence": cadence,
             "reason": skip_reason(s), "detail": s.reason, "due_date": s.due_date,
             "decided_at": now}
-    statement = _insert(conn, skip_outcome)
-    conn.execute(statement.on_conflict_do_nothing(), list(rows.values()))
+    return list(rows.values())
 
 
 def mark_completed_at(conn: Connection, connection: str, done: Mapping[str, datetime | None],

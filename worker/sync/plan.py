@@ -13,6 +13,7 @@ from worker.cadence.activity import DealActivity
 from worker.cadence.engine import DealPlan
 from worker.cadence.fingerprint import PlanInputs, encode_owner, owner_input
 from worker.ledger import activities, outcomes
+from worker.ledger.batch import NewEnrollments
 from worker.ledger.records import Enrollment, EnrollmentStatus, NewPlan, StopReason, TaskStatus
 from worker.sync.cap import note_owner
 from worker.sync.context import Tick
@@ -35,13 +36,15 @@ def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
     final, their tasks written while later pages are read."""
     ctx = tick.ctx
     known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in deals])
+    batch = NewEnrollments(ctx.name)
     opened: list[Deal] = []
     used: dict[str, PlanInputs] = {}
     given = activity_for(tick, conn, [d for d in deals if d.is_lost])
     for deal in deals:
         enrolled = known.get(deal.id)
         if deal.is_lost:
-            keep_used(used, plan_lost(tick, conn, deal, enrolled, activity=given.get(deal.id)))
+            keep_used(used, plan_lost(tick, conn, deal, enrolled, activity=given.get(deal.id),
+                                      batch=batch))
             continue
         if enrolled is not None and enrolled.tracked:
             reason = StopReason.DELETED if deal.deleted else StopReason.WON if deal.is_won \
@@ -51,6 +54,7 @@ def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
             _won_back(tick, conn, deal)
         if not deal.is_closed and not deal.deleted and deal.account_id:
             opened.append(deal)
+    batch.flush(conn)  # (before the new deals below look for active enrollments)
     store_inputs(tick, conn, used)
     if opened and ctx.config.stop.on_new_deal_for_account:
         _new_deals_on_accounts(tick, conn, opened)
@@ -78,12 +82,13 @@ def plan_cycle(enrolled: Enrollment | None) -> int | None:
 
 
 def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | None, *,
-              force: bool = False, activity: DealActivity | None = None
-              ) -> PlanInputs | None:
+              force: bool = False, activity: DealActivity | None = None,
+              batch: NewEnrollments | None = None) -> PlanInputs | None:
     """Enroll or re-plan a lost deal with its activity (None: the connection reads none and
     the deal is not paused); returns the plan inputs it stored (None: untouched). A plan
     that stops the cadence (opted out in the CRM, a meeting with stop.on_meeting: stop)
-    stops it as a reopen does."""
+    stops it as a reopen does. With `batch`, a new enrollment that goes on waits there for
+    the end of the page (stored in the same transaction, a few statements per page)."""
     ctx = tick.ctx
     log = ctx.log.bind(deal_id=deal.id)
     if enrolled is not None and not force and unchanged(tick, deal, enrolled):
@@ -120,10 +125,14 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
     if deal.contacts and reads_activity(tick):
         activities.set_contacts(conn, ctx.name, deal.id, deal.contacts)
     _skips(tick, conn, deal.id, plan)
-    outcomes.record_skips(conn, ctx.name, deal.id, plan.cadence, plan.skipped, tick.now,
-                          replace=enrolled is not None)
+    if enrolled is None and batch is not None and plan.stop is None:
+        inserted = batch.enroll(deal.id, stored, plan.tasks, plan.skipped, tick.now)
+    else:
+        outcomes.record_skips(conn, ctx.name, deal.id, plan.cadence, plan.skipped, tick.now,
+                              replace=enrolled is not None)
     if enrolled is None:
-        inserted = ctx.ledger.enroll(conn, ctx.name, deal.id, stored, plan.tasks, tick.now)
+        if batch is None or plan.stop is not None:
+            inserted = ctx.ledger.enroll(conn, ctx.name, deal.id, stored, plan.tasks, tick.now)
         if plan.cadence is None:
             tick.counts.unmatched += 1
             log.info("deal.unmatched", reason=plan.reason)
@@ -131,7 +140,12 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
             tick.counts.enrolled += 1
             ctx.metrics.deals_enrolled.labels(ctx.name, plan.cadence).inc()
             log.info("deal.enrolled", cadence=plan.cadence, tasks=inserted, day0=str(plan.day0))
-            _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence, tasks=inserted)
+            if batch is not None and plan.stop is None:
+                batch.record("deal.enrolled", deal.id, tick.now, cadence=plan.cadence,
+                             tasks=inserted)
+            else:
+                _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence,
+                        tasks=inserted)
     elif plan.stop is None or not enrolled.tracked:  # (a stop: the new cycle's row first)
         dropped = ctx.ledger.replan(conn, ctx.name, deal.id, stored,
                                     () if plan.stop else plan.tasks, tick.now,

@@ -1,0 +1,49 @@
+"""A first-sync page of new deals is stored in a few multi-row statements, not several per
+deal (worker/ledger/batch.py): the ledger's throughput rests on it."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+
+from bench.ledger_write import CONFIG, deals
+
+NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
+
+
+def test_a_page_of_new_deals_costs_a_few_statements(tmp_path: Path,
+                                                     monkeypatch: Any) -> None:
+    from worker.ledger.leases import Lease
+    from worker.service.wiring import build_service
+    from worker.settings import load_config
+    from worker.sync.context import Tick
+    from worker.sync.plan import store_page
+
+    path = tmp_path / "winback.yaml"
+    path.write_text(CONFIG)
+    monkeypatch.setenv("BENCH_PW", "unused")
+    monkeypatch.setenv("WINBACK_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    service = build_service(load_config(path), path, clock=lambda: NOW,
+                            connector_factory=lambda s, o: object())  # type: ignore[arg-type,return-value]
+    ctx = service.contexts["bench-sf"]
+    tick = Tick(ctx, Lease("bench-sf", "test", 1, 120.0), NOW)
+    page = list(deals(500, NOW))
+    statements: list[str] = []
+    event.listen(ctx.ledger.engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    with ctx.ledger.write() as conn:
+        store_page(tick, conn, page)
+    with ctx.ledger.engine.connect() as conn:
+        enrolled = conn.execute(text("select count(*) from enrollment")).scalar()
+        events = conn.execute(text("select count(*) from event where kind = 'deal.enrolled'")
+                              ).scalar()
+        skips = conn.execute(text("select count(*) from skip_outcome")).scalar()
+        tasks = conn.execute(text("select count(*) from task")).scalar()
+    assert enrolled == events == 500
+    assert tasks and skips and tasks + skips == 500  # each deal: its step planned or skipped
+    assert len(statements) <= 20, statements[:30]
+    assert os.environ["BENCH_PW"] == "unused"

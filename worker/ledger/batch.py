@@ -1,0 +1,59 @@
+"""The new enrollments of a page, stored together: a first sync enrolls up to a page of deals
+per transaction, and one multi-row INSERT per table (enrollments, their tasks, their skipped
+steps, their events) costs a fraction of a statement per deal. Same rows, same transaction,
+same conflict rules as one deal at a time (`Ledger.enroll`, `outcomes.record_skips`,
+`Ledger.record`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from worker.cadence.engine import Skipped
+from worker.cadence.tasks import PlannedTask
+from worker.ledger.outcomes import skip_rows
+from worker.ledger.records import NewPlan, task_values
+from worker.ledger.schema import enrollment, event, skip_outcome, task
+from worker.ledger.store import _insert, chunks
+
+
+@dataclass
+class NewEnrollments:
+    """Rows waiting for the end of the page (`flush`, in the page's transaction)."""
+
+    connection: str
+    enrollments: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    skips: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def enroll(self, deal_id: str, plan: NewPlan, tasks: Sequence[PlannedTask],
+               skipped: Sequence[Skipped], now: datetime) -> int:
+        """A newly lost deal's enrollment, tasks and skipped steps; how many tasks."""
+        self.enrollments.append({"connection": self.connection, "deal_id": deal_id,
+                                 "enrolled_at": now, **plan.values()})
+        self.tasks.extend(task_values(t, now, plan.day0) for t in tasks)
+        self.skips.extend(skip_rows(self.connection, deal_id, plan.cadence, skipped, now))
+        return len(tasks)
+
+    def record(self, kind: str, deal_id: str | None, at: datetime, **data: object) -> None:
+        self.events.append({"connection": self.connection, "deal_id": deal_id, "kind": kind,
+                            "at": at, "data": data or None})
+
+    def flush(self, conn: Connection) -> None:
+        """Write what is waiting: enrollments first (the tasks' rollups join them)."""
+        for part in chunks(self.enrollments):
+            conn.execute(insert(enrollment), list(part))
+        statement = _insert(conn, task).on_conflict_do_nothing(index_elements=["key"])
+        for part in chunks(self.tasks):
+            conn.execute(statement, list(part))
+        skips = _insert(conn, skip_outcome).on_conflict_do_nothing()
+        for part in chunks(self.skips):
+            conn.execute(skips, list(part))
+        for part in chunks(self.events):
+            conn.execute(insert(event), list(part))
+        self.enrollments, self.tasks, self.skips, self.events = [], [], [], []
