@@ -148,10 +148,54 @@ def records(page: Path, types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
         header = next(reader, None)
         if header is None:
             return
-        paths = [column.split(".") for column in header]
-        kinds = [types.get(column.lower()) for column in header]
+        build = record_builder(header, types)
         for row in reader:
-            yield _record(paths, kinds, row)
+            yield build(row)
+
+
+Builder = Callable[[list[str]], dict[str, Any]]
+
+
+def _converter(kind: str | None) -> Callable[[str], Any] | None:
+    """None for a text column (an empty value is null, any other is kept as it is)."""
+    if kind is None:
+        return None
+    return lambda value: _typed(value, kind)
+
+
+def record_builder(header: list[str], types: Mapping[str, str]) -> Builder:
+    """`row -> record` for one page's header, planned once: the text columns of the record
+    itself in one comprehension, the typed ones converted, each parent's columns grouped
+    (a parent whose columns are all empty is null, as REST says of a null lookup)."""
+    width = len(header)
+    text: list[tuple[int, str]] = []
+    typed: list[tuple[int, str, Callable[[str], Any]]] = []
+    parents: dict[str, list[tuple[int, str, Callable[[str], Any] | None]]] = {}
+    for index, column in enumerate(header):
+        path = column.split(".")
+        convert = _converter(types.get(column.lower()))
+        if len(path) > 1:
+            parents.setdefault(path[0], []).append((index, ".".join(path[1:]), convert))
+        elif convert is None:
+            text.append((index, column))
+        else:
+            typed.append((index, column, convert))
+    groups = list(parents.items())
+    kinds = [types.get(column.lower()) for column in header]
+    paths = [column.split(".") for column in header]
+
+    def build(row: list[str]) -> dict[str, Any]:
+        if len(row) != width:  # a short or long row: the general (slower) reading
+            return _record(paths, kinds, row)
+        record = {key: row[index] or None for index, key in text}
+        for index, key, convert in typed:
+            record[key] = convert(row[index])
+        for name, columns in groups:
+            fields = {key: row[index] or None if convert is None else convert(row[index])
+                      for index, key, convert in columns}
+            record[name] = fields if any(v is not None for v in fields.values()) else None
+        return record
+    return build
 
 
 def _record(paths: list[list[str]], kinds: list[str | None], row: list[str]
