@@ -187,7 +187,7 @@ def record_builder(header: list[str], types: Mapping[str, str]) -> Builder:
     def build(row: list[str]) -> dict[str, Any]:
         if len(row) != width:  # a short or long row: the general (slower) reading
             return _record(paths, kinds, row)
-        record = {key: row[index] or None for index, key in text}
+        record: dict[str, Any] = {key: row[index] or None for index, key in text}
         for index, key, convert in typed:
             record[key] = convert(row[index])
         for name, columns in groups:
