@@ -23,12 +23,23 @@ subqueries are refused. Results are CSV (comma, LF) with every value quoted, a n
 empty value, booleans as true/false, datetimes as `2024-06-01T08:15:02.000Z`. Every request is
 one API call like any REST call (the routes go through `Api.guarded`).
 
+Refusals (checked, see docs/crm-setup.md "Big pulls"): a user without the API Enabled
+permission gets 403 `API_DISABLED_FOR_ORG` "The REST API is not enabled for this
+Organization." (the REST status table: 403 is a refused request; the code and message as
+integration vendors quote them); the Bulk 2.0 error list also names InvalidUser (no
+permission, or another user's job) and FeatureNotEnabled (Bulk 2.0 off for the org). A
+result set's locator does not change while its job exists and may be read again; a deleted
+job is 404 NOT_FOUND.
+
 Emulator choices (not Salesforce facts): a job answers `bulk_job_polls` state reads with
 InProgress before it reports JobComplete (0: the first read sees it done); the matching ids
-are fixed when the job is created and rows are rendered as their pages are read. A user whose
-Bulk API permission is withdrawn (admin `POST bulk {"deny": [username]}`) gets 403
-INSUFFICIENT_ACCESS on job creation; the admin can also make the next jobs fail
-(`{"fail_next": n, "error": message}`), so the client sees state Failed and the errorMessage.
+are fixed when the job is created and a page's rows are rendered when it is read
+(bulk_csv.py). A user whose Bulk access is withdrawn (admin `POST bulk {"deny": [username]}`)
+gets the 403 above on job creation only (REST still answers: the org-level case, which
+Salesforce reports its own way, is not told apart). A locator the job never issued gets 400
+INVALID_QUERY_LOCATOR, REST's code for a bad cursor: Salesforce documents no code for it.
+The admin can also make the next jobs fail (`{"fail_next": n, "error": message}`), so the
+client sees state Failed and the errorMessage.
 """
 
 from __future__ import annotations
@@ -148,10 +159,8 @@ class Bulk:
         from sandbox.salesforce.api import body_object
 
         if call.session.username.lower() in self.state.denied:
-            raise SFError.one(403, "INSUFFICIENT_ACCESS",
-                              "The user doesn't have the permissions needed to use Bulk API "
-                              "2.0: API Enabled and Bulk API access on the profile or a "
-                              "permission set.")
+            raise SFError.one(403, "API_DISABLED_FOR_ORG",
+                              "The REST API is not enabled for this Organization.")
         body = body_object(call.request)
         operation = body.get("operation")
         soql = body.get("query")
