@@ -23,10 +23,14 @@ raises `BulkJobFailed` (retryable) with Salesforce's errorMessage: never an empt
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,26 +73,39 @@ def query_pages(client: Client, sobject: str, soql: str, *, include_deleted: boo
                 page_rows: int = PAGE_ROWS) -> Iterator[Path]:
     """The result pages of one query job, in order (create, poll, read), each streamed by
     the SDK into a CSV file in a private temporary directory: a page is never held in
-    memory, and its file is removed once the next one is asked for."""
+    memory, and its file is removed once the next one is asked for. While the caller reads
+    a page, the next one is downloaded by one helper thread (its own call under the same
+    discipline), so the CRM renders it meanwhile: at most two page files exist at once."""
     operation = Operation.query_all if include_deleted else Operation.query
     job: dict[str, Any] = client.call(
         "bulk2.create", lambda sf: jobs(sf, sobject).create_job(operation, soql))
     job_id = str(job["id"])
     wait_for(client, sobject, job_id, poll=poll, sleep=sleep)
-    locator = ""
-    with tempfile.TemporaryDirectory(prefix="winback-bulk-") as folder:
-        while True:
-            page = client.call("bulk2.results",
-                               _download(sobject, job_id, locator, page_rows, folder),
-                               items=lambda r: int(r["number_of_records"]))
-            path = Path(str(page["file"]))
-            try:
-                yield path
-            finally:
-                path.unlink(missing_ok=True)
-            locator = str(page.get("locator") or "")
-            if not locator:
-                return
+    with tempfile.TemporaryDirectory(prefix="winback-bulk-") as folder, \
+            ThreadPoolExecutor(1, thread_name_prefix="winback-bulk") as pool:
+
+        def fetch(locator: str) -> Future[dict[str, Any]]:
+            call = functools.partial(client.call, "bulk2.results",
+                                     _download(sobject, job_id, locator, page_rows, folder),
+                                     items=lambda r: int(r["number_of_records"]))
+            return pool.submit(contextvars.copy_context().run, call)
+
+        pending: Future[dict[str, Any]] | None = fetch("")
+        try:
+            while pending is not None:
+                page = pending.result()  # the download's error, if any, is raised here
+                locator = str(page.get("locator") or "")
+                pending = fetch(locator) if locator else None
+                path = Path(str(page["file"]))
+                try:
+                    yield path
+                finally:
+                    path.unlink(missing_ok=True)
+        finally:
+            if pending is not None:  # the caller stopped early: let the download end
+                pending.cancel()
+                with contextlib.suppress(Exception):
+                    pending.result()
 
 
 def _download(sobject: str, job_id: str, locator: str, rows: int, folder: str
