@@ -173,10 +173,29 @@ def records(page: Path, types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
 Builder = Callable[[list[str]], dict[str, Any]]
 
 
+BOOLEANS: dict[str, bool | None] = {"true": True, "false": False, "": None}
+
+
+def _boolean(value: str) -> bool | None:
+    found = BOOLEANS.get(value, value)
+    return found if found is not value else value.lower() == "true"
+
+
+def _datetime(value: str) -> str | None:
+    if value[-1:] == "Z":
+        return value[:-1] + "+0000"
+    return value or None
+
+
 def _converter(kind: str | None) -> Callable[[str], Any] | None:
-    """None for a text column (an empty value is null, any other is kept as it is)."""
+    """None for a text column (an empty value is null, any other is kept as it is); the
+    same values as `_typed`, with the common kinds specialised (they run once per cell)."""
     if kind is None:
         return None
+    if kind in BOOLEAN_TYPES:
+        return _boolean
+    if kind == "datetime":
+        return _datetime
     return lambda value: _typed(value, kind)
 
 
