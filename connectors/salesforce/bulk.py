@@ -177,8 +177,9 @@ BOOLEANS: dict[str, bool | None] = {"true": True, "false": False, "": None}
 
 
 def _boolean(value: str) -> bool | None:
-    found = BOOLEANS.get(value, value)
-    return found if found is not value else value.lower() == "true"
+    if value in BOOLEANS:
+        return BOOLEANS[value]
+    return value.lower() == "true"
 
 
 def _datetime(value: str) -> str | None:
