@@ -14,9 +14,11 @@ next request carries the new session.
 
 Result pages (up to `PAGE_ROWS` rows, simple-salesforce's default page) are streamed by the
 SDK's `download_job_data` into a temporary CSV file (`sf.bulk2...query()` would hold each
-page as one string: issues #428, #629), then read row by row into records shaped like the
-REST JSON ones (parents as nested objects, null for an empty value, typed booleans, numbers
-and datetimes), so `records.deal` turns both into the same `Deal`. A job that ends Failed or Aborted
+page as one string: issues #428, #629), the next one in a helper thread while this one is
+read, then read row by row into records shaped like the REST JSON ones (parents as nested
+objects, null for an empty value, typed booleans, numbers and datetimes; `record_builder`
+plans a page's columns once from its header), so `records.deal` turns both into the same
+`Deal`. A job that ends Failed or Aborted
 raises `BulkJobFailed` (retryable) with Salesforce's errorMessage: never an empty result
 (issues #382, #502).
 """

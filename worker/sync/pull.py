@@ -151,7 +151,9 @@ VERIFY_BATCH = 500
 def verify_tracked(tick: Tick) -> None:
     """Once a day, re-read every tracked deal by id. A pull sees what changed; it cannot see
     what vanished (HubSpot search never returns archived deals), so this is how a deleted
-    deal's cadence stops everywhere."""
+    deal's cadence stops everywhere. A connector that can scan every deal in bulk
+    (Salesforce above bulk_threshold: `every_deal`) is read that way instead
+    (verify_bulk.py)."""
     ctx = tick.ctx
     state = ctx.ledger.connection_row(ctx.name)
     if state is None or (state.verified_at is not None
