@@ -2,6 +2,7 @@
 and peak memory of the pulling process (Salesforce emulator in its own process).
 
     python -m bench bulk_pull --deals 100000 1000000
+    python -m bench bulk_pull --deals 100000 --verify   # the daily re-read of tracked deals
 
 Each mode runs in a fresh child process: the real `SalesforceConnector` logs in and pulls
 every deal since the backfill start (`changed_deals`, the pull a first sync does), turning
@@ -20,6 +21,7 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +31,10 @@ from bench.emulator import EmulatorProcess
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def child(mode: str, url: str, ca: str) -> dict[str, Any]:
-    """One pull in this process; prints its figures as JSON."""
+def child(mode: str, url: str, ca: str, ids_file: str | None = None) -> dict[str, Any]:
+    """One pull in this process (mode rest or bulk), or the daily re-read of the tracked
+    deals listed in `ids_file` (verify-rest: by id, 500 a batch as worker/sync/pull.py
+    does; verify-bulk: the connector's one Bulk scan); prints its figures as JSON."""
     from connectors.base import FieldMap, SalesforceSettings
     from connectors.salesforce import SalesforceConnector
 
@@ -40,13 +44,27 @@ def child(mode: str, url: str, ca: str) -> dict[str, Any]:
               "security_token": "SANDBOXTOKEN"},
         fields=FieldMap(loss_reason="Loss_Reason__c", competitor="Competitor__c",
                         contract_end="Contract_End__c"),
-        task_key_field="Winback_Key__c", bulk_threshold=None if mode == "rest" else 2000)
+        task_key_field="Winback_Key__c",
+        bulk_threshold=None if mode in ("rest", "verify-rest") else 2000)
     connector = SalesforceConnector(settings)
     started = time.monotonic()
     deals = pages = 0
-    for page in connector.changed_deals(SINCE):
-        deals += len(page.deals)
-        pages += 1
+    if mode.startswith("verify"):
+        with open(str(ids_file)) as handle:
+            ids = handle.read().split()
+        scan = connector.every_deal(len(ids))
+        if scan is None:
+            for start in range(0, len(ids), 500):
+                deals += len(connector.deals_by_id(ids[start:start + 500]))
+                pages += 1
+        else:
+            for batch in scan:
+                deals += len(batch)
+                pages += 1
+    else:
+        for page in connector.changed_deals(SINCE):
+            deals += len(page.deals)
+            pages += 1
     seconds = time.monotonic() - started
     with open("/proc/self/status") as handle:
         peak = next(int(line.split()[1]) / 1024 for line in handle if line.startswith("VmHWM:"))
@@ -54,7 +72,7 @@ def child(mode: str, url: str, ca: str) -> dict[str, Any]:
             "connector_calls": connector.calls_made, "peak_rss_mb": round(peak, 1)}
 
 
-def run(deals: int) -> list[dict[str, Any]]:
+def run(deals: int, modes: tuple[str, ...] = ("bulk", "rest")) -> list[dict[str, Any]]:
     emu = EmulatorProcess("salesforce", daily_api_requests=10_000_000,
                           session_ttl_seconds=36_000)
     try:
@@ -64,11 +82,19 @@ def run(deals: int) -> list[dict[str, Any]]:
                   timeout=3600)
         seeded = round(time.monotonic() - started)
         out = []
-        for mode in ("bulk", "rest"):
+        ids_file = ""
+        if any(m.startswith("verify") for m in modes):
+            records = emu.admin("GET", "records/Opportunity", timeout=3600)["records"]
+            lost = [str(r["Id"]) for r in records
+                    if r["IsClosed"] and not r["IsWon"] and not r["IsDeleted"]]
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+                handle.write("\n".join(lost))
+                ids_file = handle.name
+        for mode in modes:
             emu.reset_calls()
             proc = subprocess.run([sys.executable, "-m", "bench.bulk_pull", "--child", mode,
-                                   emu.url, str(emu.ca_path)], capture_output=True, text=True,
-                                  check=False)
+                                   emu.url, str(emu.ca_path), ids_file],
+                                  capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(f"{mode} pull failed: {proc.stderr[-2000:]}")
             result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -95,13 +121,16 @@ def formula(deals: int) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench bulk_pull")
     parser.add_argument("--deals", type=int, nargs="+", default=[10_000])
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "URL", "CA"))
+    parser.add_argument("--verify", action="store_true",
+                        help="the daily re-read of the lost deals (by id vs one Bulk scan)")
+    parser.add_argument("--child", nargs="+", metavar="MODE URL CA [IDS]")
     args = parser.parse_args(argv)
     if args.child:
         result = child(*args.child)
         print(json.dumps(result), flush=True)
         return result
-    runs = {n: run(n) for n in args.deals}
+    modes = ("verify-bulk", "verify-rest") if args.verify else ("bulk", "rest")
+    runs = {n: run(n, modes) for n in args.deals}
     summary = {str(n): {"formula": formula(n), "measured": runs[n]} for n in args.deals}
     print(json.dumps(summary, indent=2))
     return summary

@@ -14,19 +14,25 @@ next request carries the new session.
 
 Result pages (up to `PAGE_ROWS` rows, simple-salesforce's default page) are streamed by the
 SDK's `download_job_data` into a temporary CSV file (`sf.bulk2...query()` would hold each
-page as one string: issues #428, #629), then read row by row into records shaped like the
-REST JSON ones (parents as nested objects, null for an empty value, typed booleans, numbers
-and datetimes), so `records.deal` turns both into the same `Deal`. A job that ends Failed or Aborted
+page as one string: issues #428, #629), the next one in a helper thread while this one is
+read, then read row by row into records shaped like the REST JSON ones (parents as nested
+objects, null for an empty value, typed booleans, numbers and datetimes; `record_builder`
+plans a page's columns once from its header), so `records.deal` turns both into the same
+`Deal`. A job that ends Failed or Aborted
 raises `BulkJobFailed` (retryable) with Salesforce's errorMessage: never an empty result
 (issues #382, #502).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,26 +75,39 @@ def query_pages(client: Client, sobject: str, soql: str, *, include_deleted: boo
                 page_rows: int = PAGE_ROWS) -> Iterator[Path]:
     """The result pages of one query job, in order (create, poll, read), each streamed by
     the SDK into a CSV file in a private temporary directory: a page is never held in
-    memory, and its file is removed once the next one is asked for."""
+    memory, and its file is removed once the next one is asked for. While the caller reads
+    a page, the next one is downloaded by one helper thread (its own call under the same
+    discipline), so the CRM renders it meanwhile: at most two page files exist at once."""
     operation = Operation.query_all if include_deleted else Operation.query
     job: dict[str, Any] = client.call(
         "bulk2.create", lambda sf: jobs(sf, sobject).create_job(operation, soql))
     job_id = str(job["id"])
     wait_for(client, sobject, job_id, poll=poll, sleep=sleep)
-    locator = ""
-    with tempfile.TemporaryDirectory(prefix="winback-bulk-") as folder:
-        while True:
-            page = client.call("bulk2.results",
-                               _download(sobject, job_id, locator, page_rows, folder),
-                               items=lambda r: int(r["number_of_records"]))
-            path = Path(str(page["file"]))
-            try:
-                yield path
-            finally:
-                path.unlink(missing_ok=True)
-            locator = str(page.get("locator") or "")
-            if not locator:
-                return
+    with tempfile.TemporaryDirectory(prefix="winback-bulk-") as folder, \
+            ThreadPoolExecutor(1, thread_name_prefix="winback-bulk") as pool:
+
+        def fetch(locator: str) -> Future[dict[str, Any]]:
+            call = functools.partial(client.call, "bulk2.results",
+                                     _download(sobject, job_id, locator, page_rows, folder),
+                                     items=lambda r: int(r["number_of_records"]))
+            return pool.submit(contextvars.copy_context().run, call)
+
+        pending: Future[dict[str, Any]] | None = fetch("")
+        try:
+            while pending is not None:
+                page = pending.result()  # the download's error, if any, is raised here
+                locator = str(page.get("locator") or "")
+                pending = fetch(locator) if locator else None
+                path = Path(str(page["file"]))
+                try:
+                    yield path
+                finally:
+                    path.unlink(missing_ok=True)
+        finally:
+            if pending is not None:  # the caller stopped early: let the download end
+                pending.cancel()
+                with contextlib.suppress(Exception):
+                    pending.result()
 
 
 def _download(sobject: str, job_id: str, locator: str, rows: int, folder: str
@@ -148,10 +167,74 @@ def records(page: Path, types: Mapping[str, str]) -> Iterator[dict[str, Any]]:
         header = next(reader, None)
         if header is None:
             return
-        paths = [column.split(".") for column in header]
-        kinds = [types.get(column.lower()) for column in header]
+        build = record_builder(header, types)
         for row in reader:
-            yield _record(paths, kinds, row)
+            yield build(row)
+
+
+Builder = Callable[[list[str]], dict[str, Any]]
+
+
+BOOLEANS: dict[str, bool | None] = {"true": True, "false": False, "": None}
+
+
+def _boolean(value: str) -> bool | None:
+    if value in BOOLEANS:
+        return BOOLEANS[value]
+    return value.lower() == "true"
+
+
+def _datetime(value: str) -> str | None:
+    if value[-1:] == "Z":
+        return value[:-1] + "+0000"
+    return value or None
+
+
+def _converter(kind: str | None) -> Callable[[str], Any] | None:
+    """None for a text column (an empty value is null, any other is kept as it is); the
+    same values as `_typed`, with the common kinds specialised (they run once per cell)."""
+    if kind is None:
+        return None
+    if kind in BOOLEAN_TYPES:
+        return _boolean
+    if kind == "datetime":
+        return _datetime
+    return lambda value: _typed(value, kind)
+
+
+def record_builder(header: list[str], types: Mapping[str, str]) -> Builder:
+    """`row -> record` for one page's header, planned once: the text columns of the record
+    itself in one comprehension, the typed ones converted, each parent's columns grouped
+    (a parent whose columns are all empty is null, as REST says of a null lookup)."""
+    width = len(header)
+    text: list[tuple[int, str]] = []
+    typed: list[tuple[int, str, Callable[[str], Any]]] = []
+    parents: dict[str, list[tuple[int, str, Callable[[str], Any] | None]]] = {}
+    for index, column in enumerate(header):
+        path = column.split(".")
+        convert = _converter(types.get(column.lower()))
+        if len(path) > 1:
+            parents.setdefault(path[0], []).append((index, ".".join(path[1:]), convert))
+        elif convert is None:
+            text.append((index, column))
+        else:
+            typed.append((index, column, convert))
+    groups = list(parents.items())
+    kinds = [types.get(column.lower()) for column in header]
+    paths = [column.split(".") for column in header]
+
+    def build(row: list[str]) -> dict[str, Any]:
+        if len(row) != width:  # a short or long row: the general (slower) reading
+            return _record(paths, kinds, row)
+        record: dict[str, Any] = {key: row[index] or None for index, key in text}
+        for index, key, convert in typed:
+            record[key] = convert(row[index])
+        for name, columns in groups:
+            fields = {key: row[index] or None if convert is None else convert(row[index])
+                      for index, key, convert in columns}
+            record[name] = fields if any(v is not None for v in fields.values()) else None
+        return record
+    return build
 
 
 def _record(paths: list[list[str]], kinds: list[str | None], row: list[str]

@@ -330,6 +330,16 @@ class SalesforceConnector:
         self._check_config()
         return deals.deals_by_id(self._client, self._fields, ids)
 
+    def every_deal(self, tracked: int) -> Iterator[list[Deal]] | None:
+        """For the daily re-read of `tracked` deals: every Opportunity of the org through one
+        Bulk API 2.0 query job when `tracked` is above bulk_threshold and Bulk is allowed (a
+        deal missing from it is gone); None otherwise: re-read them by id (`deals_by_id`,
+        about 200 a call)."""
+        self._check_config()
+        if not self.bulk.wants(tracked):
+            return None
+        return deals.every_deal(self._client, self._fields, self.bulk)
+
     def stakeholders(self, deal_ids: Sequence[str]) -> dict[str, list[Contact]]:
         self._check_config()
         return people.stakeholders(self._client, deal_ids,

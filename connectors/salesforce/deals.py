@@ -119,6 +119,28 @@ def changed_deals(client: Client, fields: soql.DealFields, since: datetime,
             restarts = cursor_restart(client.settings.name, restarts, start, "the pull")
 
 
+def every_deal(client: Client, fields: soql.DealFields, policy: BulkPolicy
+               ) -> Iterator[list[Deal]]:
+    """Every Opportunity of the org, deleted (recycle-bin) ones flagged, in pages of up to
+    SUB_PAGE deals: one Bulk API 2.0 queryAll job (the daily re-read of many tracked deals,
+    which an `Id IN (...)` list cannot carry: ~200 ids a query). A deal missing from it is
+    gone past the recycle bin. If Salesforce refuses the job (403), the policy says so once
+    and the same query is read over REST (1,000 rows a call: still fewer calls than by id)."""
+    text = soql.every_deal(fields)
+    try:
+        pages: Iterator[list[dict[str, Any]]] = _bulk_pages(client, text, policy)
+        first = next(pages, None)
+    except PermissionDenied as exc:
+        policy.refuse(exc.message)
+        pages = client.pages(text, include_deleted=True)
+        first = next(pages, None)
+    log().info("crm.bulk_verify", connection=client.settings.name, crm="salesforce",
+               bulk=policy.refused is None)
+    while first is not None:
+        yield [records.deal(record, fields) for record in first]
+        first = next(pages, None)
+
+
 def deals_by_id(client: Client, fields: soql.DealFields, ids: Sequence[str]) -> list[Deal]:
     """The current state of these deals; one not found at all (or not an id) is reported
     deleted: gone past the recycle bin, or never visible to us."""

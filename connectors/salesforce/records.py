@@ -8,6 +8,7 @@ stage metadata, never from stage names (§1).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -52,9 +53,18 @@ def parent(record: Record, name: str) -> Record | None:
 
 
 def owner(record: Record) -> Owner:
-    return Owner(id=str(record["Id"]), email=text(record, "Email"), name=text(record, "Name"),
-                 timezone=text(record, "TimeZoneSidKey"), active=flag(record, "IsActive", True),
-                 country=text(record, "CountryCode"))
+    return _owner(str(record["Id"]), text(record, "Email"), text(record, "Name"),
+                  text(record, "TimeZoneSidKey"), flag(record, "IsActive", True),
+                  text(record, "CountryCode"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _owner(owner_id: str, email: str | None, name: str | None, timezone: str | None,
+           active: bool, country: str | None) -> Owner:
+    """One `Owner` per distinct value set (frozen, so shared): a pull of many deals has few
+    owners, and each would cost a validation per deal."""
+    return Owner(id=owner_id, email=email, name=name, timezone=timezone, active=active,
+                 country=country)
 
 
 def deal(record: Record, deal_fields: DealFields) -> Deal:

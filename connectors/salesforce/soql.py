@@ -106,6 +106,11 @@ def deals_since(fields: DealFields, since: datetime) -> str:
                        "ORDER BY SystemModstamp ASC, Id ASC", fields.select(), since)
 
 
+def every_deal(fields: DealFields) -> str:
+    """Every Opportunity, the pull's fields (the daily re-read of tracked deals, in bulk)."""
+    return format_soql("SELECT {:literal} FROM Opportunity ORDER BY Id ASC", fields.select())
+
+
 def deals_by_id(fields: DealFields, ids: Sequence[str]) -> str:
     return format_soql("SELECT {:literal} FROM Opportunity WHERE Id IN {}", fields.select(),
                        list(ids))

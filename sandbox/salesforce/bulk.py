@@ -23,29 +23,38 @@ subqueries are refused. Results are CSV (comma, LF) with every value quoted, a n
 empty value, booleans as true/false, datetimes as `2024-06-01T08:15:02.000Z`. Every request is
 one API call like any REST call (the routes go through `Api.guarded`).
 
+Refusals (checked, see docs/crm-setup.md "Big pulls"): a user without the API Enabled
+permission gets 403 `API_DISABLED_FOR_ORG` "The REST API is not enabled for this
+Organization." (the REST status table: 403 is a refused request; the code and message as
+integration vendors quote them); the Bulk 2.0 error list also names InvalidUser (no
+permission, or another user's job) and FeatureNotEnabled (Bulk 2.0 off for the org). A
+result set's locator does not change while its job exists and may be read again; a deleted
+job is 404 NOT_FOUND.
+
 Emulator choices (not Salesforce facts): a job answers `bulk_job_polls` state reads with
 InProgress before it reports JobComplete (0: the first read sees it done); the matching ids
-are fixed when the job is created and rows are rendered as their pages are read. A user whose
-Bulk API permission is withdrawn (admin `POST bulk {"deny": [username]}`) gets 403
-INSUFFICIENT_ACCESS on job creation; the admin can also make the next jobs fail
-(`{"fail_next": n, "error": message}`), so the client sees state Failed and the errorMessage.
+are fixed when the job is created and a page's rows are rendered when it is read
+(bulk_csv.py). A user whose Bulk access is withdrawn (admin `POST bulk {"deny": [username]}`)
+gets the 403 above on job creation only (REST still answers: the org-level case, which
+Salesforce reports its own way, is not told apart). A locator the job never issued gets 400
+INVALID_QUERY_LOCATOR, REST's code for a bad cursor: Salesforce documents no code for it.
+The admin can also make the next jobs fail (`{"fail_next": n, "error": message}`), so the
+client sees state Failed and the errorMessage.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import itertools
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sandbox.messages import Response
+from sandbox.salesforce.bulk_csv import DELIMITERS, LINE_ENDINGS, render_page
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.evaluator import CompiledQuery, compile_query
 from sandbox.salesforce.ids import checksum, format_datetime
-from sandbox.salesforce.paths import FieldOut, Node, ParentOut
 
 if TYPE_CHECKING:
     from sandbox.salesforce.api import Api, Call
@@ -118,45 +127,6 @@ class BulkState:
                 "fail_next": self.fail_next}
 
 
-def columns(node: Node, prefix: str = "") -> list[tuple[str, list[str]]]:
-    """(CSV header, key path into the rendered JSON record) for every selected field."""
-    out: list[tuple[str, list[str]]] = []
-    for key, item in node.items:
-        if isinstance(item, FieldOut):
-            out.append((prefix + key, [key]))
-        elif isinstance(item, ParentOut):
-            out.extend((header, [key, *path]) for header, path in
-                       columns(item.node, prefix + key + "."))
-    return out
-
-
-def csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        moment = value.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-def _cell(record: dict[str, Any], path: list[str]) -> Any:
-    current: Any = record
-    for key in path:
-        if not isinstance(current, dict):
-            return None
-        current = current.get(key)
-    return current
-
-
-DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^",
-              "BACKQUOTE": "`"}
-LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
-
-
 def encode_locator(offset: int) -> str:
     return base64.b64encode(str(offset).encode()).decode().rstrip("=")
 
@@ -189,10 +159,8 @@ class Bulk:
         from sandbox.salesforce.api import body_object
 
         if call.session.username.lower() in self.state.denied:
-            raise SFError.one(403, "INSUFFICIENT_ACCESS",
-                              "The user doesn't have the permissions needed to use Bulk API "
-                              "2.0: API Enabled and Bulk API access on the profile or a "
-                              "permission set.")
+            raise SFError.one(403, "API_DISABLED_FOR_ORG",
+                              "The REST API is not enabled for this Organization.")
         body = body_object(call.request)
         operation = body.get("operation")
         soql = body.get("query")
@@ -280,38 +248,14 @@ class Bulk:
         if size < 1:
             raise SFError.one(400, "INVALIDJOB", "maxRecords must be positive")
         end = min(start + size, len(job.ids))
-        cols = columns(job.compiled.node)
-        out = io.StringIO()
-        writer = csv.writer(out, delimiter=DELIMITERS[job.column_delimiter],
-                            lineterminator=LINE_ENDINGS[job.line_ending],
-                            quoting=csv.QUOTE_ALL)
-        writer.writerow([header for header, _ in cols])
-        table = job.compiled.table
-        page_ids = [i for i in job.ids[start:end] if i in table.rows]  # (hard-deleted: gone)
-        for record_id, record in zip(page_ids, job.compiled.render(page_ids, job.version),
-                                     strict=True):
-            writer.writerow([csv_value(self._typed(table, record_id, path, record))
-                             for _, path in cols])
+        compiled = job.compiled
+        body = render_page(compiled.node, compiled.table, compiled.store,
+                           compiled.include_deleted, job.ids[start:end],
+                           delimiter=job.column_delimiter, line_ending=job.line_ending)
         headers = {"Content-Type": "text/csv",
                    "Sforce-Locator": encode_locator(end) if end < len(job.ids) else "null",
                    "Sforce-NumberOfRecords": str(end - start)}
-        return Response(200, out.getvalue().encode(), headers)
-
-    def _typed(self, table: Any, record_id: str, path: list[str], record: dict[str, Any]
-               ) -> Any:
-        """The stored value behind a rendered cell: datetimes keep their type, so the CSV
-        gets Bulk's `…Z` form instead of REST's `…+0000`."""
-        if len(path) == 1:
-            slot = table.slots.get(path[0])
-            if slot is not None:
-                return table.rows[record_id][slot]
-        value = _cell(record, path)
-        if isinstance(value, str) and len(value) == 28 and value.endswith("+0000"):
-            try:
-                return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
-            except ValueError:
-                return value
-        return value
+        return Response(200, body, headers)
 
 
 def register_bulk_routes(emu: SalesforceEmulator, api: Api) -> Bulk:

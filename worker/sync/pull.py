@@ -10,7 +10,7 @@ unchanged and skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection
@@ -18,12 +18,14 @@ from sqlalchemy import Connection
 from connectors.base import DealPage
 from connectors.models import Deal
 from worker.cadence.fingerprint import PlanInputs, decode_owner
+from worker.ledger.queries import enrollment_counts
 from worker.ledger.records import EnrollmentStatus
 from worker.sync.activity import prepare_plans
 from worker.sync.context import Tick
 from worker.sync.inputs import activity_for, reads_activity
 from worker.sync.plan import keep_used, plan_lost, store_inputs, store_page, unchanged
 from worker.sync.prefetch import read_ahead
+from worker.sync.verify_bulk import verify_from_scan
 
 PLAN_CHUNK = 50  # deals planned and committed per transaction
 
@@ -149,11 +151,20 @@ VERIFY_BATCH = 500
 def verify_tracked(tick: Tick) -> None:
     """Once a day, re-read every tracked deal by id. A pull sees what changed; it cannot see
     what vanished (HubSpot search never returns archived deals), so this is how a deleted
-    deal's cadence stops everywhere."""
+    deal's cadence stops everywhere. A connector that can scan every deal in bulk
+    (Salesforce above bulk_threshold: `every_deal`) is read that way instead
+    (verify_bulk.py)."""
     ctx = tick.ctx
     state = ctx.ledger.connection_row(ctx.name)
     if state is None or (state.verified_at is not None
                          and tick.now - state.verified_at < VERIFY_EVERY):
+        return
+    scan = _bulk_scan(tick)
+    if scan is not None:
+        if verify_from_scan(tick, scan):
+            with ctx.ledger.write() as conn:
+                ctx.leases.fence(conn, tick.lease)
+                ctx.ledger.set_verified(conn, ctx.name, tick.now)
         return
     after = 0
     while not ctx.stop.is_set():
@@ -173,6 +184,19 @@ def verify_tracked(tick: Tick) -> None:
         with ctx.ledger.write() as conn:
             ctx.leases.fence(conn, tick.lease)
             ctx.ledger.set_verified(conn, ctx.name, tick.now)
+
+
+def _bulk_scan(tick: Tick) -> Iterator[list[Deal]] | None:
+    """One scan of every deal instead of reading the tracked ones by id, when the connector
+    offers it for this many (Salesforce: a Bulk query job above bulk_threshold)."""
+    every_deal = getattr(tick.ctx.connector, "every_deal", None)
+    if every_deal is None:
+        return None
+    with tick.ctx.ledger.engine.connect() as conn:
+        tracked = enrollment_counts(conn, tick.ctx.name).get(EnrollmentStatus.ACTIVE, 0)
+    tick.check()
+    scan: Iterator[list[Deal]] | None = every_deal(tracked)
+    return scan
 
 
 def replan_changed_rules(tick: Tick) -> None:

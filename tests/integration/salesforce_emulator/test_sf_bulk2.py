@@ -106,7 +106,8 @@ def test_a_user_without_bulk_permission_is_refused(sf: SfEnv, org: dict[str, str
     sdk = client(sf)
     with pytest.raises(SalesforceRefusedRequest) as refused:
         list(opps(sdk).query(SOQL, wait=0))
-    assert refused.value.content[0]["errorCode"] == "INSUFFICIENT_ACCESS"
+    assert refused.value.status == 403
+    assert refused.value.content[0]["errorCode"] == "API_DISABLED_FOR_ORG"
     assert sdk.query("SELECT Id FROM Opportunity")["totalSize"] == 4  # REST still works
     sf.admin("POST", "bulk", {"allow": [USERNAME]})
     assert list(opps(sdk).query(SOQL, wait=0))
@@ -132,3 +133,24 @@ def test_unsupported_queries_and_foreign_jobs_are_refused(sf: SfEnv, org: dict[s
     aborted = sf.raw("PATCH", f"/services/data/v64.0/jobs/query/{job['id']}", sdk,
                      json={"state": "Aborted"})
     assert aborted.json()["state"] == "Aborted"
+
+
+def test_a_locator_reads_its_set_again_until_the_job_is_deleted(sf: SfEnv,
+                                                                org: dict[str, str]) -> None:
+    """Salesforce ("Get Results for a Query Job"): a set's locator does not change while the
+    job exists and may be read again; a deleted job's results are not found (404)."""
+    sdk = client(sf)
+    base = "/services/data/v64.0/jobs/query"
+    job = sf.raw("POST", base, sdk, json={"operation": "query", "query": SOQL}).json()
+    sf.raw("GET", f"{base}/{job['id']}", sdk)
+    first = sf.raw("GET", f"{base}/{job['id']}/results?maxRecords=2", sdk)
+    locator = first.headers["Sforce-Locator"]
+    again = [sf.raw("GET", f"{base}/{job['id']}/results?maxRecords=2&locator={locator}", sdk)
+             for _ in range(2)]
+    assert again[0].status_code == 200 and again[0].content == again[1].content
+    assert rows(again[0].text) and rows(again[0].text) != rows(first.text)
+    bad = sf.raw("GET", f"{base}/{job['id']}/results?locator=bm90LWEtbG9jYXRvcg", sdk)
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+    assert sf.raw("DELETE", f"{base}/{job['id']}", sdk).status_code == 204
+    gone = sf.raw("GET", f"{base}/{job['id']}/results?locator={locator}", sdk)
+    assert gone.status_code == 404 and gone.json()[0]["errorCode"] == "NOT_FOUND"
