@@ -190,6 +190,21 @@ class Leases:
         lease.refresh_deadline()
         return lease
 
+    def claimable(self) -> list[str]:
+        """The connections a replica may try to claim now, in one read: due (on the tick
+        clock) and not leased, or leased with the advisory lock (its holder may be dead:
+        `acquire` finds out). What `winback run` polls instead of trying every lease."""
+        state = connection_state.c
+        with self.engine.connect() as conn:
+            now = db_now(conn)
+            free = [state.lease_until.is_(None), state.lease_until < now]
+            if self.advisory_lock and is_postgres(self.engine):
+                free.append(state.lease_locked.is_(True))
+            rows = conn.execute(select(state.name).where(
+                or_(*free), or_(state.next_due.is_(None),
+                                state.next_due <= now + self._shift())))
+            return [str(name) for name in rows.scalars()]
+
     def fence(self, conn: Connection, lease: Lease) -> None:
         """Inside a write transaction: renew the lease, or raise LeaseLost (rolls it back).
 
