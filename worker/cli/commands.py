@@ -53,8 +53,9 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 def _clock() -> Any:
     """Real time, or real time shifted by WINBACK_CLOCK_OFFSET seconds and sped up
-    WINBACK_CLOCK_RATE times from the process start (demos, tests and benchmarks that move
-    through weeks in minutes; never set either in production)."""
+    WINBACK_CLOCK_RATE times from WINBACK_CLOCK_EPOCH (Unix seconds; default the process
+    start; replicas sharing a ledger need the same one) for demos, tests and benchmarks that
+    move through weeks in minutes; never set any of them in production."""
     from worker.sync.context import utc_now
     from worker.telemetry.logs import get_logger
 
@@ -76,7 +77,11 @@ def _clock() -> Any:
                                   rate=rate)
     if rate == 1:
         return lambda: utc_now() + offset
-    start = utc_now()
+    raw_epoch = os.environ.get("WINBACK_CLOCK_EPOCH", "").strip()
+    try:
+        start = datetime.fromtimestamp(float(raw_epoch), UTC) if raw_epoch else utc_now()
+    except ValueError:
+        fail_input([f"WINBACK_CLOCK_EPOCH: {raw_epoch!r} is not a Unix time in seconds"])
     return lambda: start + offset + (utc_now() - start) * rate
 
 

@@ -1,6 +1,7 @@
 """`winback run`: APScheduler 3 as a ticker only. One job wakes every `service.tick` seconds
 (with jitter), reads in one query which connections are due and free (`Leases.claimable`), and
-hands as many as it has idle workers to its thread pool, in random order; each tick then claims
+hands as many as it has idle workers to its thread pool, in random order (and polls again as a
+tick ends while more were due than it had room for); each tick then claims
 its connection's lease (a compare-and-set: a replica that lost the race does nothing), so N
 replicas share the connections, each taking what it has room for, and never work one at once.
 A replica's database load is one read per `service.tick` plus its ticks, whatever the number of
@@ -48,6 +49,7 @@ class Runner:
         self.workers = settings.workers
         self.pool = Pool(settings.workers, thread_name_prefix="tick")
         self._active: set[str] = set()  # connections with a tick in this process's pool
+        self._backlog = False  # the last poll found more due connections than idle workers
         self._running = 0
         self._idle = threading.Condition()
         self.health: HealthServer | None = None
@@ -55,20 +57,28 @@ class Runner:
 
     def dispatch(self) -> list[str]:
         """Hand the due, free connections to idle workers (as many as there are idle ones, in
-        random order, so that replicas polling at once mostly pick different ones); returns
-        their names."""
+        random order, so that replicas polling at once mostly pick different ones), and those
+        whose holder may be dead (leased with the advisory lock); returns their names."""
         if self.service.stop.is_set():
             return []
         try:
-            due = self.service.leases.claimable()
+            free, held = self.service.leases.claimable()
         except Exception as exc:  # the ledger is down: the next poll tries again
             log.error("dispatch.failed", error=f"{type(exc).__name__}: {exc}")
             return []
         with self._idle:
-            candidates = [n for n in due if n in self.service.contexts and n not in self._active]
-            random.shuffle(candidates)
+            groups = []
+            for group in (free, held):
+                names = [n for n in group if n in self.service.contexts and n not in self._active]
+                random.shuffle(names)
+                groups.append(names)
+            # One possibly orphaned connection first (a busy replica still takes a dead one's
+            # connections over at once), the others after the free ones: most are held by
+            # live replicas, and a try costs a slot.
+            candidates = groups[1][:1] + groups[0] + groups[1][1:]
             chosen = candidates[:max(0, self.workers - len(self._active))]
             self._active.update(chosen)
+            self._backlog = len(candidates) > len(chosen)
         for name in chosen:
             self.pool.submit(self._job, self.service.contexts[name])
         return chosen
@@ -88,6 +98,9 @@ class Runner:
                 self._running -= 1
                 self._active.discard(ctx.name)
                 self._idle.notify_all()
+                again = self._backlog
+        if again:  # more were due than this replica had room for: poll again now
+            self.dispatch()
 
     def _signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("service.stopping", signal=signal.Signals(signum).name)
