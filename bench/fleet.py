@@ -36,13 +36,22 @@ from typing import Any
 import requests
 
 POLL = 300.0  # poll_every, simulated seconds
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"
+PG_ADMIN = os.environ.get("WINBACK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PASSWORD, TOKEN = "fleet-password", "FLEETTOKEN"
 
 
-def _psql(sql: str, db: str = "postgres") -> str:
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atc", sql],
-                          capture_output=True, text=True, check=True).stdout.strip()
+def _sql(url: str, statement: str) -> list[tuple[Any, ...]]:
+    """Rows of one statement, on a connection of its own (autocommit)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
 
 
 def accounts(n_sf: int, n_hs: int, deals: int) -> tuple[list[Any], list[Any]]:
@@ -95,25 +104,23 @@ def config_text(orgs: list[Any], portals: list[Any], hs_url: str, workers: int) 
 class Sampler(threading.Thread):
     """pg_stat_activity of the ledger database every second: connections, and active ones."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
-        self.db, self.samples, self.done = db, [], threading.Event()
+        self.url, self.db = url, url.rsplit("/", 1)[1]
+        self.samples: list[tuple[int, int]] = []
+        self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(1.0):
-            row = _psql("SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM "
-                        f"pg_stat_activity WHERE datname = '{self.db}'")
-            total, active = (int(x) for x in row.split("|"))
-            self.samples.append((total, max(0, active - 1)))  # the sampler's own query
+            (total, active), = _sql(self.url, (
+                "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM "
+                f"pg_stat_activity WHERE datname = '{self.db}'"))
+            self.samples.append((int(total) - 1, max(0, int(active) - 1)))  # less the sampler
 
 
-def holders(db: str) -> dict[str, tuple[int, int]]:
-    rows = _psql("SELECT name, owner, epoch FROM connection_state WHERE owner IS NOT NULL", db)
-    out = {}
-    for line in filter(None, rows.splitlines()):
-        name, owner, epoch = line.split("|")
-        out[name] = (int(owner.split(":")[1]), int(epoch))
-    return out
+def holders(url: str) -> dict[str, tuple[int, int]]:
+    rows = _sql(url, "SELECT name, owner, epoch FROM connection_state WHERE owner IS NOT NULL")
+    return {str(name): (int(str(owner).split(":")[1]), int(epoch)) for name, owner, epoch in rows}
 
 
 def kill_one(db: str, procs: list[subprocess.Popen[str]], rng: random.Random,
@@ -137,8 +144,7 @@ def kill_one(db: str, procs: list[subprocess.Popen[str]], rng: random.Random,
     procs[index] = spawn()
     taken: dict[str, float] = {}
     while len(taken) < len(mine) and time.monotonic() - killed_at < 120:
-        rows = _psql("SELECT name, epoch FROM connection_state", db)
-        epochs = dict(line.split("|") for line in rows.splitlines())
+        epochs = dict(_sql(db, "SELECT name, epoch FROM connection_state"))
         for name, epoch in mine.items():
             if name not in taken and int(epochs[name]) > epoch:
                 taken[name] = round(time.monotonic() - killed_at, 2)
@@ -195,11 +201,14 @@ def lags(per_pid: dict[int, list[dict[str, Any]]], rate: float) -> dict[str, Any
             "per_connection_max_lag_p95_s": round(_pct(list(worst.values()), 0.95), 1)}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, database_url: str | None = None) -> dict[str, Any]:
+    """The scenario; on `database_url` (an empty database), else on a database of its own
+    made on the WINBACK_TEST_PG server (default 127.0.0.1:5432) and dropped after."""
     from sandbox.tenants import overlapping_runs, serve_orgs, serve_portals
     from sandbox.tls import make_ca
 
-    db = f"fleet_bench_{os.getpid()}"
+    own = database_url is None
+    db = database_url or PG_ADMIN.rsplit("/", 1)[0] + f"/fleet_bench_{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="winback-fleet-"))
     started = time.monotonic()
     orgs, portals = accounts(args.connections // 2, args.connections - args.connections // 2,
@@ -212,11 +221,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WINBACK_", "SF_", "HS_"))}
     env.update({"SF_LOGIN_URL": sf.url, "SF_CA_BUNDLE": str(ca.ca_path), "SF_PASSWORD": PASSWORD,
                 "SF_TOKEN": TOKEN, "HUBSPOT_BASE_URL": hs.url,
-                "WINBACK_DATABASE_URL": PG + db, "WINBACK_CLOCK_RATE": str(args.rate),
+                "WINBACK_DATABASE_URL": db, "WINBACK_CLOCK_RATE": str(args.rate),
                 "WINBACK_CLOCK_EPOCH": str(time.time()),
                 "WINBACK_LOG_LEVEL": "INFO", "LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
     env.update({f"HS_FLEET_{i}": f"pat-na1-fleet-{i}" for i in range(len(portals))})
-    _psql(f"CREATE DATABASE {db}")
+    if own:
+        _sql(PG_ADMIN, f"CREATE DATABASE {db.rsplit('/', 1)[1]}")
     sampler = Sampler(db)
     procs: list[subprocess.Popen[str]] = []
     names: dict[int, str] = {}
@@ -254,8 +264,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 codes.append(-9)
         time.sleep(0.5)
         per_pid = ticks(names)
-        written = _psql("SELECT count(*) FROM task WHERE status = 'written'", db)
-        _psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        (written,), = _sql(db, "SELECT count(*) FROM task WHERE status = 'written'")
+        if own:
+            _sql(PG_ADMIN, f"DROP DATABASE IF EXISTS {db.rsplit('/', 1)[1]} WITH (FORCE)")
         sf.stop()
         hs.stop()
     done = {pid: sum(r["result"] == "ok" for r in rs) for pid, rs in per_pid.items()}
@@ -280,9 +291,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            "mean": round(statistics.fmean(totals), 1) if totals else 0,
                            "active_max": max(active, default=0),
                            "active_mean": round(statistics.fmean(active), 2) if active else 0,
-                           "max_connections": int(_psql("SHOW max_connections"))},
+                           "max_connections": int(_sql(PG_ADMIN, "SHOW max_connections")[0][0])},
         "kill": {**{k: v for k, v in kill.items() if k != "taken_over_s"},
-                 "taken_over_max_s": max(taken, default=None),
+                 "taken_over": len(taken), "taken_over_max_s": max(taken, default=None),
                  "taken_over_mean_s": round(statistics.fmean(taken), 2) if taken else None},
         "overlapping_runs": len(overlapping_runs([*orgs, *portals])),
         "keys_created_twice": created_twice, "task_keys_created": keys,
@@ -290,7 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str]) -> None:
+def options(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench fleet")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--replicas", type=int, default=3)
@@ -301,5 +312,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--workers", type=int, default=2, help="service.workers per replica")
     parser.add_argument("--no-kill", dest="kill", action="store_false")
     parser.add_argument("--seed", type=int, default=7)
-    figures = run(parser.parse_args(argv))
-    print(json.dumps(figures, indent=1))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> None:
+    print(json.dumps(run(options(argv)), indent=1))
