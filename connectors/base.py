@@ -182,6 +182,11 @@ class Connector(Protocol):
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         """The current state of these deals; a deleted deal comes back with `deleted=True`."""
 
+    def every_deal(self, tracked: int) -> Iterator[list[Deal]] | None:
+        """For the daily re-read of `tracked` deals: every deal of the account in one scan
+        (a deal missing from it is gone) when that is cheaper than reading them by id, in
+        pages; None: read them by id (`deals_by_id`)."""
+
     def stakeholders(self, deal_ids: Sequence[str]) -> dict[str, list[Contact]]:
         """Contacts per deal (opt-out flags set); every id asked for is a key."""
 

@@ -214,6 +214,9 @@ class InMemoryConnector:
         """None: `changed_activities` flags deleted activities, as Salesforce does."""
         return set()
 
+    def every_deal(self, tracked: int) -> Iterator[list[Deal]] | None:
+        return None  # (tracked deals are re-read by id)
+
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         found = []
         for start in range(0, len(ids), 100):

@@ -108,6 +108,10 @@ class HubSpotConnector:
         """One batch read per engagement object and 100 ids: archived ids are missing."""
         return self._activities.missing(ids)
 
+    def every_deal(self, tracked: int) -> Iterator[list[Deal]] | None:
+        """None: HubSpot re-reads tracked deals by id (batch read, 100 a call)."""
+        return None
+
     def deals_by_id(self, ids: Sequence[str]) -> list[Deal]:
         return self._deals.by_id(ids)
 

@@ -189,13 +189,10 @@ def verify_tracked(tick: Tick) -> None:
 def _bulk_scan(tick: Tick) -> Iterator[list[Deal]] | None:
     """One scan of every deal instead of reading the tracked ones by id, when the connector
     offers it for this many (Salesforce: a Bulk query job above bulk_threshold)."""
-    every_deal = getattr(tick.ctx.connector, "every_deal", None)
-    if every_deal is None:
-        return None
     with tick.ctx.ledger.engine.connect() as conn:
         tracked = enrollment_counts(conn, tick.ctx.name).get(EnrollmentStatus.ACTIVE, 0)
     tick.check()
-    scan: Iterator[list[Deal]] | None = every_deal(tracked)
+    scan: Iterator[list[Deal]] | None = tick.ctx.connector.every_deal(tracked)
     return scan
 
 
