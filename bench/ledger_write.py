@@ -78,6 +78,12 @@ def run(n: int, tmp: Path) -> dict[str, Any]:
     os.environ.setdefault("BENCH_PW", "unused")
     os.environ.setdefault("WINBACK_DATABASE_URL", f"sqlite:///{tmp / 'ledger.db'}")
     url = os.environ["WINBACK_DATABASE_URL"]
+    if not url.startswith("sqlite"):  # (a PostgreSQL ledger is migrated first, as in production)
+        from sqlalchemy import create_engine
+
+        from worker.ledger import migrate
+
+        migrate.upgrade(create_engine(url))
     now = datetime(2027, 3, 1, 12, tzinfo=UTC)
     service = build_service(load_config(path), path, clock=lambda: now,
                             connector_factory=lambda settings, observer: object())  # type: ignore[arg-type,return-value]
