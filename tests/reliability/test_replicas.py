@@ -98,8 +98,10 @@ def lease_holders(url: str) -> set[int]:
 WRITES = {"collections_upsert", "collections_create", "tasks.batch.create", "tasks.batch.upsert"}
 
 
-@pytest.mark.parametrize(("mode", "accounts"), [pytest.param("strict", 10, id="strict"),
-                                                pytest.param("weak", 3, id="weak")])
+@pytest.mark.parametrize(("mode", "accounts"), [
+    pytest.param("strict", 10, id="strict"),
+    pytest.param("weak", 3, id="weak", marks=pytest.mark.slow),  # (weak churn: the kill test)
+])
 def test_two_replicas_share_twenty_connections_without_overlap(pg_stack: Stack, mode: str,
                                                                accounts: int) -> None:
     """2 replicas x 20 connections (x 6 in weak mode): every connection synced, no
@@ -157,7 +159,10 @@ def test_three_replicas_fifty_connections_one_killed_every_few_seconds(
             # proves little), else any. Each must still be running: one that died by itself
             # is a failure, not churn.
             candidates: list[int] = []
-            look_until = time.monotonic() + 2  # wait a little for a tick in progress
+            # Wait for a tick in progress: on a loaded machine (CI runs four test workers on
+            # two cores) the replicas can go seconds between ticks, and the replacements take
+            # seconds to start (seen: 1 of 4 kills struck a holder with a 2 s wait).
+            look_until = time.monotonic() + 8
             while not candidates and time.monotonic() < look_until:
                 holders = lease_holders(stack.database_url)
                 candidates = [i for i, p in enumerate(procs) if p.pid in holders]
@@ -193,7 +198,8 @@ PAUSE_ROUNDS_LONG = 5
 
 
 @pytest.mark.parametrize(("mode", "round_"), [
-    *[pytest.param(mode, 0, id=f"{mode}-short") for mode in MODES],
+    pytest.param("strict", 0, id="strict-short"),
+    pytest.param("weak", 0, id="weak-short", marks=pytest.mark.slow),
     *[pytest.param(mode, n, id=f"{mode}-long-{n}", marks=LONG)
       for mode in MODES for n in range(1, PAUSE_ROUNDS_LONG + 1)],
 ])
