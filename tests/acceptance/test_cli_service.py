@@ -88,7 +88,7 @@ def test_run_reloads_its_rules_on_sighup(tmp_path: Path) -> None:
         return count("sync.done")
 
     try:
-        _wait("the first ticks", lambda: ticks() >= 2 and count("deal.enrolled") > 0, proc,
+        _wait("the first ticks", lambda: ticks() >= 2 and count("deals.enrolled") > 0, proc,
               log_path)
 
         stack.config_path.write_text(original.replace("grace: 7d", "grace: 7days"))

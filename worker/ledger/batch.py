@@ -15,6 +15,7 @@ from sqlalchemy import Connection, insert
 
 from worker.cadence.engine import Skipped
 from worker.cadence.tasks import PlannedTask
+from worker.ledger import rollups
 from worker.ledger.outcomes import skip_rows
 from worker.ledger.records import NewPlan, task_values
 from worker.ledger.schema import enrollment, event, skip_outcome, task
@@ -30,6 +31,7 @@ class NewEnrollments:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     skips: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    by_cadence: dict[str, tuple[int, int]] = field(default_factory=dict)  # deals, tasks
 
     def enroll(self, deal_id: str, plan: NewPlan, tasks: Sequence[PlannedTask],
                skipped: Sequence[Skipped], now: datetime) -> int:
@@ -40,20 +42,36 @@ class NewEnrollments:
         self.skips.extend(skip_rows(self.connection, deal_id, plan.cadence, skipped, now))
         return len(tasks)
 
-    def record(self, kind: str, deal_id: str | None, at: datetime, **data: object) -> None:
-        self.events.append({"connection": self.connection, "deal_id": deal_id, "kind": kind,
-                            "at": at, "data": data or None})
+    def enrolled(self, deal_id: str, cadence: str, tasks: int, at: datetime) -> None:
+        """The deal.enrolled event of a deal enrolled here, counted per cadence."""
+        self.events.append({"connection": self.connection, "deal_id": deal_id,
+                            "kind": "deal.enrolled", "at": at,
+                            "data": {"cadence": cadence, "tasks": tasks}})
+        deals, planned = self.by_cadence.get(cadence, (0, 0))
+        self.by_cadence[cadence] = (deals + 1, planned + tasks)
 
     def flush(self, conn: Connection) -> None:
-        """Write what is waiting: enrollments first (the tasks' rollups join them)."""
-        for part in chunks(self.enrollments):
-            conn.execute(insert(enrollment), list(part))
-        statement = _insert(conn, task).on_conflict_do_nothing(index_elements=["key"])
-        for part in chunks(self.tasks):
-            conn.execute(statement, list(part))
+        """Write what is waiting, counted into the rollups a page at a time: one grouped
+        statement per rollup instead of a trigger per row (none of these deals has a task
+        row yet, else its tasks are counted row by row, as ever)."""
+        if self.enrollments:
+            deal_ids = [row["deal_id"] for row in self.enrollments]
+            if rollups.have_tasks(conn, self.connection, deal_ids):
+                self._insert_plans(conn)
+            else:
+                with rollups.deferred(conn):
+                    self._insert_plans(conn)
+                rollups.add_new(conn, self.connection, deal_ids)
         skips = _insert(conn, skip_outcome).on_conflict_do_nothing()
         for part in chunks(self.skips):
             conn.execute(skips, list(part))
         for part in chunks(self.events):
             conn.execute(insert(event), list(part))
         self.enrollments, self.tasks, self.skips, self.events = [], [], [], []
+
+    def _insert_plans(self, conn: Connection) -> None:
+        for part in chunks(self.enrollments):
+            conn.execute(insert(enrollment), list(part))
+        statement = _insert(conn, task).on_conflict_do_nothing(index_elements=["key"])
+        for part in chunks(self.tasks):
+            conn.execute(statement, list(part))

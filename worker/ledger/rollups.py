@@ -16,10 +16,12 @@ recount from the base tables that backfills a ledger (`rebuild`) and that tests 
 # ruff: noqa: S608 (all SQL here is built from this module's constants, no input reaches it)
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 SENTINEL_DAY = "0001-01-01"  # a NULL loss day in a rollup key (never inside a report)
 REBORN_WINDOWS = (90, 180, 365)  # reborn_within: the first of these >= the days, or 9999
@@ -129,11 +131,13 @@ def _remove(r: Rollup, d: str) -> str:
     return f"UPDATE {r.table} SET {sets} WHERE {keys} AND {_where(r, 'OLD.', d)}"
 
 
-def recount_sql(r: Rollup, d: str) -> str:
-    """The rollup's rows computed from the base table."""
+def recount_sql(r: Rollup, d: str, rows: str | None = None) -> str:
+    """The rollup's rows computed from the base table (`rows`: from these of its rows only,
+    a subquery)."""
     keys = [e("", d) for _, e in r.keys]
     sums = [f"sum({e('', d)})" for _, e in r.values]
-    return (f"SELECT {', '.join(keys + sums)} FROM {r.base} WHERE {_where(r, '', d)} "
+    source = f"({rows}) AS {r.base}" if rows else r.base
+    return (f"SELECT {', '.join(keys + sums)} FROM {source} WHERE {_where(r, '', d)} "
             f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}")
 
 
@@ -172,9 +176,32 @@ def rebuild_last_touch(conn: Connection) -> None:
     conn.exec_driver_sql(f"UPDATE enrollment SET {_ENROLLMENT_TOUCH} WHERE reborn_at IS NOT NULL")
 
 
-def trigger_ddl(d: str) -> list[str]:
-    """The statements creating the triggers (d: 'sqlite' or 'postgresql')."""
-    out: list[str] = _touch_ddl(d)
+# A page of new enrollments (worker/ledger/batch.py) is counted into the rollups with one
+# statement per rollup (`add_new`) instead of once per row: while `deferred` holds, the insert
+# triggers stand aside. SQLite: a row in rollup_deferral (migration 0009; an empty table, the
+# normal state, leaves every trigger on); PostgreSQL: the transaction-local setting below.
+DEFER_SETTING = "winback.defer_rollups"
+
+
+def _when_not_deferred(d: str, deferrable: bool) -> str:
+    if not deferrable:
+        return ""
+    return "WHEN NOT EXISTS (SELECT 1 FROM rollup_deferral) " if d == "sqlite" else ""
+
+
+def _pg_defer_check(deferrable: bool, returned: str) -> str:
+    if not deferrable:
+        return ""
+    return (f"  IF TG_OP = 'INSERT' AND current_setting('{DEFER_SETTING}', true) = 'on' THEN\n"
+            f"    RETURN {returned};\n  END IF;\n")
+
+
+def trigger_ddl(d: str, *, deferrable: bool = True) -> list[str]:
+    """The statements creating the triggers (d: 'sqlite' or 'postgresql'). `deferrable`: the
+    insert triggers stand aside while `deferred` holds (migration 0009 on; 0007 created them
+    without)."""
+    out: list[str] = _touch_ddl(d, deferrable)
+    skip = _when_not_deferred(d, deferrable)
     for base, watched in WATCHED.items():
         mine = [r for r in ROLLUPS if r.base == base]
         cols = ", ".join(watched)
@@ -182,7 +209,7 @@ def trigger_ddl(d: str) -> list[str]:
             adds = "".join(f"{_add(r, d)};\n" for r in mine)
             removes = "".join(f"{_remove(r, d)};\n" for r in mine)
             out += [
-                f"CREATE TRIGGER trg_{base}_rollup_insert AFTER INSERT ON {base} BEGIN\n"
+                f"CREATE TRIGGER trg_{base}_rollup_insert AFTER INSERT ON {base} {skip}BEGIN\n"
                 f"{adds}END",
                 f"CREATE TRIGGER trg_{base}_rollup_update AFTER UPDATE OF {cols} ON {base} "
                 f"WHEN {_changed(base, d)} BEGIN\n{removes}{adds}END",
@@ -193,7 +220,8 @@ def trigger_ddl(d: str) -> list[str]:
             removes = "".join(f"    {_remove(r, d)};\n" for r in mine)
             out += [
                 f"CREATE FUNCTION winback_{base}_rollup() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$\nBEGIN\n  IF TG_OP IN ('UPDATE', 'DELETE') THEN\n{removes}  END IF;\n"
+                f"$$\nBEGIN\n{_pg_defer_check(deferrable, 'NULL')}"
+                f"  IF TG_OP IN ('UPDATE', 'DELETE') THEN\n{removes}  END IF;\n"
                 f"  IF TG_OP IN ('UPDATE', 'INSERT') THEN\n{adds}  END IF;\n"
                 f"  RETURN NULL;\nEND\n$$",
                 f"CREATE TRIGGER trg_{base}_rollup_insert AFTER INSERT OR DELETE ON {base} "
@@ -204,7 +232,8 @@ def trigger_ddl(d: str) -> list[str]:
     return out
 
 
-def _touch_ddl(d: str) -> list[str]:
+def _touch_ddl(d: str, deferrable: bool) -> list[str]:
+    # (A deferred page holds new enrollments only: no reborn_at, so no last touch to keep.)
     if d == "sqlite":
         mine = f"UPDATE enrollment SET {_ENROLLMENT_TOUCH} WHERE id = NEW.id"
         return [
@@ -212,7 +241,8 @@ def _touch_ddl(d: str) -> list[str]:
             f"WHEN NEW.reborn_at IS NOT NULL BEGIN\n{mine};\nEND",
             "CREATE TRIGGER trg_enrollment_touch_update AFTER UPDATE OF reborn_at ON enrollment "
             f"WHEN OLD.reborn_at IS NOT NEW.reborn_at BEGIN\n{mine};\nEND",
-            "CREATE TRIGGER trg_task_touch_insert AFTER INSERT ON task BEGIN\n"
+            f"CREATE TRIGGER trg_task_touch_insert AFTER INSERT ON task "
+            f"{_when_not_deferred(d, deferrable)}BEGIN\n"
             f"{_touch_of_task('NEW.')};\nEND",
             "CREATE TRIGGER trg_task_touch_update AFTER UPDATE OF connection, deal_id, step, "
             "status, completed, completed_at, cancel_reason ON task BEGIN\n"
@@ -223,12 +253,14 @@ def _touch_ddl(d: str) -> list[str]:
     at = _last("completed_at", "NEW.connection", "NEW.deal_id", "NEW.reborn_at")
     return [
         "CREATE FUNCTION winback_enrollment_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        f"BEGIN\n  NEW.last_touch_step := {step};\n  NEW.last_touch_at := {at};\n"
+        f"BEGIN\n{_pg_defer_check(deferrable, 'NEW')}"
+        f"  NEW.last_touch_step := {step};\n  NEW.last_touch_at := {at};\n"
         "  RETURN NEW;\nEND\n$$",
         "CREATE TRIGGER trg_enrollment_touch BEFORE INSERT OR UPDATE OF reborn_at ON "
         "enrollment FOR EACH ROW EXECUTE FUNCTION winback_enrollment_touch()",
         "CREATE FUNCTION winback_task_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        "BEGIN\n  IF TG_OP IN ('UPDATE', 'DELETE') THEN\n"
+        f"BEGIN\n{_pg_defer_check(deferrable, 'NULL')}"
+        "  IF TG_OP IN ('UPDATE', 'DELETE') THEN\n"
         f"    {_touch_of_task('OLD.')};\n  END IF;\n"
         f"  IF TG_OP IN ('UPDATE', 'INSERT') THEN\n    {_touch_of_task('NEW.')};\n"
         "  END IF;\n  RETURN NULL;\nEND\n$$",
@@ -256,8 +288,8 @@ def drop_ddl(d: str) -> list[str]:
     return out
 
 
-def install(conn: Connection) -> None:
-    for statement in trigger_ddl(conn.dialect.name):
+def install(conn: Connection, *, deferrable: bool = True) -> None:
+    for statement in trigger_ddl(conn.dialect.name, deferrable=deferrable):
         conn.exec_driver_sql(statement)
 
 
@@ -275,3 +307,58 @@ def rebuild(conn: Connection) -> None:
         names = [k for k, _ in r.keys] + [v for v, _ in r.values]
         conn.exec_driver_sql(f"INSERT INTO {r.table} ({', '.join(names)}) {recount_sql(r, d)}")
     rebuild_last_touch(conn)
+
+
+def _of_deals(base: str, d: str) -> str:
+    """The base table's rows of the page's deals (:deal_ids) of :connection, found deal by
+    deal through its (connection, deal_id) index (a plain IN lets SQLite scan the whole
+    connection's rows through the covering outcome index)."""
+    ids = ("json_each(:deal_ids) AS page CROSS JOIN" if d == "sqlite"
+           else "unnest(CAST(:deal_ids AS text[])) AS page(value) JOIN")
+    return (f"SELECT b.* FROM {ids} {base} AS b ON b.connection = :connection "
+            "AND b.deal_id = page.value")
+
+
+def _deal_ids(d: str, deal_ids: Sequence[str]) -> object:
+    return json.dumps(list(deal_ids)) if d == "sqlite" else list(deal_ids)
+
+
+def have_tasks(conn: Connection, connection: str, deal_ids: Sequence[str]) -> bool:
+    """Whether any of these deals already has a task row (then its page is counted row by
+    row: `add_new` counts every task of the page's deals)."""
+    d = conn.dialect.name
+    row = conn.execute(text(f"SELECT 1 FROM ({_of_deals('task', d)}) AS t LIMIT 1"),
+                       {"connection": connection, "deal_ids": _deal_ids(d, deal_ids)}).first()
+    return row is not None
+
+
+@contextmanager
+def deferred(conn: Connection) -> Iterator[None]:
+    """Inserts in this block leave the rollups (and the last touch) alone: the caller counts
+    them in with `add_new` before its transaction ends. Updates and deletes are counted as
+    ever. Ends with the block, whatever happens in it."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("INSERT INTO rollup_deferral (deferred) VALUES (1)")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("DELETE FROM rollup_deferral")
+        return
+    conn.execute(text("SELECT set_config(:name, 'on', true)"), {"name": DEFER_SETTING})
+    try:
+        yield
+    finally:
+        conn.execute(text("SELECT set_config(:name, 'off', true)"), {"name": DEFER_SETTING})
+
+
+def add_new(conn: Connection, connection: str, deal_ids: Sequence[str]) -> None:
+    """Count a page of new enrollments, and their tasks, into every rollup: one grouped
+    upsert per rollup, the same keys and values the triggers would have added row by row."""
+    d = conn.dialect.name
+    params = {"connection": connection, "deal_ids": _deal_ids(d, deal_ids)}
+    for r in ROLLUPS:
+        names = [k for k, _ in r.keys] + [v for v, _ in r.values]
+        sets = ", ".join(f"{v} = {r.table}.{v} + excluded.{v}" for v, _ in r.values)
+        conn.execute(text(
+            f"INSERT INTO {r.table} ({', '.join(names)}) {recount_sql(r, d, _of_deals(r.base, d))} "
+            f"ON CONFLICT ({', '.join(k for k, _ in r.keys)}) DO UPDATE SET {sets}"), params)

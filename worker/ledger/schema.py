@@ -332,3 +332,9 @@ segment_rollup = Table(  # win-back by cadence, loss reason, competitor and owne
     Column("won", BigInteger, nullable=False),
     Column("won_amount", Float, nullable=False),
 )
+# A row here while a page of new enrollments is counted into the rollups set-wise (SQLite;
+# migration 0009, worker/ledger/rollups.py `deferred`); empty otherwise.
+rollup_deferral = Table(
+    "rollup_deferral", metadata,
+    Column("deferred", Integer, nullable=False),
+)

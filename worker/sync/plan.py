@@ -55,9 +55,22 @@ def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
         if not deal.is_closed and not deal.deleted and deal.account_id:
             opened.append(deal)
     batch.flush(conn)  # (before the new deals below look for active enrollments)
+    _log_enrolled(tick, batch.by_cadence)
     store_inputs(tick, conn, used)
     if opened and ctx.config.stop.on_new_deal_for_account:
         _new_deals_on_accounts(tick, conn, opened)
+
+
+def _log_enrolled(tick: Tick, by_cadence: dict[str, tuple[int, int]]) -> None:
+    """A page's new enrollments: counted, and told in one line (each deal's own line is at
+    debug level, and in the ledger's events)."""
+    ctx = tick.ctx
+    for cadence, (deals, _tasks) in by_cadence.items():
+        ctx.metrics.deals_enrolled.labels(ctx.name, cadence).inc(deals)
+    if by_cadence:
+        ctx.log.info("deals.enrolled", deals=sum(n for n, _ in by_cadence.values()),
+                     tasks=sum(t for _, t in by_cadence.values()),
+                     cadences={c: n for c, (n, _) in sorted(by_cadence.items())})
 
 
 def keep_used(used: dict[str, PlanInputs], inputs: PlanInputs | None) -> None:
@@ -125,27 +138,30 @@ def plan_lost(tick: Tick, conn: Connection, deal: Deal, enrolled: Enrollment | N
     if deal.contacts and reads_activity(tick):
         activities.set_contacts(conn, ctx.name, deal.id, deal.contacts)
     _skips(tick, conn, deal.id, plan)
-    if enrolled is None and batch is not None and plan.stop is None:
+    batched = enrolled is None and batch is not None and plan.stop is None
+    if batched:
+        assert batch is not None
         inserted = batch.enroll(deal.id, stored, plan.tasks, plan.skipped, tick.now)
     else:
         outcomes.record_skips(conn, ctx.name, deal.id, plan.cadence, plan.skipped, tick.now,
                               replace=enrolled is not None)
     if enrolled is None:
-        if batch is None or plan.stop is not None:
+        if not batched:
             inserted = ctx.ledger.enroll(conn, ctx.name, deal.id, stored, plan.tasks, tick.now)
         if plan.cadence is None:
             tick.counts.unmatched += 1
             log.info("deal.unmatched", reason=plan.reason)
+        elif batched:  # (one line per page at info, `deals.enrolled`; each deal at debug)
+            assert batch is not None
+            tick.counts.enrolled += 1
+            batch.enrolled(deal.id, plan.cadence, inserted, tick.now)
+            log.debug("deal.enrolled", cadence=plan.cadence, tasks=inserted,
+                      day0=str(plan.day0))
         else:
             tick.counts.enrolled += 1
             ctx.metrics.deals_enrolled.labels(ctx.name, plan.cadence).inc()
             log.info("deal.enrolled", cadence=plan.cadence, tasks=inserted, day0=str(plan.day0))
-            if batch is not None and plan.stop is None:
-                batch.record("deal.enrolled", deal.id, tick.now, cadence=plan.cadence,
-                             tasks=inserted)
-            else:
-                _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence,
-                        tasks=inserted)
+            _record(tick, conn, "deal.enrolled", deal.id, cadence=plan.cadence, tasks=inserted)
     elif plan.stop is None or not enrolled.tracked:  # (a stop: the new cycle's row first)
         dropped = ctx.ledger.replan(conn, ctx.name, deal.id, stored,
                                     () if plan.stop else plan.tasks, tick.now,

@@ -72,7 +72,7 @@ def upgrade() -> None:
     )
     conn = op.get_bind()
     rollups.rebuild(conn)
-    rollups.install(conn)
+    rollups.install(conn, deferrable=False)  # (0009 makes them deferrable)
 
 
 def downgrade() -> None:
