@@ -311,12 +311,14 @@ def rebuild(conn: Connection) -> None:
 
 def _of_deals(base: str, d: str) -> str:
     """The base table's rows of the page's deals (:deal_ids) of :connection, found deal by
-    deal through its (connection, deal_id) index (a plain IN lets SQLite scan the whole
-    connection's rows through the covering outcome index)."""
-    ids = ("json_each(:deal_ids) AS page CROSS JOIN" if d == "sqlite"
-           else "unnest(CAST(:deal_ids AS text[])) AS page(value) JOIN")
-    return (f"SELECT b.* FROM {ids} {base} AS b ON b.connection = :connection "
-            "AND b.deal_id = page.value")
+    deal through its (connection, deal_id) index. (SQLite: a plain IN scans the whole
+    connection's rows through the covering outcome index, so the page drives a join;
+    PostgreSQL: a join with unnest does the same scan, `= ANY` is an index condition.)"""
+    if d == "sqlite":
+        return (f"SELECT b.* FROM json_each(:deal_ids) AS page CROSS JOIN {base} AS b "
+                "ON b.connection = :connection AND b.deal_id = page.value")
+    return (f"SELECT b.* FROM {base} AS b WHERE b.connection = :connection "
+            "AND b.deal_id = ANY(CAST(:deal_ids AS text[]))")
 
 
 def _deal_ids(d: str, deal_ids: Sequence[str]) -> object:
