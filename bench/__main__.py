@@ -10,6 +10,7 @@ from bench import (
     bulk_pull,
     cap,
     first_sync,
+    fleet,
     idle_sync,
     ledger_write,
     memory,
@@ -20,7 +21,7 @@ from bench import (
 BENCHES = {"planner": planner.main, "first_sync": first_sync.main, "memory": memory.main,
            "activity": activity.main, "activity_tick": activity_tick.main, "cap": cap.main,
            "idle_sync": idle_sync.main, "report": report.main, "bulk_pull": bulk_pull.main,
-           "ledger_write": ledger_write.main}
+           "ledger_write": ledger_write.main, "fleet": fleet.main}
 
 
 def run() -> None:

@@ -15,8 +15,10 @@ import socket
 import ssl
 import threading
 import time
+from datetime import datetime
 from email.message import Message
 from email.utils import formatdate
+from typing import Protocol
 from urllib.parse import parse_qs
 
 import anyio.to_thread
@@ -26,7 +28,6 @@ from starlette.requests import ClientDisconnect
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Receive, Scope, Send
 
-from sandbox.core import Emulator
 from sandbox.messages import Request, Response
 
 WORKERS = 256  # requests handled at once (slow faults hold a worker for seconds)
@@ -37,10 +38,20 @@ KEEP_ALIVE_SECONDS = 120  # idle keep-alive connections are closed after this lo
 SHUTDOWN_SECONDS = 1  # requests still running at stop() get this long to finish
 
 
+class Served(Protocol):
+    """What a server serves: an `Emulator`, or several behind one front (sandbox/tenants.py)."""
+
+    name: str
+
+    def now(self) -> datetime: ...
+
+    def handle(self, request: Request) -> Response: ...
+
+
 class _App:
     """The ASGI application: one emulator, whole requests in, whole responses out."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Served) -> None:
         self.emulator = emulator
         self._limiter: CapacityLimiter | None = None  # made on the server's event loop
 
@@ -113,7 +124,7 @@ class EmulatorServer:
 
     def __init__(
         self,
-        emulator: Emulator,
+        emulator: Served,
         port: int = 0,
         *,
         host: str = "127.0.0.1",

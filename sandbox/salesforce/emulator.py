@@ -57,6 +57,7 @@ class SalesforceOptions:
     retry_after_on_503: float | None = None  # injected 503s carry Retry-After (SF sends none)
     deals: int = 0  # seed this many generated deals at start (sandbox.seed.generate)
     bulk_job_polls: int = 0  # state reads a Bulk 2.0 query job answers InProgress (bulk.py)
+    org_id: str = "00DWb0000000001"  # 15 characters: several orgs (sandbox/tenants.py) differ
 
 
 RUNTIME_OPTIONS = ("session_ttl_seconds", "max_cursors_per_user", "cursor_ttl_seconds",
@@ -88,7 +89,7 @@ class SalesforceEmulator(Emulator):
         self._initial_options = replace(self.options)
         self.seed = seed
         super().__init__(seed=seed)
-        self.org_id = "00DWb0000000001" + checksum("00DWb0000000001")
+        self.org_id = self.options.org_id[:15] + checksum(self.options.org_id[:15])
         self.schema = build_schema(self.options.task_external_id_field,
                                    self.options.task_external_id_unique)
         self.instance_url = self.options.instance_url

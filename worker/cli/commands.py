@@ -52,20 +52,37 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _clock() -> Any:
-    """Real time, or real time shifted by WINBACK_CLOCK_OFFSET seconds (demos and tests that
-    move through weeks in minutes; never set it in production)."""
+    """Real time, or real time shifted by WINBACK_CLOCK_OFFSET seconds and sped up
+    WINBACK_CLOCK_RATE times from WINBACK_CLOCK_EPOCH (Unix seconds; default the process
+    start; replicas sharing a ledger need the same one) for demos, tests and benchmarks that
+    move through weeks in minutes; never set any of them in production."""
     from worker.sync.context import utc_now
     from worker.telemetry.logs import get_logger
 
     raw = os.environ.get("WINBACK_CLOCK_OFFSET", "").strip()
-    if not raw:
+    raw_rate = os.environ.get("WINBACK_CLOCK_RATE", "").strip()
+    if not raw and not raw_rate:
         return utc_now
     try:
-        offset = timedelta(seconds=float(raw))
+        offset = timedelta(seconds=float(raw or 0))
     except ValueError:
         fail_input([f"WINBACK_CLOCK_OFFSET: {raw!r} is not a number of seconds"])
-    get_logger("winback").warning("clock.simulated", offset_seconds=offset.total_seconds())
-    return lambda: utc_now() + offset
+    try:
+        rate = float(raw_rate or 1)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0:
+        fail_input([f"WINBACK_CLOCK_RATE: {raw_rate!r} is not a positive number"])
+    get_logger("winback").warning("clock.simulated", offset_seconds=offset.total_seconds(),
+                                  rate=rate)
+    if rate == 1:
+        return lambda: utc_now() + offset
+    raw_epoch = os.environ.get("WINBACK_CLOCK_EPOCH", "").strip()
+    try:
+        start = datetime.fromtimestamp(float(raw_epoch), UTC) if raw_epoch else utc_now()
+    except ValueError:
+        fail_input([f"WINBACK_CLOCK_EPOCH: {raw_epoch!r} is not a Unix time in seconds"])
+    return lambda: start + offset + (utc_now() - start) * rate
 
 
 def _service(config_path: Path, **kw: Any) -> Any:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, create_engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, false, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from connectors.errors import Interrupted
@@ -189,6 +189,23 @@ class Leases:
         lease = Lease(connection, self.owner, int(epoch), self.ttl, lock=lock)
         lease.refresh_deadline()
         return lease
+
+    def claimable(self) -> tuple[list[str], list[str]]:
+        """The connections a replica may try to claim now, in one read: those due (on the
+        tick clock) and not leased, and those due whose lease was taken with the advisory lock
+        (its holder may be dead: `acquire` finds out). What `winback run` polls instead of
+        trying every lease."""
+        state = connection_state.c
+        with self.engine.connect() as conn:
+            now = db_now(conn)
+            free = or_(state.lease_until.is_(None), state.lease_until < now)
+            locked = (state.lease_locked.is_(True) if self.advisory_lock
+                      and is_postgres(self.engine) else false())
+            rows = conn.execute(select(state.name, free.label("free")).where(
+                or_(free, locked), or_(state.next_due.is_(None),
+                                       state.next_due <= now + self._shift())))
+            found = [(str(name), bool(is_free)) for name, is_free in rows]
+        return [n for n, f in found if f], [n for n, f in found if not f]
 
     def fence(self, conn: Connection, lease: Lease) -> None:
         """Inside a write transaction: renew the lease, or raise LeaseLost (rolls it back).

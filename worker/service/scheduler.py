@@ -1,6 +1,11 @@
-"""`winback run`: APScheduler 3 as a ticker only. Each connection has a job that wakes every
-`service.tick` seconds and runs a tick when the connection's lease is free and its `next_due`
-(in the ledger) has come, so N replicas share the connections and never work one at once.
+"""`winback run`: APScheduler 3 as a ticker only. One job wakes every `service.tick` seconds
+(with jitter), reads in one query which connections are due and free (`Leases.claimable`), and
+hands as many as it has idle workers to its thread pool, in random order (and polls again as a
+tick ends while more were due than it had room for); each tick then claims
+its connection's lease (a compare-and-set: a replica that lost the race does nothing), so N
+replicas share the connections, each taking what it has room for, and never work one at once.
+A replica's database load is one read per `service.tick` plus its ticks, whatever the number of
+connections.
 
 SIGTERM / SIGINT: finish the batch in flight, release the leases, exit 0.
 SIGHUP: read the configuration file again (see worker/service/reload.py): validated first, refused
@@ -10,9 +15,11 @@ connection's next tick (`config.reloaded`).
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor as Pool
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -35,21 +42,53 @@ class Runner:
         settings = service.config.service
         self.http_port = settings.http_port if http_port is None else http_port
         self.scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(settings.workers)},
+            executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
+        self.workers = settings.workers
+        self.pool = Pool(settings.workers, thread_name_prefix="tick")
+        self._active: set[str] = set()  # connections with a tick in this process's pool
+        self._backlog = False  # the last poll found more due connections than idle workers
         self._running = 0
         self._idle = threading.Condition()
         self.health: HealthServer | None = None
         self.reloader = Reloader(service.config, service.config_path, log)
 
-    def _job(self, ctx: SyncContext) -> None:
+    def dispatch(self) -> list[str]:
+        """Hand the due, free connections to idle workers (as many as there are idle ones, in
+        random order, so that replicas polling at once mostly pick different ones), and those
+        whose holder may be dead (leased with the advisory lock); returns their names."""
         if self.service.stop.is_set():
-            return
+            return []
+        try:
+            free, held = self.service.leases.claimable()
+        except Exception as exc:  # the ledger is down: the next poll tries again
+            log.error("dispatch.failed", error=f"{type(exc).__name__}: {exc}")
+            return []
+        with self._idle:
+            groups = []
+            for group in (free, held):
+                names = [n for n in group if n in self.service.contexts and n not in self._active]
+                random.shuffle(names)
+                groups.append(names)
+            # One possibly orphaned connection first (a busy replica still takes a dead one's
+            # connections over at once), the others after the free ones: most are held by
+            # live replicas, and a try costs a slot.
+            candidates = groups[1][:1] + groups[0] + groups[1][1:]
+            chosen = candidates[:max(0, self.workers - len(self._active))]
+            self._active.update(chosen)
+            self._backlog = len(candidates) > len(chosen)
+        for name in chosen:
+            self.pool.submit(self._job, self.service.contexts[name])
+        return chosen
+
+    def _job(self, ctx: SyncContext) -> None:
         with self._idle:
             self._running += 1
         try:
+            if self.service.stop.is_set():
+                return
             self.reloader.apply(ctx)
             run_tick(ctx)
         except Exception as exc:  # run_tick catches CRM errors; this is the ledger being down
@@ -57,7 +96,11 @@ class Runner:
         finally:
             with self._idle:
                 self._running -= 1
+                self._active.discard(ctx.name)
                 self._idle.notify_all()
+                again = self._backlog
+        if again:  # more were due than this replica had room for: poll again now
+            self.dispatch()
 
     def _signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("service.stopping", signal=signal.Signals(signum).name)
@@ -80,13 +123,12 @@ class Runner:
         signal.signal(signal.SIGTERM, self._signal)
         signal.signal(signal.SIGINT, self._signal)
         signal.signal(signal.SIGHUP, self._hangup)
-        start = datetime.now(UTC)
-        for index, (name, ctx) in enumerate(sorted(self.service.contexts.items())):
-            interval = min(settings.tick, ctx.settings.poll_every)
-            self.scheduler.add_job(
-                self._job, "interval", args=[ctx], id=name, name=f"tick {name}",
-                seconds=interval, jitter=max(1, int(interval / 5)),
-                next_run_time=start + timedelta(milliseconds=200 * index), replace_existing=True)
+        interval = min([settings.tick, *(c.settings.poll_every
+                                         for c in self.service.contexts.values())])
+        self.scheduler.add_job(
+            self.dispatch, "interval", id="dispatch", name="dispatch", seconds=interval,
+            jitter=max(0.2, interval / 5), replace_existing=True,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=random.uniform(0.05, 0.5)))
         log.info("service.started", connections=sorted(self.service.contexts),
                  http_port=self.http_port or None)
         self.scheduler.start()  # blocks until a signal shuts it down
@@ -94,6 +136,7 @@ class Runner:
         with self._idle:
             while self._running and time.monotonic() < deadline:
                 self._idle.wait(timeout=0.5)
+        self.pool.shutdown(wait=False, cancel_futures=True)
         if self.health is not None:
             self.health.stop()
         self.service.close()
