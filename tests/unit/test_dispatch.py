@@ -98,3 +98,31 @@ def test_replicas_polling_together_share_the_due_connections(tmp_path: Path) -> 
     assert set(counts) == {"r0", "r1", "r2"}
     assert max(counts.values()) <= 1.5 * min(counts.values()), counts
     engine.dispose()
+
+
+def test_only_leases_whose_advisory_lock_is_gone_are_orphaned(pg_url: str) -> None:
+    """PostgreSQL: of two connections leased with the advisory lock, the one whose holder's
+    session still holds the lock is not claimable; the one whose lock is gone (its holder
+    died with its session) is offered first, before its lease expires."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        for name in NAMES[:3]:
+            conn.exec_driver_sql(
+                "INSERT INTO connection_state (name, kind, epoch, backfill_done, lease_locked) "
+                f"VALUES ('{name}', 'hubspot', 0, false, false)")
+    live = Leases(engine, owner="live", ttl=60)
+    dead = Leases(engine, owner="dead", ttl=60)
+    held = live.acquire(NAMES[0])
+    gone = dead.acquire(NAMES[1])
+    assert held is not None and gone is not None
+    Leases.let_go(gone)  # (its session's lock let go, the lease left behind: a kill -9)
+    me = Leases(engine, owner="me", ttl=60)
+    assert me.claimable() == ([NAMES[2]], [NAMES[1]])
+    runner = _runner(me, workers=1)
+    assert runner.dispatch() == [NAMES[1]]
+    taken = me.acquire(NAMES[1])
+    assert taken is not None and me.acquire(NAMES[0]) is None
+    for leases, lease in ((live, held), (me, taken)):
+        leases.release(lease, next_due=None)
+    engine.dispose()

@@ -52,6 +52,20 @@ def lock_key(connection: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def held_advisory_keys(conn: Connection) -> set[int]:
+    """The bigint advisory lock keys some session holds now in this database (pg_locks
+    shows a bigint key as its high half in classid, its low half in objid, objsubid 1)."""
+    rows = conn.exec_driver_sql(
+        "SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+        "AND objsubid = 1 AND granted AND database = (SELECT oid FROM pg_database "
+        "WHERE datname = current_database())")
+    keys = set()
+    for high, low in rows:
+        unsigned = (int(high) << 32) | int(low)
+        keys.add(unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned)
+    return keys
+
+
 class AdvisoryLock:
     """A PostgreSQL session advisory lock on a dedicated (autocommit) connection."""
 
@@ -191,21 +205,26 @@ class Leases:
         return lease
 
     def claimable(self) -> tuple[list[str], list[str]]:
-        """The connections a replica may try to claim now, in one read: those due (on the
-        tick clock) and not leased, and those due whose lease was taken with the advisory lock
-        (its holder may be dead: `acquire` finds out). What `winback run` polls instead of
-        trying every lease."""
+        """The connections a replica may claim now, in one read of the leases (and one of
+        pg_locks): (free, orphaned). Free: due (on the tick clock) and not leased. Orphaned
+        (PostgreSQL): due, leased with the advisory lock, and nobody holds that lock any
+        more, so its holder's session is gone (a dead replica: take it over now). A lease
+        whose lock a live session still holds is not claimable until it expires. What
+        `winback run` polls instead of trying every lease."""
         state = connection_state.c
         with self.engine.connect() as conn:
             now = db_now(conn)
             free = or_(state.lease_until.is_(None), state.lease_until < now)
-            locked = (state.lease_locked.is_(True) if self.advisory_lock
-                      and is_postgres(self.engine) else false())
+            with_lock = self.advisory_lock and is_postgres(self.engine)
+            locked = state.lease_locked.is_(True) if with_lock else false()
             rows = conn.execute(select(state.name, free.label("free")).where(
                 or_(free, locked), or_(state.next_due.is_(None),
                                        state.next_due <= now + self._shift())))
             found = [(str(name), bool(is_free)) for name, is_free in rows]
-        return [n for n, f in found if f], [n for n, f in found if not f]
+            held = held_advisory_keys(conn) if with_lock and not all(
+                f for _, f in found) else set()
+        return ([n for n, f in found if f],
+                [n for n, f in found if not f and lock_key(n) not in held])
 
     def fence(self, conn: Connection, lease: Lease) -> None:
         """Inside a write transaction: renew the lease, or raise LeaseLost (rolls it back).

@@ -56,26 +56,24 @@ class Runner:
         self.reloader = Reloader(service.config, service.config_path, log)
 
     def dispatch(self) -> list[str]:
-        """Hand the due, free connections to idle workers (as many as there are idle ones, in
-        random order, so that replicas polling at once mostly pick different ones), and those
-        whose holder may be dead (leased with the advisory lock); returns their names."""
+        """Hand the due connections a dead replica left (its advisory lock gone: taken over
+        first) and the due, free ones to idle workers (as many as there are idle ones, in
+        random order, so that replicas polling at once mostly pick different ones); returns
+        their names."""
         if self.service.stop.is_set():
             return []
         try:
-            free, held = self.service.leases.claimable()
+            free, orphaned = self.service.leases.claimable()
         except Exception as exc:  # the ledger is down: the next poll tries again
             log.error("dispatch.failed", error=f"{type(exc).__name__}: {exc}")
             return []
         with self._idle:
             groups = []
-            for group in (free, held):
+            for group in (orphaned, free):
                 names = [n for n in group if n in self.service.contexts and n not in self._active]
                 random.shuffle(names)
                 groups.append(names)
-            # One possibly orphaned connection first (a busy replica still takes a dead one's
-            # connections over at once), the others after the free ones: most are held by
-            # live replicas, and a try costs a slot.
-            candidates = groups[1][:1] + groups[0] + groups[1][1:]
+            candidates = groups[0] + groups[1]  # (orphaned first: their tasks are waiting)
             chosen = candidates[:max(0, self.workers - len(self._active))]
             self._active.update(chosen)
             self._backlog = len(candidates) > len(chosen)
