@@ -3,8 +3,11 @@ go through the sync's own store step (worker/sync/plan.py `store_page`, the plan
 ledger's writes and the rollup triggers) in one transaction per page, as a first sync stores
 them. Runs on SQLite (default) or on the PostgreSQL of WINBACK_DATABASE_URL.
 
-    python -m bench ledger_write --deals 100000
+    python -m bench ledger_write --deals 100000 2>/dev/null
     WINBACK_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/bench python -m bench ledger_write
+
+Logs as `winback run` does (INFO, JSON lines on stderr): what a first sync logs is part of
+its cost.
 """
 
 from __future__ import annotations
@@ -117,5 +120,8 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ledger_write")
     parser.add_argument("--deals", type=int, default=20_000)
     args = parser.parse_args(argv)
+    from worker.telemetry import logs
+
+    logs.configure("INFO", force_json=True)
     with tempfile.TemporaryDirectory() as tmp:
         print(json.dumps(run(args.deals, Path(tmp))))
