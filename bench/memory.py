@@ -2,6 +2,10 @@
 that memory stays flat as the CRM grows: the pull streams pages, nothing holds the result.
 
     python -m bench memory --deals 100000 1000000
+    python -m bench memory --deals 100000 --postgresql   # a PostgreSQL ledger (fresh database)
+
+The PostgreSQL ledger is a new database per run on WINBACK_TEST_PG's server (default
+postgres@127.0.0.1:5432), migrated with `winback migrate` first, as in production.
 """
 
 from __future__ import annotations
@@ -49,7 +53,21 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def sync_once(deals: int, tmp: Path) -> dict[str, Any]:
+def fresh_postgresql(name: str) -> str:
+    """A new, empty PostgreSQL database for one run; its URL."""
+    from sqlalchemy import create_engine, text
+
+    admin = os.environ.get("WINBACK_TEST_PG",
+                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+def sync_once(deals: int, tmp: Path, postgresql: bool = False) -> dict[str, Any]:
     emu = EmulatorProcess("salesforce", daily_api_requests=10_000_000,
                           session_ttl_seconds=36_000)
     try:
@@ -62,9 +80,13 @@ def sync_once(deals: int, tmp: Path) -> dict[str, Any]:
         work.mkdir()
         path = work / "winback.yaml"
         path.write_text(CONFIG.replace("URL", emu.url).replace("CA", str(emu.ca_path)))
+        url = (fresh_postgresql(f"winback_bench_memory_{deals}") if postgresql
+               else f"sqlite:///{work / 'ledger.db'}")
         env = {**os.environ, "SF_PASSWORD": "sandbox-password", "SF_TOKEN": "SANDBOXTOKEN",
-               "WINBACK_DATABASE_URL": f"sqlite:///{work / 'ledger.db'}",
-               "WINBACK_LOG_LEVEL": "WARNING"}
+               "WINBACK_DATABASE_URL": url, "WINBACK_LOG_LEVEL": "WARNING"}
+        if postgresql:
+            subprocess.run([sys.executable, "-m", "worker", "migrate", str(path)], env=env,
+                           check=True, capture_output=True)
         started = time.monotonic()
         log = (work / "sync.log").open("w")
         proc = subprocess.Popen([sys.executable, "-m", "worker", "sync", str(path)], env=env,
@@ -82,7 +104,8 @@ def sync_once(deals: int, tmp: Path) -> dict[str, Any]:
         out = (work / "sync.log").read_text()
         if proc.returncode != 0:
             raise RuntimeError(f"sync failed: {out[-2000:]}")
-        return {"deals": deals, "peak_rss_mb": round(peak, 1), "sync_seconds": round(seconds, 1),
+        return {"deals": deals, "ledger": "postgresql" if postgresql else "sqlite",
+                "peak_rss_mb": round(peak, 1), "sync_seconds": round(seconds, 1),
                 "deals_per_second": round(deals / seconds), "seed_seconds": round(seed_seconds),
                 "summary": next((line for line in reversed(out.splitlines())
                                  if line.startswith("bench-sf:")), "")}
@@ -93,11 +116,13 @@ def sync_once(deals: int, tmp: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench memory")
     parser.add_argument("--deals", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--postgresql", action="store_true",
+                        help="a PostgreSQL ledger (a new database per run) instead of SQLite")
     args = parser.parse_args(argv)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for deals in args.deals:
-            runs.append(sync_once(deals, Path(tmp)))
+            runs.append(sync_once(deals, Path(tmp), args.postgresql))
             print(json.dumps(runs[-1]), flush=True)
     out: dict[str, Any] = {"runs": runs}
     if len(runs) >= 2:

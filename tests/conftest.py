@@ -40,7 +40,15 @@ def pytest_configure(config: pytest.Config) -> None:
 RELIABILITY = ROOT / "tests" / "reliability"
 # Two lanes of about equal length (measured with --durations): each runs its files one test
 # after another on one worker; files not listed take lane 2.
-LANE_1 = {"test_replicas.py", "test_crash.py", "test_lease_deadline.py", "test_injection.py"}
+LANE_1 = {"test_replicas.py", "test_crash.py", "test_lease_deadline.py", "test_injection.py",
+          "test_activity_crash.py"}
+
+
+# Fixture-parametrized twins that only `--long` runs (make test stays under 10 minutes): the
+# simulated year on PostgreSQL (90 s; make test runs it on SQLite, and test_sync's year of
+# ticks on both).
+LONG_TWINS = {"tests/acceptance/test_year.py::"
+              "test_a_simulated_year_writes_the_plan_exactly_once_on_the_right_dates[postgresql]"}
 
 
 @pytest.hookimpl(wrapper=True)  # before pytest-xdist reads the groups (--dist loadgroup)
@@ -64,7 +72,7 @@ def pytest_collection_modifyitems(config: pytest.Config,
     if not config.getoption("--long"):
         skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
         for item in items:
-            if "slow" in item.keywords:
+            if "slow" in item.keywords or item.nodeid in LONG_TWINS:
                 item.add_marker(skip)
     yield
 

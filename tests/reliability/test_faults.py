@@ -26,7 +26,7 @@ RETRIES = {"strict": range(8, 61), "weak": range(3, 61)}
     # Salesforce pulls over Bulk in the strict form (1,500 deals: more than a REST page), over
     # REST in the weak ones; the strict REST storm runs with --long.
     pytest.param("strict", 1500, True, id="strict-bulk"),
-    pytest.param("weak", 400, False, id="weak-short"),
+    pytest.param("weak", 400, False, id="weak-short", marks=[pytest.mark.slow]),  # (suite time)
     pytest.param("weak", 1500, False, id="weak-long", marks=[pytest.mark.slow]),
     pytest.param("strict", 1500, False, id="strict-rest-long", marks=[pytest.mark.slow]),
 ])
