@@ -104,3 +104,17 @@ def test_postgresql_statistics_follow_a_first_sync(pg_url: str, tmp_path: Path,
     while analyzed() == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert analyzed() == 1
+
+
+def test_a_pulls_transactions_grow_from_50_to_1000_deals() -> None:
+    """A process that lives a few seconds commits its first 50 deals; a long first sync
+    commits 1,000 at a time (worker/sync/pull.py `_parts`), across pages."""
+    from worker.sync import pull
+
+    page = list(deals(3000, NOW))
+    parts, size = pull._parts(page, pull.PLAN_CHUNK)
+    assert [len(p) for p in parts] == [50, 100, 200, 400, 800, 1000, 450]
+    assert [d.id for p in parts for d in p] == [d.id for d in page]
+    assert size == 1000
+    assert [len(p) for p in pull._parts(page[:1200], size)[0]] == [1000, 200]
+    assert pull._parts([], 50) == ([[]], 50)

@@ -38,6 +38,7 @@ def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
     known = ctx.ledger.enrollments(conn, ctx.name, [d.id for d in deals])
     batch = NewEnrollments(ctx.name)
     opened: list[Deal] = []
+    won: list[Deal] = []  # (won back after their own stops above, one look-up a page)
     used: dict[str, PlanInputs] = {}
     given = activity_for(tick, conn, [d for d in deals if d.is_lost])
     for deal in deals:
@@ -51,9 +52,10 @@ def store_page(tick: Tick, conn: Connection, deals: list[Deal]) -> None:
                 else StopReason.REOPENED
             _stop(tick, conn, enrolled, reason, reborn_deal=deal)
         if deal.is_won and not deal.deleted:
-            _won_back(tick, conn, deal)
+            won.append(deal)
         if not deal.is_closed and not deal.deleted and deal.account_id:
             opened.append(deal)
+    _won_back(tick, conn, won)
     batch.flush(conn)  # (before the new deals below look for active enrollments)
     _log_enrolled(tick, batch.by_cadence)
     store_inputs(tick, conn, used)
@@ -235,9 +237,14 @@ def _stop(tick: Tick, conn: Connection, enrolled: Enrollment, reason: StopReason
             ctx.ledger.insert_tasks(conn, [notice], tick.now, day0=enrolled.day0)
 
 
-def _won_back(tick: Tick, conn: Connection, deal: Deal) -> None:
+def _won_back(tick: Tick, conn: Connection, won: list[Deal]) -> None:
+    """The won deals win back the enrollments they were the rebirth of."""
     ctx = tick.ctx
-    for link in ctx.ledger.reborn_links(conn, ctx.name, [deal.id]):
+    if not won:
+        return
+    by_id = {deal.id: deal for deal in won}
+    for link in ctx.ledger.reborn_links(conn, ctx.name, list(by_id)):
+        deal = by_id[str(link.reborn_deal_id)]
         ctx.ledger.won_back(conn, ctx.name, link.deal_id, deal.amount, tick.now)
         tick.counts.won_back += 1
         ctx.log.info("deal.won_back", deal_id=link.deal_id, won_deal_id=deal.id,

@@ -1,8 +1,9 @@
 """Pull: changed deals since the watermark, page by page, to the plan stage (plan.py); the
 daily re-read of tracked deals; the re-plan of deals whose rules were edited.
 
-Each page is stored in fenced transactions of at most PLAN_CHUNK deals, the last one together
-with the watermark advance: a crash loses no page and a stale process writes nothing, and a
+Each page is stored in fenced transactions, the first of a pull PLAN_CHUNK deals (50), each
+next one twice as large up to PLAN_CHUNK_MAX (1,000), the last one of a page together with the
+watermark advance: a crash loses no page and a stale process writes nothing, and a
 process that lives only a few seconds still commits (and writes the tasks of) the deals it
 planned. A page cut short is read again from the old watermark; its deals already stored are
 unchanged and skipped.
@@ -27,7 +28,21 @@ from worker.sync.plan import keep_used, plan_lost, store_inputs, store_page, unc
 from worker.sync.prefetch import read_ahead
 from worker.sync.verify_bulk import verify_from_scan
 
-PLAN_CHUNK = 50  # deals planned and committed per transaction
+PLAN_CHUNK = 50  # deals planned and committed in a pull's first transaction
+PLAN_CHUNK_MAX = 1000  # ... doubling with each commit up to this (a first sync's pages)
+
+
+def _parts(deals: list[Deal], size: int) -> tuple[list[list[Deal]], int]:
+    """A page's deals in transactions of `size` deals, doubling each time up to
+    PLAN_CHUNK_MAX (a process that lives a few seconds still commits its first 50; a long
+    first sync commits 1,000 at a time, not 20 times as often); and the size after them."""
+    parts: list[list[Deal]] = []
+    start = 0
+    while start < len(deals):
+        parts.append(deals[start:start + size])
+        start += size
+        size = min(size * 2, PLAN_CHUNK_MAX)
+    return parts or [[]], size
 
 
 def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
@@ -48,6 +63,7 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
         since = watermark - timedelta(seconds=ctx.settings.overlap)
     tick.check()
     seen = 0
+    size = PLAN_CHUNK
     for page in read_ahead(ctx.connector.changed_deals(since)):
         if ctx.stop.is_set():
             break
@@ -58,8 +74,7 @@ def pull(tick: Tick, conn_for_dry_run: Connection | None = None,
         if conn_for_dry_run is not None:
             _store(tick, conn_for_dry_run, with_contacts, page.watermark)
         else:
-            parts = [with_contacts[i:i + PLAN_CHUNK]
-                     for i in range(0, len(with_contacts), PLAN_CHUNK)] or [[]]
+            parts, size = _parts(with_contacts, size)
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 _prepare(tick, part)
