@@ -72,7 +72,7 @@ def _held_by(url: str, connection: str, owner: str, epoch: int) -> bool:
     return holders(url).get(connection) == (owner, epoch)
 
 
-@pytest.mark.parametrize("kills", [pytest.param(10, id="short"),
+@pytest.mark.parametrize("kills", [pytest.param(6, id="short"),
                                    pytest.param(40, id="long", marks=pytest.mark.slow)])
 def test_a_killed_lease_holder_is_taken_over_before_its_lease_expires(pg_stack: Stack,
                                                                      kills: int) -> None:
