@@ -207,3 +207,20 @@ def test_a_page_whose_deals_have_tasks_is_counted_row_by_row(world: World,
         assert not real(conn, "crm", ["nobody"])
     assert seen and not any(seen)  # (new deals have no task rows)
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_a_failed_page_leaves_nothing_deferred(world: World) -> None:
+    """The deferral is part of the page's transaction: an error rolls it back with the rest,
+    and the next insert is counted by its trigger."""
+    ledger = world.service.ledger
+    with pytest.raises(RuntimeError), ledger.write() as conn, rollups.deferred(conn):
+        raise RuntimeError("the page failed")
+    world.lost("D1", closed=MON)
+    world.tick()
+    with ledger.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM rollup_deferral").scalar() == 0
+        assert {k: v for k, v in mismatches(conn).items() if v} == {}
+        if conn.dialect.name == "postgresql":
+            assert conn.exec_driver_sql(
+                f"SELECT current_setting('{rollups.DEFER_SETTING}', true)").scalar() in (
+                    None, "", "off")

@@ -338,19 +338,18 @@ def have_tasks(conn: Connection, connection: str, deal_ids: Sequence[str]) -> bo
 def deferred(conn: Connection) -> Iterator[None]:
     """Inserts in this block leave the rollups (and the last touch) alone: the caller counts
     them in with `add_new` before its transaction ends. Updates and deletes are counted as
-    ever. Ends with the block, whatever happens in it."""
+    ever. Ends with the block; when the block raises, the caller's transaction is rolled
+    back, and the deferral with it (both are part of the transaction: a row, a
+    transaction-local setting), so nothing is reset here then (a PostgreSQL transaction in
+    error would refuse the statement and hide the error)."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("INSERT INTO rollup_deferral (deferred) VALUES (1)")
-        try:
-            yield
-        finally:
-            conn.exec_driver_sql("DELETE FROM rollup_deferral")
+        yield
+        conn.exec_driver_sql("DELETE FROM rollup_deferral")
         return
     conn.execute(text("SELECT set_config(:name, 'on', true)"), {"name": DEFER_SETTING})
-    try:
-        yield
-    finally:
-        conn.execute(text("SELECT set_config(:name, 'off', true)"), {"name": DEFER_SETTING})
+    yield
+    conn.execute(text("SELECT set_config(:name, 'off', true)"), {"name": DEFER_SETTING})
 
 
 def add_new(conn: Connection, connection: str, deal_ids: Sequence[str]) -> None:
