@@ -85,7 +85,8 @@ class NewEnrollments:
 # held when autovacuum last looked, and a look-up of a page's deals then scans every
 # enrollment of the connection (measured: 263 ms a page at 20,000 deals, growing with the
 # table). So the tables a first sync fills are analyzed when they have grown by a fifth since
-# (and after the first ANALYZE_FIRST rows): about 30 times over 1,000,000 deals.
+# (and after the first ANALYZE_FIRST rows): about 30 times over 1,000,000 deals. (A database
+# user that does not own the tables gets PostgreSQL's "skipping" warning, not an error.)
 ANALYZE_FIRST = 2000
 # Per database (its pool: the engine a connection names can be a per-call options copy).
 _GROWTH: WeakKeyDictionary[Pool, list[int]] = WeakKeyDictionary()  # [rows known, since]
