@@ -1,6 +1,8 @@
 """`winback run`: APScheduler 3 as a ticker only. One job wakes every `service.tick` seconds
-(with jitter), reads in one query which connections are due and free (`Leases.claimable`), and
-hands as many as it has idle workers to its thread pool, in random order (and polls again as a
+(with jitter), reads in one query which connections are due and free, and which a dead
+replica left (PostgreSQL: leased, but nobody holds their advisory lock; `Leases.claimable`), and
+hands as many as it has idle workers to its thread pool, the dead replica's first, the rest in
+random order (and polls again as a
 tick ends while more were due than it had room for); each tick then claims
 its connection's lease (a compare-and-set: a replica that lost the race does nothing), so N
 replicas share the connections, each taking what it has room for, and never work one at once.
