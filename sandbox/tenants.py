@@ -14,6 +14,7 @@ Admin routes address one account: `/__sandbox/accounts/<i>/<route>` is `<route>`
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from sandbox.tls import TestCA
 _ACCOUNT_ADMIN = re.compile(re.escape(ADMIN_PREFIX) + r"accounts/(?P<index>\d+)(?P<rest>/.*)?")
 
 
-class Tenants:
+class Tenants(ABC):
     """The front of an `EmulatorServer` for several emulators of one CRM (the server only
     needs `name`, `now` and `handle`)."""
 
@@ -67,11 +68,13 @@ class Tenants:
         """Calls carrying `key` (a username, an org id, a token) go to `account`."""
         self._by_key[key] = account
 
+    @abstractmethod
     def route(self, request: Request) -> Emulator | None:
-        raise NotImplementedError
+        """The account a CRM call is for (None: none of them), by the CRM's own way."""
 
+    @abstractmethod
     def unknown(self, request: Request) -> Response:
-        raise NotImplementedError
+        """The CRM's answer to a call for no account."""
 
 
 def _bearer(request: Request) -> str | None:
