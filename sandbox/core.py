@@ -6,7 +6,9 @@ Everything a test or benchmark needs to steer a scenario goes through the admin 
 `/__sandbox/`, registered here for every emulator (calls, requests, faults, latency, clock,
 violations, writes, reset) and by each emulator for its own data (seed, tasks, limits).
 
-Faults and latency never touch admin routes, and admin calls are never counted.
+Faults and latency never touch admin routes, and admin calls are never counted. Code that
+must follow the admin clock or reset (the prospect simulator, sandbox/prospects.py) registers
+a hook with `add_hook`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -84,6 +86,7 @@ class Emulator:
         self._violations: list[Violation] = []
         self._stats_lock = threading.Lock()
         self.writes = WriteLog()
+        self._hooks: dict[str, list[Callable[[], None]]] = {"clock": [], "reset": []}
         self._register_admin_routes()
 
     # -- routing -------------------------------------------------------------------------
@@ -118,6 +121,21 @@ class Emulator:
 
     def reset_data(self) -> None:
         """Forget all CRM data (subclasses)."""
+
+    def add_hook(self, event: str, hook: Callable[[], None]) -> None:
+        """Call `hook` after every admin clock change ("clock") or admin reset ("reset")."""
+        self._hooks[event].append(hook)
+
+    def after_clock_change(self) -> None:
+        """Runs at the end of `POST /__sandbox/clock` (the "clock" hooks, e.g. the prospect
+        simulator catching up with the new time)."""
+        for hook in self._hooks["clock"]:
+            hook()
+
+    def after_reset(self) -> None:
+        """Runs at the end of `POST /__sandbox/reset` (the "reset" hooks)."""
+        for hook in self._hooks["reset"]:
+            hook()
 
     def not_found(self, request: Request) -> Response:
         return Response.json(404, {"message": f"no route for {request.method} {request.path}"})
@@ -355,6 +373,7 @@ class Emulator:
             self._clock_offset += timedelta(seconds=float(data["advance_seconds"]))
         else:
             self._clock_offset = timedelta(seconds=float(data.get("offset_seconds", 0)))
+        self.after_clock_change()
         return self._admin_clock_get(request)
 
     def _admin_violations(self, request: Request) -> Response:
@@ -376,6 +395,7 @@ class Emulator:
         self.writes.clear()
         self._faults.clear()
         self._clock_offset = timedelta(0)
+        self.after_reset()
         return Response.json(200, {"ok": True})
 
 

@@ -14,7 +14,22 @@ Activities, as a rep would log them (issue 13):
     POST activities/complete  {"id": task id, "at"?}: hs_task_status COMPLETED and
                               hs_task_completion_date at `at` (default: the emulator clock)
     (delete an engagement: DELETE objects/<type>/<id>, which archives it; set deal fields,
-    e.g. winback_opt_out / winback_pause_until: PATCH objects/deals/<id>)"""
+    e.g. winback_opt_out / winback_pause_until: PATCH objects/deals/<id>)
+
+The prospect simulator (sandbox/prospects.py, sandbox/hubspot/prospects.py):
+
+    POST prospects            {"seed": 0, "base": 0.1, "completed": {"post-mortem": 0.2},
+                              "days": [30, 80], "new_deal_share": 0.0, "reps": {"complete":
+                              1.0, "after_days": 1}} (all optional; these are the defaults)
+                              -> the config, replacing the last; 400 {"message", "field"}
+    GET prospects             {"config"|null, "decided": [{"deal", "lost_on", "decided_on",
+                              "probability", "completed", "reborn", "how", "new_deal"}],
+                              "reborn": n, "completed_tasks": n}
+    POST prospects/run        simulate up to the clock (also done after each POST clock):
+                              reps complete winback_key tasks (as activities/complete)
+                              hs_timestamp's day + after_days; lost deals reopen (PATCH: the
+                              pipeline's first open stage) or get a new deal on their company
+    DELETE prospects          off (config null, the log kept until reset)"""
 
 from __future__ import annotations
 
@@ -22,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.hubspot.errors import PropertyProblems, invalid, json_object, not_found
 from sandbox.hubspot.ops import create_object, update_object
+from sandbox.hubspot.prospects import register as register_prospects
 from sandbox.hubspot.routes_crm import create_property
 from sandbox.hubspot.schema import OBJECT_TYPES, object_type
 from sandbox.hubspot.search import SearchEngine
@@ -63,6 +79,7 @@ def register(emu: HubSpotEmulator) -> None:
     for method, fn in (("GET", object_get), ("PATCH", object_patch), ("DELETE", object_delete)):
         emu.add_admin_pattern(method, r"objects/(?P<type>[\w-]+)/(?P<id>[^/]+)",
                               _guard(lambda r, f=fn: f(emu, r)))
+    register_prospects(emu, _guard)
 
 
 def _guard(handler: Any) -> Any:

@@ -37,6 +37,19 @@ set limits, expire sessions, add logins and connected apps, inject row locks, ru
            (delete an activity: DELETE records/Task|Event/<id>; set deal fields, e.g. the
            opt-out checkbox Winback_Opt_Out__c and Winback_Pause_Until__c: PATCH
            records/Opportunity/<id>)
+    POST   prospects               the prospect simulator (sandbox/prospects.py): {"seed": 0,
+                                   "base": 0.1, "completed": {"post-mortem": 0.2}, "days":
+                                   [30, 80], "new_deal_share": 0.0, "reps": {"complete": 1.0,
+                                   "after_days": 1}} (all optional; these are the defaults)
+                                   -> the config, replacing the last; 400 {"message", "field"}
+    GET    prospects               {"config"|null, "decided": [{"deal", "lost_on", "decided_on",
+                                   "probability", "completed", "reborn", "how", "new_deal"}],
+                                   "reborn": n, "completed_tasks": n}
+    POST   prospects/run           simulate up to the clock (also done after each POST clock):
+                                   reps complete Winback_Key__c Tasks (as activities/complete)
+                                   ActivityDate + after_days; lost deals reopen (PATCH
+                                   records: first open stage) or get a new deal on AccountId
+    DELETE prospects               off (config null, the log kept until reset)
     (core) calls, calls/reset, requests, faults, latency, clock, violations, writes,
            writes/reset, reset, endpoints
 
@@ -351,4 +364,7 @@ def register_admin_routes(emu: SalesforceEmulator) -> Admin:
     add("POST", "picklists", r(admin.picklists))
     add("POST", "activities", r(admin.log_activity))
     add("POST", "activities/complete", r(admin.complete_task))
+    from sandbox.salesforce.prospects import register_prospects  # (imports this module)
+
+    register_prospects(emu, r)
     return admin
