@@ -53,6 +53,20 @@ def test_demo_prints_events_in_the_order_they_happen(
     assert all("1 stopped" not in line for line in events[:reopen])
 
 
+def test_demo_ends_with_a_small_experiment(demo: subprocess.CompletedProcess[str]) -> None:
+    """The experiment scene: a holdout and a base arm, deals back within 90 days with their
+    intervals (the sandbox's prospect simulator brought them back), and a verdict."""
+    out = demo.stdout
+    assert "A small experiment" in out
+    part = out[out.index("A small experiment"):]
+    assert "Experiment demo-holdout on cadence winback" in part
+    rows = re.findall(r"≤90d +(\d+)/(\d+) +[\d.]+%", part)
+    assert len(rows) == 2, part
+    (held, n_held), (base, n_base) = ((int(a), int(b)) for a, b in rows)
+    assert n_held + n_base == 240 and 0 < held < base, rows
+    assert "verdict: not enough deals yet" in part
+
+
 def test_demo_output_has_no_python_repr(demo: subprocess.CompletedProcess[str]) -> None:
     """What the demo prints is prose and tables, never a list or dict repr or a None."""
     for pattern in (r"\['", r"'\]", r"\[\]", r"\{'", r"\bNone\b"):

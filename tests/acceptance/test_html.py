@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import zlib
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from html import unescape
 from pathlib import Path
 
@@ -308,3 +308,62 @@ def test_report_html_draws_the_outcome_charts_in_the_browser(
     pixels = _pixels(shot)
     for chart, colour in colours.items():
         assert _near(pixels, colour) > 200, (chart, _near(pixels, colour))
+
+
+EXPERIMENT = """cadences:
+  - id: lost-to-competitor
+    steps:
+      - {id: post-mortem, at: 14d, channel: call}
+    experiment: {id: pm-2027, holdout: 50%}
+"""
+
+
+def test_report_html_draws_the_experiment_arms_with_their_intervals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An experiment with a holdout, reborn deals in both arms, 100 days on: the page draws
+    one row per arm with a dot at its rate inside a bar across its 95% interval, placed on
+    the chart's own scale, in the control's grey and the arm's blue; the browser draws both
+    colours (a chart it does not draw, or one with no arm, fails)."""
+    start = datetime.now(UTC).replace(hour=15, minute=0) - timedelta(days=200)
+    world = World(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}", monkeypatch,
+                  extra=EXPERIMENT, start=start)  # (`report` counts to today's date)
+    try:
+        for n in range(40):
+            world.lost(f"D{n}", account=f"A{n}", closed=start.date())
+        world.tick()
+        world.advance(days=30)
+        for n in range(0, 40, 3):
+            world.crm.admin_update_deal(f"D{n}", is_closed=False)
+        world.tick()
+        world.advance(days=75)
+        world.tick()
+    finally:
+        world.close()
+    dom = _report_in_browser(world, tmp_path)
+    found = re.search(r'<svg[^>]*class="arms".*?</svg>', dom, re.S)
+    assert found is not None
+    chart = found.group(0)
+    left, right, top = (float(v) for v in re.search(
+        r'data-scale-left="([\d.]+)" data-scale-right="([\d.]+)" data-scale-top="([\d.]+)"',
+        chart).groups())  # type: ignore[union-attr]
+    arms = re.findall(r'<g class="arm" data-arm="(\w+)" data-window="(\d+)" data-rate="([\d.]+)" '
+                      r'data-ci-low="([\d.]+)" data-ci-high="([\d.]+)">.*?<line class="ci" '
+                      r'x1="([\d.]+)"[^>]*x2="([\d.]+)"[^>]*/?>(?:</line>)?<circle class="rate" '
+                      r'cx="([\d.]+)"', chart, re.S)  # (the DOM closes the line: </line>)
+    # 200 days on: a row per arm for 90 and 180 days, none for 365.
+    assert sorted(a[:2] for a in arms) == [("base", "180"), ("base", "90"), ("holdout", "180"),
+                                           ("holdout", "90")]
+    for _arm, _window, rate, low, high, x1, x2, cx in arms:
+        def at(value: str) -> float:
+            return left + (right - left) * float(value) / top
+        assert abs(float(x1) - at(low)) < 0.2 and abs(float(x2) - at(high)) < 0.2
+        assert abs(float(cx) - at(rate)) < 0.2 and float(x1) <= float(cx) <= float(x2)
+        assert float(rate) > 0
+    assert "Verdict:</b> not enough deals yet" in dom
+    alone = tmp_path / "arms.html"
+    alone.write_text(f"<!DOCTYPE html><html><body style=\"margin:0;width:960px\">{chart}"
+                     "</body></html>")
+    shot = tmp_path / "arms.png"
+    screenshot(alone, tmp_path, shot)
+    pixels = _pixels(shot)
+    assert _near(pixels, "#667085") > 100 and _near(pixels, "#2e90fa") > 100

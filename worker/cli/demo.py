@@ -124,6 +124,9 @@ class Demo:
         c.print(f"\nAPI calls used, whole demo: Salesforce {totals['salesforce']}, HubSpot "
                 f"{totals['hubspot']} (tasks are written in batches of 200 and 100).")
         self.box.stop()
+        from worker.cli.demo_experiment import ExperimentScene
+
+        ExperimentScene(self.console).run()
         self._next_steps(path)
         return 0
 

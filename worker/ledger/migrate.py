@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect, text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0009"
+HEAD = "0010"
 
 
 class SchemaOutOfDate(Exception):

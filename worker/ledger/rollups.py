@@ -43,7 +43,9 @@ def _done(p: str, d: str) -> str:
             f"WHEN {_utc_day(p + 'completed_at', d)} <= {p}due_date THEN 1 ELSE 2 END")
 
 
-def _reborn_within(p: str, d: str) -> str:
+def reborn_within(p: str, d: str) -> str:
+    """SQL: the first of REBORN_WINDOWS that holds the days from loss to rebirth, 9999 past
+    them all, 0 when not reborn (columns of prefix `p`, dialect `d`)."""
     days = (f"(julianday({_utc_day(p + 'reborn_at', d)}) - julianday({p}day0))" if d == "sqlite"
             else f"({_utc_day(p + 'reborn_at', d)} - {p}day0)")
     steps = " ".join(f"WHEN {days} <= {w} THEN {w}" for w in REBORN_WINDOWS)
@@ -85,7 +87,7 @@ _ENROLLMENT = Rollup("enrollment_rollup", "enrollment", (
     ("connection", _col("connection")), ("cadence", _col("cadence")),
     ("loss_reason", _col("loss_reason", "''")), ("status", _col("status")),
     ("stop_reason", _col("stop_reason", "''")), ("day0", _day),
-    ("reborn_within", _reborn_within), ("won", lambda p, d: f"({p}won_back_at IS NOT NULL)")),
+    ("reborn_within", reborn_within), ("won", lambda p, d: f"({p}won_back_at IS NOT NULL)")),
     (("n", _const("1")), ("amount", _col("amount", "0.0")), ("won_amount", _won_amount)),
     lambda p, d: f"{p}cadence IS NOT NULL")
 

@@ -282,7 +282,10 @@ def report_html(payload: dict[str, Any]) -> str:
                           ("completed", "#12b76a", [float(s["completed"]) for s in steps])]))
     if "by_step_outcome" in payload:
         body += _outcome_sections(payload)
+    from worker.views.html_experiments import experiment_sections
     from worker.views.reportview import completion_note
+
+    body += experiment_sections(payload)
 
     body.append(f'<p class="muted">{escape(completion_note(payload))}</p>')
     return _page("winback report", "".join(body))

@@ -10,10 +10,12 @@ from typing import Any
 from connectors.base import Connector
 from worker.ledger import outcomes, queries
 from worker.ledger.activities import activity_counts
+from worker.ledger.experiments import arm_counts
 from worker.ledger.leases import Leases
 from worker.ledger.records import EnrollmentStatus, StopReason, TaskStatus
 from worker.ledger.store import Ledger
 from worker.sync.refusals import failed_by_reason, reason_of
+from worker.views import experiments
 
 REBORN_WINDOWS = (90, 180, 365)
 # The report's per-step columns a task status counts in (besides "planned": every task).
@@ -136,6 +138,7 @@ class CadenceShape:
 
     has_steps: bool
     horizon_start: date  # an enrollment lost before this day has reached its horizon
+    experiment: str | None = None  # the experiment id its rules run now
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -282,6 +285,7 @@ def outcome_report(ledger: Ledger, connections: list[str], since: date, today: d
                                             {c: s.horizon_start for c, s in shapes.items()})
         segments = outcomes.segment_windows(conn, connections, today, REBORN_WINDOWS)
         reborn = outcomes.reborn_deals(conn, connections, since)
+        arms = arm_counts(conn, connections, today)
     by_step, by_outcome = _step_rows(counts, skips)
     deals = []
     last_touch: dict[str, int] = defaultdict(int)
@@ -313,6 +317,11 @@ def outcome_report(ledger: Ledger, connections: list[str], since: date, today: d
             "last_touch": [{"touch": t, "count": n} for t, n in sorted(last_touch.items())],
             "deals": deals,
         },
+        # Every deal of each experiment, whatever `since` says: an experiment is bounded by
+        # its id, and its windows by the days since each loss.
+        "experiments": experiments.experiments_section(
+            arms, today.isoformat(),
+            {c: s.experiment for c, s in shapes.items() if s.experiment}),
     }
 
 
@@ -320,7 +329,8 @@ def cadence_shapes(settings: Any, today: date) -> dict[str, CadenceShape]:
     """Per cadence of the configuration: whether it has steps, and the loss day before which
     its horizon is reached."""
     default = settings.defaults.horizon
-    return {c.id: CadenceShape(bool(c.steps), (c.horizon or default).subtract_from(today))
+    return {c.id: CadenceShape(bool(c.steps), (c.horizon or default).subtract_from(today),
+                               c.experiment.id if c.experiment else None)
             for c in settings.cadences}
 
 
@@ -355,4 +365,5 @@ def csv_rows(payload: dict[str, Any]) -> list[tuple[object, ...]]:
     rows += [("reborn deal", d["cadence"], d["deal_id"], k, d[k])
              for d in reborn.get("deals", []) for k in ("reason", "lost_on", "reborn_at", "days",
                                                        "last_touch")]
+    rows += experiments.csv_rows(payload.get("experiments", []))
     return rows

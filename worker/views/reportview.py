@@ -175,6 +175,48 @@ def reborn_summary(payload: dict[str, Any], room: int = 80) -> RenderableType:
                               ["deals"], groups, room))
 
 
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+def _span(low: float | None, high: float | None, signed: bool = False) -> str:
+    if low is None or high is None:
+        return ""
+    form = "{:+.1f}" if signed else "{:.1f}"
+    return f"{form.format(low * 100)} to {form.format(high * 100)}"
+
+
+def experiment_tables(payload: dict[str, Any], room: int = 80) -> RenderableType:
+    """Per experiment: per arm and window, reborn of the deals whose window has passed, the
+    rate with its 95% interval, the difference from the control in points with its
+    interval; then deals and won back per arm, and the verdict."""
+    parts: list[RenderableType] = []
+    for e in payload.get("experiments", []):
+        groups: list[tuple[str, list[tuple[str, list[str]]]]] = []
+        passed = [w for w in e["arms"][0]["windows"]
+                  if any(a["windows"][w]["eligible"] for a in e["arms"])] or ["90"]
+        for arm in e["arms"]:
+            rows = []
+            for window in passed:  # (a window no deal has had yet stays out)
+                cell = arm["windows"][window]
+                rows.append((f"≤{window}d", [
+                    f"{cell['reborn']}/{cell['eligible']}" if cell["eligible"] else "",
+                    _share(cell["rate"]),
+                    _span(cell["ci_low"], cell["ci_high"]) if cell["eligible"] else "",
+                    "" if cell.get("diff") is None else f"{cell['diff'] * 100:+.1f}",
+                    _span(cell.get("diff_ci_low"), cell.get("diff_ci_high"), signed=True)]))
+            label = f"{arm['arm']} (control)" if arm["arm"] == e["control"] else arm["arm"]
+            groups.append((label, rows))
+        title = (f"Experiment {e['experiment']} on cadence {e['cadence']}"
+                 + ("" if e["current"] else " (no longer in the rules)"))
+        headers = ["reborn/n", "rate", "95% CI", "vs\ncontrol", "95% CI"]
+        arms = ", ".join(f"{a['arm']} {a['deals']:,} deals, {a['won_back']:,} won back"
+                         for a in e["arms"])
+        parts += [_table(title, "arm · window", headers, groups, room),
+                  Text(f"  {arms}"), Text(f"  verdict: {e['verdict']}"), Text("")]
+    return Group(*parts) if parts else Text("Experiments: none in the ledger.")
+
+
 def completion_note(payload: dict[str, Any]) -> str:
     if payload.get("completion") == "crm":
         return "completed: read from the CRM just now."
@@ -187,7 +229,7 @@ def print_report(payload: dict[str, Any], console: Console) -> None:
     if "by_step_outcome" in payload:
         console.print(Group(deal_table(payload, room), outcome_table(payload, room),
                             exit_table(payload, room), winback_tables(payload, room),
-                            reborn_summary(payload, room)))
+                            reborn_summary(payload, room), experiment_tables(payload, room)))
     else:
         console.print(Group(deal_table(payload, room), step_table(payload, room)))
     console.print(completion_note(payload), soft_wrap=False)
