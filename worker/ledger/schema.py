@@ -147,10 +147,12 @@ Index("ix_enrollment_reborn_deal", enrollment.c.connection, enrollment.c.reborn_
 Index("ix_enrollment_rules", enrollment.c.connection, enrollment.c.status, enrollment.c.cadence,
       enrollment.c.rule_version, enrollment.c.owner_input)
 
-# The experiments report's read per arm (covering; migration 0010).
+# The experiments report's read per arm (covering, partial: experiments only; 0010).
 Index("ix_enrollment_experiment", enrollment.c.connection, enrollment.c.experiment,
       enrollment.c.cadence, enrollment.c.arm, enrollment.c.day0, enrollment.c.reborn_at,
-      enrollment.c.won_back_at, enrollment.c.won_back_amount)
+      enrollment.c.won_back_at, enrollment.c.won_back_amount,
+      sqlite_where=enrollment.c.experiment.isnot(None),
+      postgresql_where=enrollment.c.experiment.isnot(None))
 Index("ix_enrollment_replan", enrollment.c.connection, enrollment.c.replan_at)
 # The outcome report's one scan of the enrollments (covering: the table rows carry deal_json).
 Index("ix_enrollment_outcome", enrollment.c.connection, enrollment.c.cadence,
