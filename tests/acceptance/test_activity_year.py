@@ -239,6 +239,9 @@ def expect(script: Script, ticks: list[datetime], activities: list[Logged],
 
 
 # -- the simulated year ------------------------------------------------------------------------
+START = datetime(2026, 12, 2, 20, 0, tzinfo=UTC)
+
+
 class ActivityYear:
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deals: int,
                  seed: int, weeks: int = WEEKS, pause_gap: int = 0) -> None:
@@ -246,6 +249,12 @@ class ActivityYear:
         self.box: Sandbox = start_sandbox(
             seed=seed, ca_dir=tmp_path / "ca",
             hubspot_options={"burst": 100_000, "search_per_second": 1000})
+        # The year starts on a fixed day, whatever today is: which rules a seed's year covers
+        # depends on the weekdays and holidays its dates fall on (a short year started on
+        # 2026-12-03 had no post-mortem completed after its max_wait).
+        self.offset = timedelta(0)
+        self.frozen: datetime | None = None
+        self.advance_to(START)
         self.box.seed(deals, seed, days_back=6, owners=4, inactive_owners=0)
         self.rng = random.Random(seed)
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -254,10 +263,8 @@ class ActivityYear:
         engine = make_engine(url, pool_size=1)
         migrate.upgrade(engine)
         engine.dispose()
-        self.offset = timedelta(0)
-        self.start = datetime.now(UTC)
+        self.start = self.now()
         self.ticks: list[datetime] = []
-        self.frozen: datetime | None = None
         self.owners = {crm: self._owners(crm, n) for n, crm in enumerate(CRMS)}
         sf_fallback, hs_fallback = self.box.active_owners()
         self.path = tmp_path / "winback.yaml"
@@ -279,6 +286,10 @@ class ActivityYear:
     # clock and ticks
     def now(self) -> datetime:
         return self.frozen or datetime.now(UTC) + self.offset
+
+    def advance_to(self, moment: datetime) -> None:
+        self.offset = moment - datetime.now(UTC)
+        self.advance(0)
 
     def advance(self, days: int) -> None:
         self.offset += timedelta(days=days)
