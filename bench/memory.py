@@ -67,7 +67,8 @@ def fresh_postgresql(name: str) -> str:
     return admin.rsplit("/", 1)[0] + f"/{name}"
 
 
-def sync_once(deals: int, tmp: Path, postgresql: bool = False) -> dict[str, Any]:
+def sync_once(deals: int, tmp: Path, postgresql: bool = False, profile: Path | None = None
+              ) -> dict[str, Any]:
     emu = EmulatorProcess("salesforce", daily_api_requests=10_000_000,
                           session_ttl_seconds=36_000)
     try:
@@ -89,7 +90,9 @@ def sync_once(deals: int, tmp: Path, postgresql: bool = False) -> dict[str, Any]
                            check=True, capture_output=True)
         started = time.monotonic()
         log = (work / "sync.log").open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "worker", "sync", str(path)], env=env,
+        profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        proc = subprocess.Popen([sys.executable, *profiler, "-m", "worker", "sync", str(path)],
+                                env=env,
                                 stdout=log, stderr=subprocess.STDOUT, text=True)
         peak = 0.0
         while proc.poll() is None:
@@ -116,13 +119,16 @@ def sync_once(deals: int, tmp: Path, postgresql: bool = False) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench memory")
     parser.add_argument("--deals", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write the sync's cProfile stats here (one --deals value; the "
+                             "profiler slows the run, so its times are not the benchmark's)")
     parser.add_argument("--postgresql", action="store_true",
                         help="a PostgreSQL ledger (a new database per run) instead of SQLite")
     args = parser.parse_args(argv)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for deals in args.deals:
-            runs.append(sync_once(deals, Path(tmp), args.postgresql))
+            runs.append(sync_once(deals, Path(tmp), args.postgresql, args.profile))
             print(json.dumps(runs[-1]), flush=True)
     out: dict[str, Any] = {"runs": runs}
     if len(runs) >= 2:
