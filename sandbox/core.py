@@ -126,15 +126,8 @@ class Emulator:
         """Call `hook` after every admin clock change ("clock") or admin reset ("reset")."""
         self._hooks[event].append(hook)
 
-    def after_clock_change(self) -> None:
-        """Runs at the end of `POST /__sandbox/clock` (the "clock" hooks, e.g. the prospect
-        simulator catching up with the new time)."""
-        for hook in self._hooks["clock"]:
-            hook()
-
-    def after_reset(self) -> None:
-        """Runs at the end of `POST /__sandbox/reset` (the "reset" hooks)."""
-        for hook in self._hooks["reset"]:
+    def _fire(self, event: str) -> None:
+        for hook in self._hooks[event]:
             hook()
 
     def not_found(self, request: Request) -> Response:
@@ -373,7 +366,7 @@ class Emulator:
             self._clock_offset += timedelta(seconds=float(data["advance_seconds"]))
         else:
             self._clock_offset = timedelta(seconds=float(data.get("offset_seconds", 0)))
-        self.after_clock_change()
+        self._fire("clock")  # (the prospect simulator catches up with the new time)
         return self._admin_clock_get(request)
 
     def _admin_violations(self, request: Request) -> Response:
@@ -395,7 +388,7 @@ class Emulator:
         self.writes.clear()
         self._faults.clear()
         self._clock_offset = timedelta(0)
-        self.after_reset()
+        self._fire("reset")
         return Response.json(200, {"ok": True})
 
 

@@ -31,7 +31,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from threading import RLock
 from typing import Any, Protocol
 
+from sandbox.core import Emulator
 from sandbox.messages import Request, Response
+
+Guard = Callable[[Callable[[Request], Response]], Callable[[Request], Response]]
 
 FIELDS = ("seed", "base", "completed", "days", "new_deal_share", "reps")
 REP_FIELDS = ("complete", "after_days")
@@ -304,3 +307,14 @@ class Simulator:
     def _run(self, request: Request) -> Response:
         self.run()
         return Response.json(200, self.snapshot())
+
+
+def install(emu: Emulator, crm: Crm, guard: Guard) -> Simulator:
+    """A simulator on `emu`'s data: its admin routes (under `guard`: the emulator's lock and
+    error shapes) and its clock and reset hooks."""
+    simulator = Simulator(crm, emu.lock, emu.now)
+    for method, path, handler in simulator.routes():
+        emu.add_admin_route(method, path, guard(handler))
+    emu.add_hook("clock", simulator.run)
+    emu.add_hook("reset", simulator.forget)
+    return simulator

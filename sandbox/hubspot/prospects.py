@@ -22,13 +22,11 @@ from sandbox.hubspot.ops import create_object, update_object
 from sandbox.hubspot.schema import PIPELINES, STAGES, stage_flags
 from sandbox.hubspot.store import Record
 from sandbox.hubspot.values import iso_ms, parse_time
-from sandbox.prospects import LostDeal, Simulator, TaskView
+from sandbox.prospects import Guard, LostDeal, Simulator, TaskView, install
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from sandbox.hubspot.emulator import HubSpotEmulator
-    from sandbox.messages import Request, Response
 
 DEAL_TO_COMPANY = 5  # the primary deal -> company association seeding makes
 
@@ -125,13 +123,6 @@ class HubSpotProspects:
         return str(new.id)
 
 
-def register(emu: HubSpotEmulator,
-             guard: Callable[[Callable[[Request], Response]],
-                             Callable[[Request], Response]]) -> Simulator:
-    """The simulator's admin routes (under `guard`) and its clock and reset hooks."""
-    simulator = Simulator(HubSpotProspects(emu), emu.lock, emu.now)
-    for method, path, handler in simulator.routes():
-        emu.add_admin_route(method, path, guard(handler))
-    emu.add_hook("clock", simulator.run)
-    emu.add_hook("reset", simulator.forget)
-    return simulator
+def register(emu: HubSpotEmulator, guard: Guard) -> Simulator:
+    """The simulator on this emulator (sandbox/prospects.py `install`)."""
+    return install(emu, HubSpotProspects(emu), guard)

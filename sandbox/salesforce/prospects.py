@@ -16,15 +16,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sandbox.prospects import LostDeal, Simulator, TaskView
+from sandbox.prospects import Guard, LostDeal, Simulator, TaskView, install
 from sandbox.salesforce.admin import picklist_closed
 from sandbox.salesforce.errors import SFError
 from sandbox.salesforce.store import Table
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
-    from sandbox.messages import Request, Response
     from sandbox.salesforce.emulator import SalesforceEmulator
 
 
@@ -109,14 +107,6 @@ class SalesforceProspects:
         return self.emu.dml.create(table, record, self.emu.default_user_id, admin=True)
 
 
-def register_prospects(emu: SalesforceEmulator,
-                       guard: Callable[[Callable[[Request], Response]],
-                                       Callable[[Request], Response]]) -> Simulator:
-    """The simulator's admin routes (under `guard`: the lock and Salesforce's error shapes)
-    and its clock and reset hooks."""
-    simulator = Simulator(SalesforceProspects(emu), emu.lock, emu.now)
-    for method, path, handler in simulator.routes():
-        emu.add_admin_route(method, path, guard(handler))
-    emu.add_hook("clock", simulator.run)
-    emu.add_hook("reset", simulator.forget)
-    return simulator
+def register_prospects(emu: SalesforceEmulator, guard: Guard) -> Simulator:
+    """The simulator on this emulator (sandbox/prospects.py `install`)."""
+    return install(emu, SalesforceProspects(emu), guard)

@@ -19,9 +19,9 @@ def _pct(value: float | None, signed: bool = False) -> str:
     return f"{value * 100:+.1f}" if signed else f"{value * 100:.1f}%"
 
 
-def _scale_top(entries: list[dict[str, Any]]) -> float:
+def _scale_top(entry: dict[str, Any]) -> float:
     """The chart's right end: the highest interval end, rounded up to 5 points (at least 5)."""
-    highs = [c["ci_high"] for e in entries for a in e["arms"] for c in a["windows"].values()
+    highs = [c["ci_high"] for a in entry["arms"] for c in a["windows"].values()
              if c["eligible"]]
     return max(0.05, math.ceil(max(highs, default=0.05) * 20 - 1e-9) / 20)
 
@@ -29,7 +29,7 @@ def _scale_top(entries: list[dict[str, Any]]) -> float:
 def _chart(entry: dict[str, Any]) -> str:
     rows = [(window, arm, arm["windows"][window]) for window in entry["arms"][0]["windows"]
             for arm in entry["arms"] if arm["windows"][window]["eligible"]]
-    top = _scale_top([entry])
+    top = _scale_top(entry)
     span = WIDTH - LEFT - RIGHT
     height = TOP + ROW * len(rows) + 24
 
