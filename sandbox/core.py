@@ -6,9 +6,8 @@ Everything a test or benchmark needs to steer a scenario goes through the admin 
 `/__sandbox/`, registered here for every emulator (calls, requests, faults, latency, clock,
 violations, writes, reset) and by each emulator for its own data (seed, tasks, limits).
 
-Faults and latency never touch admin routes, and admin calls are never counted. Code that
-must follow the admin clock or reset (the prospect simulator, sandbox/prospects.py) registers
-a hook with `add_hook`.
+Faults and latency never touch admin routes, and admin calls are never counted. `add_hook`:
+code that follows the admin clock or reset (the prospect simulator, sandbox/prospects.py).
 """
 
 from __future__ import annotations
